@@ -1,0 +1,71 @@
+"""The ``stadyn`` command line: thin argument parsing over the public API.
+
+Each subcommand lives in its own module of this package and exposes ``register(subparsers)``, which
+adds its parser and sets ``func`` (a callable taking the parsed namespace and returning an exit code).
+Errors a user can fix (``ValueError``, ``FileNotFoundError``, ...) are printed as one clear line and
+give exit status 2; nothing half-written is left behind because the library writes atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+__all__ = ["main", "build_parser"]
+
+# Subcommand modules, in help order. A module that cannot be imported is reported, not hidden.
+_COMMANDS = ("probe", "synth", "train", "evaluate_cmd", "register_metric", "bench", "card")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hf_stadyn import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="stadyn",
+        description="Measure and reduce static vs dynamic bias in video models (Kowal et al., TPAMI).",
+    )
+    parser.add_argument("--version", action="version", version=f"hf-stadyn {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMANDS:
+        try:
+            mod = importlib.import_module(f"hf_stadyn.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"hf_stadyn.cli.{name}":
+                continue  # subcommand not shipped in this build
+            raise
+        mod.register(sub)
+    return parser
+
+
+class UsageError(ValueError):
+    """A bad option or input given on the command line."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv:
+        argv = ["probe"]  # the main job on its embedded default
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("stadyn: interrupted; rerun the same command with --resume to continue.", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
+        print(f"stadyn {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
