@@ -1,0 +1,447 @@
+"""Two-stream AVOS segmenter (METHOD.md §7) as a transformers ``PreTrainedModel``.
+
+An appearance stream reads the RGB frame, a motion stream the colour-coded optical flow; both are
+transformers backbones (``AutoBackbone``, ResNet by default) run level by level so that the streams can
+exchange information (cross-connections) and be fused after every level. A top-down decoder turns the
+fused features into per-frame mask logits ``(B, 1, H, W)``.
+
+Variants (``AVOSConfig.fusion`` x ``AVOSConfig.cross_connection``):
+
+* fusion ``"concat"``: ``f = ReLU(BN(W [app; mot]))`` (FusionSeg-like).
+* fusion ``"gated"``: ``f = ReLU(BN(W [app; mot]))``, ``out = f + f * g_channel * g_spatial * g_global``
+  (MATNet-like).
+* fusion ``"convex"``: ``alpha = sigmoid(a_channel + a_spatial)``, ``out = alpha * app + (1 - alpha) * mot``
+  (RTNet-like); every output value lies between the two streams' values.
+* cross ``"motion_to_appearance"``: ``app' = app * sigmoid(W mot) + app``.
+* cross ``"bidirectional"``: ``app' = app + W_ma mot``, ``mot' = mot + W_am app``.
+* cross ``"gated_bidirectional"``: ``[g_app; g_mot] = sigmoid(W [app; mot])``, ``x' = x * g + x``.
+
+Every probed feature passes through a named ``nn.Identity`` tap (``model.taps[name]``), so hooks can
+read it (probing) or change it (unit masking) without knowing the internals.
+
+This file imports only torch and transformers (plus its sibling ``configuration_avos``), so it can be
+shipped as remote code next to a checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoBackbone, AutoConfig, AutoModel, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .configuration_avos import AVOSConfig
+
+__all__ = [
+    "AVOSModel",
+    "AVOSPreTrainedModel",
+    "AVOSSegmentationOutput",
+    "avos_loss",
+    "ConcatFusion",
+    "GatedFusion",
+    "ConvexFusion",
+    "MotionToAppearance",
+    "BidirectionalCross",
+    "GatedBidirectionalCross",
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# loss
+
+
+def avos_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    soft_loss: str = "iou",
+    bce_weight: float = 1.0,
+    soft_loss_weight: float = 1.0,
+    smooth: float = 1.0,
+) -> torch.Tensor:
+    """Binary cross-entropy plus a soft region term (soft IoU or Dice), averaged over the batch.
+
+    Args:
+        logits: mask logits ``(B, 1, H, W)``.
+        labels: target masks ``(B, 1, H, W)`` or ``(B, H, W)``, values in [0, 1].
+        soft_loss: ``"iou"`` (1 - soft Jaccard), ``"dice"`` (1 - soft Dice) or ``"none"``.
+        smooth: additive smoothing of the soft term (keeps empty masks finite).
+
+    Returns:
+        a scalar tensor.
+    """
+    if labels.ndim == 3:
+        labels = labels.unsqueeze(1)
+    if labels.shape != logits.shape:
+        raise ValueError(
+            f"labels have shape {tuple(labels.shape)} but the logits have {tuple(logits.shape)}; give one "
+            "(H, W) mask per frame at the input resolution."
+        )
+    labels = labels.to(logits.dtype)
+    loss = bce_weight * F.binary_cross_entropy_with_logits(logits, labels)
+    if soft_loss != "none" and soft_loss_weight > 0:
+        p = torch.sigmoid(logits).flatten(1)
+        y = labels.flatten(1)
+        inter = (p * y).sum(1)
+        if soft_loss == "iou":
+            union = (p + y - p * y).sum(1)
+            soft = 1.0 - (inter + smooth) / (union + smooth)
+        elif soft_loss == "dice":
+            soft = 1.0 - (2.0 * inter + smooth) / (p.sum(1) + y.sum(1) + smooth)
+        else:
+            raise ValueError(f"soft_loss must be 'iou', 'dice' or 'none', got {soft_loss!r}.")
+        loss = loss + soft_loss_weight * soft.mean()
+    return loss
+
+
+# --------------------------------------------------------------------------------------------------
+# building blocks
+
+
+def _conv_bn_relu(c_in: int, c_out: int, k: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)
+    )
+
+
+def _gate_conv(c_in: int, c_out: int, k: int = 1) -> nn.Conv2d:
+    conv = nn.Conv2d(c_in, c_out, k, padding=k // 2)
+    conv._avos_gate = True  # small normal init (see AVOSPreTrainedModel._init_weights)
+    return conv
+
+
+class ConcatFusion(nn.Module):
+    """FusionSeg-like fusion: ``ReLU(BN(W [app; mot]))``. Inputs and output ``(B, C, H, W)``."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.proj = _conv_bn_relu(2 * channels, channels)
+
+    def forward(self, app: torch.Tensor, mot: torch.Tensor) -> torch.Tensor:
+        return self.proj(torch.cat([app, mot], dim=1))
+
+
+class GatedFusion(nn.Module):
+    """MATNet-like gated fusion with a residual. Inputs and output ``(B, C, H, W)``.
+
+    ``f = ReLU(BN(W [app; mot]))``; gates: channel ``(B, C, 1, 1)`` from a squeeze-excitation MLP,
+    spatial ``(B, 1, H, W)`` from a 3x3 conv, global scalar ``(B, 1, 1, 1)`` from a linear layer on the
+    pooled features; ``out = f + f * g_channel * g_spatial * g_global``.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        hidden = max(channels // 4, 4)
+        self.proj = _conv_bn_relu(2 * channels, channels)
+        self.channel_gate = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels))
+        self.spatial_gate = _gate_conv(channels, 1, 3)
+        self.global_gate = nn.Linear(channels, 1)
+
+    def gates(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        pooled = f.mean(dim=(2, 3))  # (B, C)
+        g_c = torch.sigmoid(self.channel_gate(pooled))[:, :, None, None]
+        g_s = torch.sigmoid(self.spatial_gate(f))
+        g_g = torch.sigmoid(self.global_gate(pooled))[:, :, None, None]
+        return g_c, g_s, g_g
+
+    def forward(self, app: torch.Tensor, mot: torch.Tensor) -> torch.Tensor:
+        f = self.proj(torch.cat([app, mot], dim=1))
+        g_c, g_s, g_g = self.gates(f)
+        return f + f * (g_c * g_s * g_g)
+
+
+class ConvexFusion(nn.Module):
+    """RTNet-like convex gated fusion: ``alpha * app + (1 - alpha) * mot``. Shapes ``(B, C, H, W)``.
+
+    ``alpha = sigmoid(a_channel + a_spatial)`` with ``a_channel (B, C, 1, 1)`` from a linear layer on the
+    pooled ``[app; mot]`` and ``a_spatial (B, 1, H, W)`` from a 3x3 conv on ``[app; mot]``.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channel_alpha = nn.Linear(2 * channels, channels)
+        self.spatial_alpha = _gate_conv(2 * channels, 1, 3)
+
+    def alpha(self, app: torch.Tensor, mot: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([app, mot], dim=1)
+        a_c = self.channel_alpha(x.mean(dim=(2, 3)))[:, :, None, None]
+        return torch.sigmoid(a_c + self.spatial_alpha(x))
+
+    def forward(self, app: torch.Tensor, mot: torch.Tensor) -> torch.Tensor:
+        a = self.alpha(app, mot)
+        return a * app + (1.0 - a) * mot
+
+
+class MotionToAppearance(nn.Module):
+    """Motion gates appearance: ``app' = app * sigmoid(W mot) + app``; motion passes unchanged."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.gate = _gate_conv(channels, channels)
+
+    def forward(self, app: torch.Tensor, mot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return app * torch.sigmoid(self.gate(mot)) + app, mot
+
+
+class BidirectionalCross(nn.Module):
+    """Reciprocal additive exchange: ``app' = app + W_ma mot``, ``mot' = mot + W_am app``."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.mot_to_app = _gate_conv(channels, channels)
+        self.app_to_mot = _gate_conv(channels, channels)
+
+    def forward(self, app: torch.Tensor, mot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return app + self.mot_to_app(mot), mot + self.app_to_mot(app)
+
+
+class GatedBidirectionalCross(nn.Module):
+    """Gated bidirectional cross-connection: ``[g_app; g_mot] = sigmoid(W [app; mot])``, ``x' = x * g + x``."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.gate = _gate_conv(2 * channels, 2 * channels)
+
+    def forward(self, app: torch.Tensor, mot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        g_app, g_mot = torch.sigmoid(self.gate(torch.cat([app, mot], dim=1))).chunk(2, dim=1)
+        return app * g_app + app, mot * g_mot + mot
+
+
+_FUSIONS = {"concat": ConcatFusion, "gated": GatedFusion, "convex": ConvexFusion}
+_CROSS = {
+    "motion_to_appearance": MotionToAppearance,
+    "bidirectional": BidirectionalCross,
+    "gated_bidirectional": GatedBidirectionalCross,
+}
+
+
+class AVOSDecoder(nn.Module):
+    """Top-down (FPN-like) decoder: fused levels ``[(B, C_i, H_i, W_i)]`` (shallow first) -> ``(B, 1, h, w)``.
+
+    The logits come out at the resolution of the shallowest level; the model upsamples them.
+    """
+
+    def __init__(self, in_channels: list[int], hidden: int):
+        super().__init__()
+        self.lateral = nn.ModuleList([nn.Conv2d(c, hidden, 1) for c in in_channels])
+        self.smooth = nn.ModuleList([_conv_bn_relu(hidden, hidden, 3) for _ in in_channels[:-1]])
+        self.head = nn.Sequential(_conv_bn_relu(hidden, hidden, 3), nn.Conv2d(hidden, 1, 1))
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        y = self.lateral[-1](feats[-1])
+        for i in range(len(feats) - 2, -1, -1):
+            y = F.interpolate(y, size=feats[i].shape[-2:], mode="bilinear", align_corners=False)
+            y = self.smooth[i](y + self.lateral[i](feats[i]))
+        return self.head(y)
+
+
+# --------------------------------------------------------------------------------------------------
+# model
+
+
+@dataclass
+class AVOSSegmentationOutput(ModelOutput):
+    """Output of :class:`AVOSModel`.
+
+    Attributes:
+        loss: scalar BCE + soft IoU/Dice loss, when ``labels`` were given.
+        logits: mask logits ``(B, 1, H, W)`` at the input resolution.
+        appearance_hidden_states: per fused level, the appearance features ``(B, C_i, H_i, W_i)``
+            (after cross-connections), when ``output_hidden_states``.
+        motion_hidden_states: the same for the motion stream.
+        fusion_hidden_states: per fused level, the fusion output ``(B, C_i, H_i, W_i)``.
+    """
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    appearance_hidden_states: tuple[torch.Tensor, ...] | None = None
+    motion_hidden_states: tuple[torch.Tensor, ...] | None = None
+    fusion_hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+class AVOSPreTrainedModel(PreTrainedModel):
+    config_class = AVOSConfig
+    base_model_prefix = "avos"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = False
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        from transformers import initialization as init
+
+        std = float(self.config.initializer_range)
+        if isinstance(module, nn.Conv2d):
+            if getattr(module, "_avos_gate", False):
+                init.normal_(module.weight, mean=0.0, std=std)
+            else:
+                init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            if module.running_mean is not None:
+                init.zeros_(module.running_mean)
+                init.ones_(module.running_var)
+            if getattr(module, "num_batches_tracked", None) is not None:
+                init.zeros_(module.num_batches_tracked)
+
+
+def _stage_modules(backbone: nn.Module) -> list[nn.Module]:
+    """The stem and the stages of a transformers CNN backbone, in ``stage_names`` order."""
+    stem = getattr(backbone, "embedder", None) or getattr(backbone, "embeddings", None)
+    stages = getattr(getattr(backbone, "encoder", None), "stages", None)
+    if stem is None or stages is None or len(stages) + 1 != len(backbone.stage_names):
+        raise ValueError(
+            f"{type(backbone).__name__} does not expose its stem and encoder.stages; AVOSModel runs the "
+            "streams level by level and supports ResNet-like transformers backbones (e.g. ResNetConfig)."
+        )
+    return [stem, *stages]
+
+
+class AVOSModel(AVOSPreTrainedModel):
+    """Two-stream video object segmenter (appearance + motion), see the module docstring.
+
+    Example:
+        >>> import torch
+        >>> from hf_stadyn.models.configuration_avos import tiny_avos_config
+        >>> model = AVOSModel(tiny_avos_config("gated", "gated_bidirectional")).eval()
+        >>> rgb, flow = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)
+        >>> model(pixel_values=rgb, flow_values=flow).logits.shape
+        torch.Size([2, 1, 64, 64])
+    """
+
+    def __init__(self, config: AVOSConfig):
+        super().__init__(config)
+        config.validate_avos()
+        if config.use_pretrained_backbone:
+            kw = {"out_features": list(config.backbone_config.out_features)}
+            self.appearance_backbone = AutoBackbone.from_pretrained(config.backbone, **kw)
+            self.motion_backbone = AutoBackbone.from_pretrained(config.backbone, **kw)
+            # the weights now live in this model; a saved checkpoint must not fetch them again
+            config.backbone_config = self.appearance_backbone.config
+            config.use_pretrained_backbone = False
+        else:
+            self.appearance_backbone = AutoBackbone.from_config(config.backbone_config)
+            self.motion_backbone = AutoBackbone.from_config(config.backbone_config)
+        _stage_modules(self.appearance_backbone)  # fail early on unsupported backbones
+        num_features = list(self.appearance_backbone.num_features)
+        self.levels = list(config.fused_levels)  # 1-based
+        channels = [num_features[i - 1] for i in self.levels]
+        self.fusions = nn.ModuleList([_FUSIONS[config.fusion](c) for c in channels])
+        cross = {}
+        if config.cross_connection != "none":
+            for lvl, c in zip(self.levels, channels):
+                if lvl in config.cross_stages:
+                    cross[str(lvl)] = _CROSS[config.cross_connection](c)
+        self.cross = nn.ModuleDict(cross)
+        names = [f"{p}{i}" for i in self.levels for p in ("app_stage", "mot_stage", "fusion")]
+        self.taps = nn.ModuleDict({n: nn.Identity() for n in names})
+        self.decoder = AVOSDecoder(channels, int(config.decoder_hidden_size))
+        self.post_init()
+
+    # -- probing helpers -------------------------------------------------------------------------
+    @property
+    def probe_layer_names(self) -> list[str]:
+        """Probed layers: ``app_stage{i}``, ``mot_stage{i}``, ``fusion{i}`` per fused level ``i``."""
+        return list(self.taps.keys())
+
+    def probe_layouts(self) -> dict[str, str]:
+        """``{layer: "chw"}``: every probed layer is a per-frame ``(B, C, H, W)`` map."""
+        return {n: "chw" for n in self.taps}
+
+    def get_probe_module(self, name: str) -> nn.Module:
+        """The ``nn.Identity`` tap whose output is layer ``name`` (hook it to read or edit the layer)."""
+        if name not in self.taps:
+            raise ValueError(f"unknown AVOS layer {name!r}; choose one of {list(self.taps)}.")
+        return self.taps[name]
+
+    # -- forward ---------------------------------------------------------------------------------
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        flow_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> AVOSSegmentationOutput | tuple:
+        r"""Segment frames.
+
+        Args:
+            pixel_values: normalised RGB frames ``(B, 3, H, W)``.
+            flow_values: normalised colour-coded flow images ``(B, 3, H, W)`` (same B, H, W).
+            labels: optional target masks ``(B, 1, H, W)`` or ``(B, H, W)`` in [0, 1]; gives ``loss``.
+            output_hidden_states: return the per-level stream and fusion features.
+
+        Returns:
+            :class:`AVOSSegmentationOutput` with ``logits (B, 1, H, W)``.
+        """
+        if pixel_values.ndim != 4 or flow_values.ndim != 4 or pixel_values.shape != flow_values.shape:
+            raise ValueError(
+                f"pixel_values {tuple(pixel_values.shape)} and flow_values {tuple(flow_values.shape)} must both "
+                "be (B, 3, H, W) with the same shape (one RGB frame and its flow image per sample)."
+            )
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+
+        app, mot = pixel_values, flow_values
+        app_stages = _stage_modules(self.appearance_backbone)
+        mot_stages = _stage_modules(self.motion_backbone)
+        app_hs, mot_hs, fus_hs = [], [], []
+        for lvl, (app_stage, mot_stage) in enumerate(zip(app_stages, mot_stages), start=1):
+            app, mot = app_stage(app), mot_stage(mot)
+            if lvl not in self.levels:
+                continue
+            if str(lvl) in self.cross:
+                app, mot = self.cross[str(lvl)](app, mot)
+            app = self.taps[f"app_stage{lvl}"](app)
+            mot = self.taps[f"mot_stage{lvl}"](mot)
+            k = self.levels.index(lvl)
+            fused = self.taps[f"fusion{lvl}"](self.fusions[k](app, mot))
+            app_hs.append(app)
+            mot_hs.append(mot)
+            fus_hs.append(fused)
+        logits = self.decoder(fus_hs)
+        logits = F.interpolate(logits, size=pixel_values.shape[-2:], mode="bilinear", align_corners=False)
+
+        loss = None
+        if labels is not None:
+            loss = avos_loss(
+                logits,
+                labels,
+                soft_loss=self.config.soft_loss,
+                bce_weight=float(self.config.bce_weight),
+                soft_loss_weight=float(self.config.soft_loss_weight),
+            )
+        hs = (tuple(app_hs), tuple(mot_hs), tuple(fus_hs)) if output_hidden_states else (None, None, None)
+        if not return_dict:
+            return tuple(v for v in (loss, logits, *hs) if v is not None)
+        return AVOSSegmentationOutput(
+            loss=loss,
+            logits=logits,
+            appearance_hidden_states=hs[0],
+            motion_hidden_states=hs[1],
+            fusion_hidden_states=hs[2],
+        )
+
+
+def _register() -> None:
+    """Auto classes (package import) and remote-code export (``save_pretrained`` copies the files)."""
+    AutoConfig.register(AVOSConfig.model_type, AVOSConfig, exist_ok=True)
+    AutoModel.register(AVOSConfig, AVOSModel, exist_ok=True)
+    AVOSConfig.register_for_auto_class()
+    AVOSModel.register_for_auto_class("AutoModel")
+
+
+if __name__.startswith("hf_stadyn."):
+    _register()
