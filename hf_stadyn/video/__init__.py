@@ -3,6 +3,33 @@
 Frames are ``uint8`` arrays of shape ``(T, H, W, 3)`` in RGB order throughout.
 """
 
-from .io import write_video
+from .flow import FLOW_METHODS, compute_flow, flow_images, flow_to_color, jitter_flow_image, jitter_flow_images
+from .io import (
+    VideoClip,
+    VideoInfo,
+    VideoSource,
+    probe_video,
+    read_clip,
+    read_video,
+    resize_and_crop,
+    sample_indices,
+    write_video,
+)
 
-__all__ = ["write_video"]
+__all__ = [
+    "FLOW_METHODS",
+    "compute_flow",
+    "flow_images",
+    "flow_to_color",
+    "jitter_flow_image",
+    "jitter_flow_images",
+    "VideoClip",
+    "VideoInfo",
+    "VideoSource",
+    "probe_video",
+    "read_clip",
+    "read_video",
+    "resize_and_crop",
+    "sample_indices",
+    "write_video",
+]
