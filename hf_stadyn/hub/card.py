@@ -1,0 +1,281 @@
+"""Hub model cards carrying a BiasReport: the bias table, figures, how it was measured, model-index.
+
+The ``model-index`` results are written with ``huggingface_hub.EvalResult`` and
+``task_type="video-classification"`` (``evaluate.push_to_hub`` rejects video tasks), one result per
+reported quantity of one layer (by default the last probed layer).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from hf_stadyn._io import atomic_write_text
+from hf_stadyn.report import DEFAULT_DPI, BiasReport
+
+__all__ = ["CARD_REPORT_JSON", "METRIC_PREFIX", "bias_eval_results", "bias_model_card", "write_model_card_folder"]
+
+logger = logging.getLogger(__name__)
+
+CARD_REPORT_JSON = "bias_report.json"
+METRIC_PREFIX = "static_dynamic_bias"
+TASK_TYPE = "video-classification"
+_BASE_TAGS = ("video", "hf-stadyn", "static-dynamic-bias")
+_CITATION = """@article{kowal2022quantifying,
+  title   = {Quantifying and Learning Static vs. Dynamic Information in Deep Spatiotemporal Networks},
+  author  = {Kowal, Matthew and Siam, Mennatullah and Islam, Md Amirul and Bruce, Neil D. B. and
+             Wildes, Richard P. and Derpanis, Konstantinos G.},
+  journal = {IEEE Transactions on Pattern Analysis and Machine Intelligence},
+  year    = {2024},
+  note    = {arXiv:2211.01783}
+}"""
+
+
+def _check_report(report: Any) -> BiasReport:
+    if not isinstance(report, BiasReport):
+        raise ValueError(
+            f"report must be a hf_stadyn BiasReport (BiasReport.from_results / BiasReport.load), "
+            f"got {type(report).__name__}."
+        )
+    return report
+
+
+def bias_eval_results(
+    report: BiasReport,
+    *,
+    layer: str | None = None,
+    dataset: str | None = None,
+    dataset_name: str | None = None,
+    dataset_split: str | None = None,
+    dataset_config: str | None = None,
+) -> list:
+    """``EvalResult`` entries for one layer of ``report`` (default: the last probed layer).
+
+    One result per quantity, with ``metric_type`` ``static_dynamic_bias/<quantity>``: ``dynamic_percent``,
+    ``static_percent``, ``s_dynamic``, ``s_static`` and, with a reference reading,
+    ``dynamic_percent_delta`` and ``static_percent_delta`` (trained minus reference). Intervals,
+    the layer, tau and pair counts go to ``metric_args``.
+    """
+    from huggingface_hub import EvalResult
+
+    report = _check_report(report)
+    name = report._check_layer(layer)
+    lb = report.layers[name]
+    dataset_type = dataset or _setting(report, "dataset") or "custom"
+    ds_name = dataset_name or dataset_type
+    common_args: dict[str, Any] = {
+        "layer": name,
+        "threshold": lb.threshold,
+        "pairs_dynamic": lb.num_pairs["dynamic"],
+        "pairs_static": lb.num_pairs["static"],
+    }
+
+    def args_with(key: str | None) -> dict[str, Any]:
+        a = dict(common_args)
+        iv = lb.intervals.get(key) if key else None
+        if iv is not None and key.startswith("percent_"):
+            # dims % is floor(pi * C) / C; the interval is on the continuous share 100 * pi
+            a.update(share_percent=iv.estimate, share_ci_low=iv.low, share_ci_high=iv.high, confidence=lb.confidence)
+        elif iv is not None:
+            a.update(ci_low=iv.low, ci_high=iv.high, confidence=lb.confidence)
+        return a
+
+    quantities: list[tuple[str, str, float, str | None]] = [
+        ("dynamic_percent", f"Dynamic dims % ({name})", lb.percent["dynamic"], "percent_dynamic"),
+        ("static_percent", f"Static dims % ({name})", lb.percent["static"], "percent_static"),
+        ("s_dynamic", f"Dynamic score s_D ({name})", lb.s_dynamic, "s_dynamic"),
+        ("s_static", f"Static score s_S ({name})", lb.s_static, "s_static"),
+    ]
+    deltas = report.reference_deltas().get(name)
+    if deltas is not None:
+        quantities += [
+            ("dynamic_percent_delta", f"Dynamic dims % minus reference ({name})", deltas["percent_dynamic"], None),
+            ("static_percent_delta", f"Static dims % minus reference ({name})", deltas["percent_static"], None),
+        ]
+    return [
+        EvalResult(
+            task_type=TASK_TYPE,
+            task_name="Video Classification",
+            dataset_type=dataset_type,
+            dataset_name=ds_name,
+            dataset_split=dataset_split,
+            dataset_config=dataset_config,
+            metric_type=f"{METRIC_PREFIX}/{key}",
+            metric_name=label,
+            metric_value=float(value),
+            metric_args=args_with(iv_key),
+            source_name="hf-stadyn",
+            source_url="https://arxiv.org/abs/2211.01783",
+        )
+        for key, label, value, iv_key in quantities
+    ]
+
+
+def bias_model_card(
+    report: BiasReport,
+    base_model: str | None = None,
+    dataset: str | None = None,
+    *,
+    dataset_name: str | None = None,
+    dataset_split: str | None = None,
+    dataset_config: str | None = None,
+    model_name: str | None = None,
+    layer: str | None = None,
+    description: str | None = None,
+    license: str | None = None,
+    language: str | list[str] | None = None,
+    tags: Sequence[str] | None = None,
+    library_name: str | None = "transformers",
+    pipeline_tag: str | None = "video-classification",
+    command: str | None = None,
+    figures: Mapping[str, str] | None = None,
+    scatter_layers: Sequence[str] | None = None,
+):
+    """A ``huggingface_hub.ModelCard`` with the bias table, figures, method notes and model-index.
+
+    Args:
+        report: the model's :class:`~hf_stadyn.report.BiasReport`.
+        base_model: Hub id of the model this one was fine-tuned from (card metadata).
+        dataset: Hub id of the videos the pairs were made from (``datasets`` metadata and the
+            model-index dataset); default: ``report.pair_settings["dataset"]`` or ``"custom"``.
+        dataset_name, dataset_split, dataset_config: model-index dataset details.
+        model_name: name in the model-index and the title (default: ``report.model_id``).
+        layer: layer whose values go to the model-index (default: the last probed layer).
+        description: a paragraph about the model, placed under the title.
+        license, language, tags, library_name, pipeline_tag: card metadata.
+        command: the command that produced the report (default: ``report.extra["command"]``).
+        figures: ``{caption: relative path}`` of images to show; default: the PNGs that
+            :func:`write_model_card_folder` writes next to the README. Pass ``{}`` for none.
+        scatter_layers: layers with a rho scatter figure (default: the last layer).
+
+    Returns:
+        ``huggingface_hub.ModelCard``; ``card.save(path)`` writes it, ``ModelCard.load`` reads back
+        the same ``eval_results``.
+    """
+    from huggingface_hub import ModelCard, ModelCardData
+
+    report = _check_report(report)
+    name = model_name or report.model_id
+    if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
+        raise ValueError(f"tags must be a list of strings, got {tags!r}.")
+    all_tags = list(dict.fromkeys([*_BASE_TAGS, *(tags or ())]))
+    eval_results = bias_eval_results(
+        report, layer=layer, dataset=dataset, dataset_name=dataset_name, dataset_split=dataset_split,
+        dataset_config=dataset_config,
+    )
+    data = ModelCardData(
+        base_model=base_model,
+        datasets=[dataset] if dataset else None,
+        language=language,
+        license=license,
+        library_name=library_name,
+        pipeline_tag=pipeline_tag,
+        tags=all_tags,
+        model_name=name,
+        eval_results=eval_results,
+    )
+    links = report.figure_files(scatter_layers) if figures is None else dict(figures)
+    command = command if command is not None else _extra_str(report, "command")
+    body = _card_body(report, name, description, links, command, report._check_layer(layer), base_model, dataset)
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+
+
+def write_model_card_folder(
+    report: BiasReport,
+    out_dir: str | os.PathLike,
+    *,
+    scatter_layers: Sequence[str] | None = None,
+    dpi: int = DEFAULT_DPI,
+    **card_kwargs: Any,
+) -> Path:
+    """Write a model-card folder: ``README.md``, ``bias_report.json`` and the figures (PNG).
+
+    This is the layout of the repository's ``model_cards/<name>/`` folders and of what
+    :func:`~hf_stadyn.hub.push_report` uploads. Every file is written atomically. Extra keyword
+    arguments go to :func:`bias_model_card`. Returns the folder.
+    """
+    report = _check_report(report)
+    if "figures" in card_kwargs:
+        raise ValueError("write_model_card_folder draws its own figures; do not pass figures=.")
+    # build the card first so bad arguments fail before any file is written
+    card = bias_model_card(report, scatter_layers=scatter_layers, **card_kwargs)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"model card folder {str(out)!r} exists and is not a folder; pass a folder path.")
+    report.save_figures(out, scatter_layers=scatter_layers, dpi=dpi)
+    atomic_write_text(out / CARD_REPORT_JSON, report.to_json())
+    atomic_write_text(out / "README.md", str(card))
+    logger.info("wrote the model card of %s to %s", report.model_id, out)
+    return out
+
+
+def _setting(report: BiasReport, key: str) -> str | None:
+    v = report.pair_settings.get(key)
+    return v if isinstance(v, str) and v else None
+
+
+def _extra_str(report: BiasReport, key: str) -> str | None:
+    v = report.extra.get(key)
+    if isinstance(v, list):
+        return " ".join(str(x) for x in v)
+    return v if isinstance(v, str) and v else None
+
+
+def _card_body(
+    report: BiasReport,
+    name: str,
+    description: str | None,
+    figures: Mapping[str, str],
+    command: str | None,
+    layer: str,
+    base_model: str | None,
+    dataset: str | None,
+) -> str:
+    lb = report.layers[layer]
+    lines = [f"# {name}", ""]
+    if description:
+        lines += [description.strip(), ""]
+    fine_tuned = f" (fine-tuned from [`{base_model}`](https://huggingface.co/{base_model}))" if base_model else ""
+    lines += [
+        f"This card reports how much **static** (appearance) and **dynamic** (motion) information the layers of "
+        f"`{report.model_id}`{fine_tuned} encode, measured with "
+        "[hf-stadyn](https://arxiv.org/abs/2211.01783) (the estimator of Kowal et al., TPAMI).",
+        "",
+        f"At layer `{layer}`: **{lb.percent['dynamic']:.1f} % dynamic / {lb.percent['static']:.1f} % static** "
+        f"dims (s_D = {lb.s_dynamic:.3f}, s_S = {lb.s_static:.3f}).",
+        "",
+    ]
+    lines.append(report.to_markdown(figures=figures, heading_level=1, title=False))
+    lines += ["## How it was measured", ""]
+    lines += [
+        "- Pairs: a *dynamic* pair is one clip in two temporally consistent styles (motion shared, appearance "
+        "changed); a *static* pair is a stylized clip and the same clip with its frames shuffled (appearance "
+        "shared, motion changed).",
+        "- Features: each probed layer's output, mean-pooled to one vector per clip; scores s_F are the "
+        "normalised covariance of the pair members, converted to dims % with the residual score fixed at 1.",
+        f"- Pairs per factor at `{layer}`: {lb.num_pairs['dynamic']} dynamic, {lb.num_pairs['static']} static.",
+    ]
+    if dataset:
+        lines.append(f"- Videos: [`{dataset}`](https://huggingface.co/datasets/{dataset}).")
+    if report.revision:
+        lines.append(f"- Model revision: `{report.revision}`.")
+    if report.reference is not None:
+        desc = report.reference_info.get("description", "reference")
+        lines.append(f"- Reference reading: {desc}; see the deltas above.")
+    lines.append("")
+    if command:
+        lines += ["Reproduce with:", "", "```bash", command, "```", ""]
+    lines += [
+        f"The full report (all layers, per-channel scores) is in [`{CARD_REPORT_JSON}`]({CARD_REPORT_JSON}); "
+        "load it with `hf_stadyn.BiasReport.load`.",
+        "",
+        "## Citation",
+        "",
+        "```bibtex",
+        _CITATION,
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
