@@ -30,6 +30,10 @@ _LAZY: dict[str, str] = {
     # debias
     # training
     # report / hub
+    "BiasReport": "hf_stadyn.report",
+    "bias_model_card": "hf_stadyn.hub",
+    "write_model_card_folder": "hf_stadyn.hub",
+    "push_report": "hf_stadyn.hub",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -1,0 +1,329 @@
+"""BiasReport: exact JSON round trip, determinism, markdown numbers, reference deltas, figures, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hf_stadyn.metric.estimator import StaticDynamicEstimator
+from hf_stadyn.report import (
+    FIGURE_CATEGORIES,
+    FIGURE_LAYERS,
+    FIGURE_SIZE,
+    REPORT_JSON,
+    REPORT_MD,
+    SCHEMA_VERSION,
+    BiasReport,
+    library_versions,
+    rho_figure_name,
+)
+
+LAYERS = ("embed", "block.0", "block.1")
+
+
+def make_results(seed: int, *, c: int = 24, n: int = 160, dyn_share: float = 0.8, stat_share: float = 0.2,
+                 layers=LAYERS, dead: bool = True, n_by_layer=None):
+    """Real estimator results on synthetic pairs with a known lean.
+
+    A dynamic pair keeps a fraction ``dyn_share`` of its feature variance shared between the
+    members, a static pair ``stat_share``; channel 0 is constant (dead) when ``dead``.
+    """
+    rng = np.random.default_rng(seed)
+    est = StaticDynamicEstimator()
+    for i, layer in enumerate(layers):
+        m = n if n_by_layer is None else n_by_layer[i]
+        factors = rng.permutation(np.arange(m) % 2)  # 0 = dynamic, 1 = static
+        shared = np.where(factors[:, None] == 0, dyn_share, stat_share) ** 0.5
+        base = rng.normal(size=(m, c))
+        za = shared * base + (1 - shared**2) ** 0.5 * rng.normal(size=(m, c))
+        zb = shared * base + (1 - shared**2) ** 0.5 * rng.normal(size=(m, c))
+        if dead:
+            za[:, 0] = zb[:, 0] = 1.5
+        est.update(za.astype(np.float32), zb.astype(np.float32), factors, layer=layer)
+    return est.compute()
+
+
+@pytest.fixture(scope="module")
+def results():
+    return make_results(0)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return make_results(1, dyn_share=0.05, stat_share=0.95)
+
+
+def build(results, reference=None, **kw):
+    kw.setdefault("model_id", "org/tiny-videomae")
+    kw.setdefault("pair_settings", {"num_pairs": 160, "styles": ["mix", "hue"], "frames": 8})
+    kw.setdefault("seed", {"pairs": 0, "styles": 1})
+    return BiasReport.from_results(results, reference=reference, **kw)
+
+
+# -- JSON ------------------------------------------------------------------------------------------
+
+
+def test_json_round_trip_is_exact(results, reference):
+    report = build(results, reference, revision="abc123", extra={"command": "stadyn probe", "note": [1, 2.5]})
+    text = report.to_json()
+    back = BiasReport.from_json(text)
+    assert back == report
+    assert back.to_json() == text
+    for name, lb in report.layers.items():
+        other = back.layers[name]
+        assert np.array_equal(other.rho_dynamic, lb.rho_dynamic) and other.rho_dynamic.dtype == np.float64
+        assert np.array_equal(other.rho_static, lb.rho_static)
+        assert list(other.categories) == list(lb.categories)
+        assert other.intervals == lb.intervals
+        assert (other.s_dynamic, other.s_static) == (lb.s_dynamic, lb.s_static)
+    assert back.reference is not None and list(back.reference) == list(LAYERS)
+    assert back.reference["block.1"].s_static == reference["block.1"].s_static
+    assert back.revision == "abc123" and back.extra["note"] == [1, 2.5]
+    # a changed value breaks equality (the comparison is not vacuous)
+    back.layers["block.1"].s_dynamic += 1e-12
+    assert back != report
+
+
+def test_json_is_byte_identical_for_same_inputs(tmp_path):
+    a = build(make_results(3), make_results(4), pair_settings={"b": 1, "a": (1, 2)}, seed=7)
+    b = build(make_results(3), make_results(4), pair_settings={"a": [1, 2], "b": 1}, seed=7)
+    assert a.to_json() == b.to_json()
+    a.save(tmp_path / "a")
+    b.save(tmp_path / "b")
+    for name in (REPORT_JSON, REPORT_MD, FIGURE_LAYERS, FIGURE_CATEGORIES, rho_figure_name("block.1")):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    c = build(make_results(5), make_results(4), pair_settings={"a": [1, 2], "b": 1}, seed=7)
+    assert c.to_json() != a.to_json()
+
+
+def test_json_document_fields(results):
+    report = build(results, revision="v1.0")
+    doc = json.loads(report.to_json())
+    assert doc["schema"] == "hf-stadyn/bias-report" and doc["schema_version"] == SCHEMA_VERSION
+    assert doc["model"] == {"id": "org/tiny-videomae", "revision": "v1.0"}
+    assert doc["created"] is None  # no timestamp unless given
+    assert doc["seed"] == {"pairs": 0, "styles": 1}
+    assert doc["pair_settings"]["styles"] == ["mix", "hue"]
+    assert set(doc["versions"]) == {"hf_stadyn", "torch", "transformers", "numpy", "av", "cv2"}
+    assert doc["versions"] == library_versions()
+    assert doc["versions"]["numpy"] == np.__version__
+    assert [x["layer"] for x in doc["layers"]] == list(LAYERS)
+    layer = doc["layers"][2]
+    lb = results["block.1"]
+    assert layer["s_dynamic"] == lb.s_dynamic and layer["percent"] == lb.percent
+    assert layer["intervals"]["s_static"]["low"] == lb.intervals["s_static"].low
+    assert len(layer["rho_dynamic"]) == 24 and layer["category_counts"] == lb.category_counts
+    assert doc["reference"] is None
+    assert build(results, created="2024-05-01T12:00:00Z").to_dict()["created"] == "2024-05-01T12:00:00Z"
+
+
+def test_layers_with_different_pair_counts_are_fine():
+    res = make_results(2, n_by_layer=(40, 100, 160))
+    report = build(res)
+    assert [lb.num_pairs["dynamic"] + lb.num_pairs["static"] for lb in report.layers.values()] == [40, 100, 160]
+    assert BiasReport.from_json(report.to_json()) == report
+
+
+def test_load_and_schema_checks(tmp_path, results):
+    report = build(results)
+    paths = report.save(tmp_path, figures=False)
+    assert BiasReport.load(paths["json"]) == report
+    assert BiasReport.load(tmp_path) == report  # a folder works too
+    doc = json.loads(report.to_json())
+    doc["schema_version"] = SCHEMA_VERSION + 1
+    with pytest.raises(ValueError, match="upgrade hf-stadyn"):
+        BiasReport.from_dict(doc)
+    with pytest.raises(ValueError, match="not a hf-stadyn bias report"):
+        BiasReport.from_json('{"schema": "something-else"}')
+    with pytest.raises(ValueError, match="not valid JSON"):
+        BiasReport.from_json("{ nope")
+    del doc["layers"]
+    doc["schema_version"] = SCHEMA_VERSION
+    with pytest.raises(ValueError, match="missing or has a malformed field"):
+        BiasReport.from_dict(doc)
+    with pytest.raises(FileNotFoundError):
+        BiasReport.load(tmp_path / "missing.json")
+    with pytest.raises(FileNotFoundError):
+        BiasReport.load(tmp_path / "empty_dir_that_does_not_exist")
+
+
+# -- markdown --------------------------------------------------------------------------------------
+
+
+def _table(md: str, header_start: str) -> dict[str, list[str]]:
+    """Rows of the markdown table whose header starts with ``header_start``: {first cell: cells}."""
+    lines = md.splitlines()
+    i = next(k for k, line in enumerate(lines) if line.startswith(header_start))
+    rows = {}
+    for line in lines[i + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_markdown_holds_the_numbers(results):
+    report = build(results)
+    md = report.to_markdown()
+    main = _table(md, "| layer | C |")
+    cats = _table(md, "| layer | tau |")
+    assert list(main) == list(LAYERS)
+    for name, lb in results.items():
+        c, pairs, dyn, stat, res, sd, ss = main[name]
+        assert int(c) == lb.num_channels
+        assert pairs == f"{lb.num_pairs['dynamic']} / {lb.num_pairs['static']}"
+        assert (float(dyn), float(stat), float(res)) == (lb.percent["dynamic"], lb.percent["static"],
+                                                         lb.percent["residual"])
+        iv = lb.intervals["s_dynamic"]
+        assert sd == f"{lb.s_dynamic:.3f} [{iv.low:.3f}, {iv.high:.3f}]"
+        assert ss.startswith(f"{lb.s_static:.3f} [")
+        row = cats[name]
+        assert float(row[0]) == lb.threshold
+        for k, cell in zip(("dynamic", "static", "joint", "none"), row[1:5]):
+            assert cell == f"{lb.category_counts[k]} ({lb.category_percent[k]:.1f} %)"
+        assert int(row[5]) == lb.dead_channels == 1  # channel 0 is constant
+    # the lean of the synthetic data shows: dynamic pairs share more than static pairs
+    last = results["block.1"]
+    assert last.s_dynamic > last.s_static and last.percent["dynamic"] > last.percent["static"]
+    assert "Compared with the reference" not in md
+    assert "![Dims per layer](x.png)" in report.to_markdown(figures={"Dims per layer": "x.png"})
+    assert not report.to_markdown(title=False).startswith("#")
+
+
+def test_reference_deltas_in_markdown(results, reference):
+    report = build(results, reference)
+    deltas = report.reference_deltas()
+    for name in LAYERS:
+        t, r = results[name], reference[name]
+        d = deltas[name]
+        assert d["s_dynamic"] == pytest.approx(t.s_dynamic - r.s_dynamic, abs=0)
+        assert d["percent_static"] == round(t.percent["static"] - r.percent["static"], 1)
+        assert d["channels_dynamic"] == t.category_counts["dynamic"] - r.category_counts["dynamic"]
+        se = math.hypot(t.intervals["s_dynamic"].stderr, r.intervals["s_dynamic"].stderr)
+        assert d["z_s_dynamic"] == pytest.approx(d["s_dynamic"] / se)
+    # trained (dynamic-leaning) minus reference (static-leaning): clearly positive dynamic delta
+    assert deltas["block.1"]["s_dynamic"] > 0.5 and deltas["block.1"]["z_s_dynamic"] > 2
+    table = _table(report.to_markdown(), "| layer | reference dynamic % |")
+    for name in LAYERS:
+        ref_dyn, ref_stat, dd, ds, dsd = table[name][:5]
+        assert float(ref_dyn) == reference[name].percent["dynamic"]
+        assert float(dd) == deltas[name]["percent_dynamic"] and float(ds) == deltas[name]["percent_static"]
+        assert dsd.startswith(f"{deltas[name]['s_dynamic']:+.3f} (")
+
+
+def test_reference_with_other_layers_is_rejected_or_aligned(results):
+    ref = make_results(1, layers=("embed", "block.1", "head"))
+    with pytest.raises(ValueError, match=r"missing in reference \['block.0'\], only in reference \['head'\]"):
+        build(results, ref)
+    report = build(results, ref, align_reference=True)
+    assert list(report.reference) == ["embed", "block.1"]
+    assert set(report.reference_deltas()) == {"embed", "block.1"}
+    row = _table(report.to_markdown(), "| layer | reference dynamic % |")["block.0"]
+    assert set(row) == {"-"}
+    assert BiasReport.from_json(report.to_json()) == report
+    with pytest.raises(ValueError, match="shares no layer"):
+        build(results, make_results(1, layers=("other",)), align_reference=True)
+    with pytest.raises(ValueError, match="same architecture"):
+        build(results, make_results(1, c=16), align_reference=True)
+
+
+# -- figures ---------------------------------------------------------------------------------------
+
+
+def _image(path):
+    im = np.asarray(Image.open(path).convert("RGB"))
+    return im
+
+
+def _has_colour(im: np.ndarray, hex_colour: str, min_pixels: int = 50) -> bool:
+    rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(im.astype(int) - rgb).sum(-1) <= 6).sum()) >= min_pixels
+
+
+def test_figures_exist_with_expected_size_and_content(tmp_path, results, reference):
+    report = build(results, reference)
+    paths = report.save(tmp_path, scatter_layers=["block.0", "block.1"])
+    expected = (int(FIGURE_SIZE[0] * 100), int(FIGURE_SIZE[1] * 100))
+    names = {FIGURE_LAYERS, FIGURE_CATEGORIES, rho_figure_name("block.0"), rho_figure_name("block.1")}
+    assert {p.name for k, p in paths.items() if k not in ("json", "markdown")} == names
+    for name in names:
+        with Image.open(tmp_path / name) as im:
+            assert im.format == "PNG" and im.size == expected
+        arr = _image(tmp_path / name)
+        assert len(np.unique(arr.reshape(-1, 3), axis=0)) > 20  # not a blank canvas
+    layers_png = _image(tmp_path / FIGURE_LAYERS)
+    assert _has_colour(layers_png, "#3b75af") and _has_colour(layers_png, "#ef8636")  # dynamic + static bars
+    md = (tmp_path / REPORT_MD).read_text()
+    for name in names:
+        assert f"]({name})" in md
+    # the figure follows the data: another model gives another picture
+    other = build(make_results(7, dyn_share=0.1, stat_share=0.9), reference)
+    other.save_figures(tmp_path / "other", scatter_layers=["block.1"])
+    for name in (FIGURE_LAYERS, FIGURE_CATEGORIES, rho_figure_name("block.1")):
+        a, b = _image(tmp_path / name), _image(tmp_path / "other" / name)
+        assert a.shape == b.shape and (a != b).any(axis=-1).sum() > 500, name
+    # dpi sets the pixel size
+    small = report.save_figures(tmp_path / "small", dpi=50)
+    with Image.open(small["Dims per layer"]) as im:
+        assert im.size == (int(FIGURE_SIZE[0] * 50), int(FIGURE_SIZE[1] * 50))
+
+
+def test_writes_are_atomic(tmp_path, results, monkeypatch):
+    from matplotlib.figure import Figure
+
+    report = build(results)
+
+    def broken_savefig(self, fname, **kw):
+        with open(fname, "wb") as f:
+            f.write(b"\x89PNG half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", broken_savefig)
+    with pytest.raises(OSError, match="disk full"):
+        report.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # neither the half PNG nor a temp file stays
+
+
+# -- bad inputs ------------------------------------------------------------------------------------
+
+
+def test_bad_inputs_raise_value_error(results, tmp_path):
+    with pytest.raises(ValueError, match="empty"):
+        BiasReport.from_results({}, model_id="m")
+    with pytest.raises(ValueError, match="dict"):
+        BiasReport.from_results([results["embed"]], model_id="m")
+    with pytest.raises(ValueError, match="expected a LayerBias"):
+        BiasReport.from_results({"x": 3.0}, model_id="m")
+    with pytest.raises(ValueError, match="holds the result of layer 'embed'"):
+        BiasReport.from_results({"renamed": results["embed"]}, model_id="m")
+    with pytest.raises(ValueError, match="include_channels=False"):
+        BiasReport.from_results({"embed": results["embed"].to_dict(include_channels=False)}, model_id="m")
+    with pytest.raises(ValueError, match="model_id"):
+        BiasReport.from_results(results, model_id="  ")
+    with pytest.raises(ValueError, match="finite"):
+        build(results, pair_settings={"jitter": float("nan")})
+    with pytest.raises(ValueError, match="JSON cannot store"):
+        build(results, extra={"model": object()})
+    with pytest.raises(ValueError, match="seed"):
+        build(results, seed=1.5)
+    report = build(results)
+    with pytest.raises(ValueError, match="not in this report"):
+        report.figure_channels("block.9")
+    with pytest.raises(ValueError, match="not in this report"):
+        report.save_figures(tmp_path, scatter_layers=["block.9"])
+    with pytest.raises(ValueError, match="list of layer names"):
+        report.figure_files("block.1")
+    with pytest.raises(ValueError, match="dpi"):
+        report.save_figures(tmp_path, dpi=0)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="not a folder"):
+        report.save(tmp_path / "file")
+    # dicts from LayerBias.to_dict() are accepted and give the same report
+    as_dicts = {k: v.to_dict() for k, v in results.items()}
+    assert BiasReport.from_results(as_dicts, model_id="org/tiny-videomae", pair_settings=report.pair_settings,
+                                   seed=report.seed) == report
