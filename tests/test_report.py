@@ -327,3 +327,20 @@ def test_bad_inputs_raise_value_error(results, tmp_path):
     as_dicts = {k: v.to_dict() for k, v in results.items()}
     assert BiasReport.from_results(as_dicts, model_id="org/tiny-videomae", pair_settings=report.pair_settings,
                                    seed=report.seed) == report
+
+
+def test_results_without_intervals(tmp_path):
+    rng = np.random.default_rng(9)
+    est = StaticDynamicEstimator(num_chunks=1)  # one chunk: no jackknife intervals
+    z = rng.normal(size=(40, 8))
+    est.update(z, z + 0.3 * rng.normal(size=(40, 8)), np.arange(40) % 2, layer="head")
+    lb = est.compute()["head"]
+    assert lb.intervals == {}
+    report = BiasReport.from_results({"head": lb}, model_id="m", reference={"head": lb})
+    row = _table(report.to_markdown(), "| layer | C |")["head"]
+    assert row[5] == f"{lb.s_dynamic:.3f}" and row[6] == f"{lb.s_static:.3f}"
+    assert "z_s_dynamic" not in report.reference_deltas()["head"]
+    paths = report.save(tmp_path)
+    assert BiasReport.load(paths["json"]) == report
+    with Image.open(paths["Dims per layer"]) as im:
+        assert im.size == (int(FIGURE_SIZE[0] * 100), int(FIGURE_SIZE[1] * 100))

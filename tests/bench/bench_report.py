@@ -1,0 +1,63 @@
+"""Report benchmark: serialising and saving a VideoMAE-base-sized BiasReport (13 layers x 768 channels).
+
+Run:  PYTHONPATH=. python tests/bench/bench_report.py
+Prints the time of ``BiasReport.to_json`` against the stdlib baseline ``json.dumps(report.to_dict(),
+indent=2)`` measured in the same run (ratio), the JSON size of both, ``from_json`` time, and the time
+of ``save`` (JSON + markdown + 3 PNGs) against writing the JSON alone.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def build(layers: int = 13, c: int = 768, pairs: int = 400):
+    from hf_stadyn.metric.estimator import StaticDynamicEstimator
+    from hf_stadyn.report import BiasReport
+
+    rng = np.random.default_rng(0)
+    est = StaticDynamicEstimator()
+    f = np.arange(pairs) % 2
+    for i in range(layers):
+        za = rng.normal(size=(pairs, c)).astype(np.float32)
+        zb = (0.5 * za + rng.normal(size=(pairs, c))).astype(np.float32)
+        est.update(za, zb, f, layer=f"hidden_states.{i}")
+    res = est.compute()
+    return BiasReport.from_results(res, model_id="bench/videomae-base", reference=res, seed=0)
+
+
+def best(fn, repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    from hf_stadyn.report import BiasReport
+
+    report = build()
+    text = report.to_json()
+    t_ours = best(report.to_json)
+    t_std = best(lambda: json.dumps(report.to_dict(), indent=2))
+    t_load = best(lambda: BiasReport.from_json(text))
+    std_size = len(json.dumps(report.to_dict(), indent=2))
+    with tempfile.TemporaryDirectory() as d:
+        t_json_only = best(lambda: report.save(Path(d) / "a", figures=False), repeats=3)
+        t_save = best(lambda: report.save(Path(d) / "b"), repeats=3)
+    print(f"to_json            {1e3 * t_ours:8.1f} ms  ({len(text) / 1e6:.2f} MB)")
+    print(f"json.dumps indent2 {1e3 * t_std:8.1f} ms  ({std_size / 1e6:.2f} MB)   ratio ours/stdlib = {t_ours / t_std:.2f}")
+    print(f"from_json          {1e3 * t_load:8.1f} ms")
+    print(f"save (json+md)     {1e3 * t_json_only:8.1f} ms")
+    print(f"save (+3 PNGs)     {1e3 * t_save:8.1f} ms   ratio = {t_save / t_json_only:.1f}")
+
+
+if __name__ == "__main__":
+    main()
