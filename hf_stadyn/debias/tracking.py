@@ -1,0 +1,658 @@
+"""Bias tracking during training and the StaticDropout refresh (METHOD.md §6 and §8).
+
+:class:`BiasTracker` measures the static/dynamic bias of chosen layers with the streaming estimator
+on a *fixed* set of probe pairs (:class:`ProbePairs`: the same pairs at every measurement), re-selects
+the StaticDropout static set on a schedule, and logs every measurement: to ``logging``, to a JSON
+lines file, to the trainer's / accelerator's trackers, and as a bias-versus-step figure (the paper's
+training-dynamics analysis, available for any run, with or without StaticDropout).
+
+Two drivers:
+
+* :class:`StaticDropoutCallback`, a ``transformers.TrainerCallback``;
+* :class:`StaticDropoutHook`, the same for plain accelerate loops (``on_train_begin`` /
+  ``on_step_end`` / ``on_train_end`` calls in the loop; ``accelerator.register_for_checkpointing``
+  makes it resume with the run).
+
+Measurements run in eval mode under ``torch.inference_mode`` and draw no random numbers from torch,
+so tracking never changes the training trajectory; the probe pairs come from their own seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from hf_stadyn._io import atomic_path, atomic_write_text
+from hf_stadyn.metric import LayerBias, StaticDynamicEstimator
+
+from .static_dropout import (
+    PRE_CLASSIFIER,
+    StaticDropoutConfig,
+    get_static_dropout,
+    select_static_channels,
+    set_static_channels,
+)
+
+__all__ = ["ProbePairs", "measure_bias", "BiasRecord", "BiasTracker", "StaticDropoutCallback", "StaticDropoutHook"]
+
+logger = logging.getLogger(__name__)
+
+HISTORY_FILE = "bias_history.jsonl"
+FIGURE_FILE = "bias_history.png"
+
+
+# ====================================================================== probe pairs
+class ProbePairs(torch.utils.data.Dataset):
+    """A fixed, seeded set of probe pairs built from clips (METHOD.md §1.1).
+
+    Pair ``i`` uses clip ``i % len(clips)``; its factor (50/50 dynamic/static) and its styles or
+    shuffle come from ``numpy.random.SeedSequence(seed, spawn_key=(i,))``, so the set is the same at
+    every measurement and in every process. With ``cache=True`` pairs are rendered once and kept
+    (``num_pairs * 2`` uint8 clips).
+
+    Args:
+        clips: uint8 clips ``(T, H, W, 3)`` (numpy or torch), a sequence of them, or a dataset whose
+            items are dicts with ``"frames"`` (e.g. :class:`hf_stadyn.synth.SynthDataset`).
+        num_pairs: number of pairs N (>= 4).
+        seed: seed of the factors, styles and shuffles.
+        make_pair: ``(clip, factor, rng) -> (clip_a, clip_b)``; default :func:`hf_stadyn.pairs.make_pair`.
+        cache: keep rendered pairs in memory.
+
+    Items: ``{"clip_a", "clip_b"}`` uint8 ``(T, H, W, 3)`` tensors, ``"factor"`` (0 dynamic, 1 static)
+    and ``"index"``, as :func:`hf_stadyn.probing.runner.probe` expects.
+    """
+
+    def __init__(
+        self,
+        clips: Any,
+        num_pairs: int = 512,
+        seed: int = 0,
+        *,
+        make_pair: Callable[..., Any] | None = None,
+        cache: bool = True,
+    ) -> None:
+        if isinstance(num_pairs, bool) or not isinstance(num_pairs, (int, np.integer)) or num_pairs < 4:
+            raise ValueError(f"num_pairs must be an int >= 4 (>= 2 pairs per factor), got {num_pairs!r}.")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
+        if isinstance(clips, (np.ndarray, torch.Tensor)) and clips.ndim == 4:
+            clips = [clips]
+        try:
+            n = len(clips)
+        except TypeError:
+            raise ValueError("clips must be a sequence of (T, H, W, 3) uint8 clips or a dataset of dicts with 'frames'.") from None
+        if n == 0:
+            raise ValueError("clips is empty; give at least one clip to build probe pairs from.")
+        self.clips = clips
+        self.num_pairs = int(num_pairs)
+        self.seed = int(seed)
+        if make_pair is None:
+            from hf_stadyn.pairs import make_pair as default_make_pair
+
+            make_pair = default_make_pair
+        self._make_pair = make_pair
+        self._cache: dict[int, dict[str, Any]] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return self.num_pairs
+
+    def _clip(self, i: int) -> np.ndarray:
+        item = self.clips[i % len(self.clips)]
+        if isinstance(item, Mapping):
+            item = item["frames"]
+        arr = item.numpy() if isinstance(item, torch.Tensor) else np.asarray(item)
+        if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3:
+            raise ValueError(
+                f"clip {i % len(self.clips)} must be uint8 (T, H, W, 3), got {arr.dtype} {arr.shape}."
+            )
+        return arr
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < self.num_pairs:
+            raise IndexError(f"pair index {index} out of range 0..{self.num_pairs - 1}")
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(index,)))
+        factor = int(rng.integers(2))  # 0 dynamic, 1 static (METHOD.md §1.1: 50/50 per pair)
+        out = self._make_pair(self._clip(index), "static" if factor else "dynamic", rng)
+        if isinstance(out, Mapping):
+            a, b = out["clip_a"], out["clip_b"]
+        else:
+            a, b = out[0], out[1]
+        item = {
+            "clip_a": torch.as_tensor(np.ascontiguousarray(a)),
+            "clip_b": torch.as_tensor(np.ascontiguousarray(b)),
+            "factor": factor,
+            "index": index,
+        }
+        if self._cache is not None:
+            self._cache[index] = item
+        return item
+
+
+def _default_pixel_fn(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    prep = getattr(model, "prepare_pixel_values", None)
+    if not callable(prep):
+        raise ValueError(
+            f"{type(model).__name__} has no prepare_pixel_values (the hf_stadyn probing mixin); pass pixel_fn= "
+            "(uint8 clips (B, T, H, W, 3) -> pixel_values) to measure it."
+        )
+    return prep
+
+
+def measure_bias(
+    model: nn.Module,
+    pairs: Any,
+    layers: Sequence[str] | Mapping[str, Any],
+    *,
+    batch_size: int = 32,
+    threshold: float = 0.5,
+    num_chunks: int = 10,
+    accelerator: Any = None,
+    pixel_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> dict[str, LayerBias]:
+    """Static/dynamic estimate of ``layers`` of ``model`` on every pair of ``pairs``.
+
+    One inference-mode forward per batch over both members of each pair
+    (:func:`hf_stadyn.probing.extract_features`, model in eval mode for the call and restored after).
+    With an ``accelerator`` of several processes, pair ``i`` goes to rank ``i % world`` and the
+    estimator statistics are summed over processes, so every process gets the same result.
+
+    Args:
+        model: the (unwrapped) model; hf_stadyn models name their layers ``"pre_classifier"``,
+            ``"block_i"``, ``"embeddings"``; any model takes ``{module_name: layout}``.
+        pairs: map-style pair dataset (items ``clip_a``, ``clip_b``, ``factor``; e.g. :class:`ProbePairs`).
+        layers: layer names or ``{name: layout | LayerSpec}``.
+        pixel_fn: uint8 clips ``(B, T, H, W, 3)`` -> model input; default ``model.prepare_pixel_values``.
+
+    Returns:
+        ``{layer: LayerBias}``.
+    """
+    from hf_stadyn.probing import extract_features
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    fn = pixel_fn or _default_pixel_fn(model)
+    rank = accelerator.process_index if accelerator is not None else 0
+    world = accelerator.num_processes if accelerator is not None else 1
+    mine = list(range(rank, len(pairs), world))
+    est = StaticDynamicEstimator(threshold=threshold, num_chunks=num_chunks)
+    input_name = getattr(model, "main_input_name", "pixel_values")
+    layer_arg = dict(layers) if isinstance(layers, Mapping) else list(layers)
+    for start in range(0, len(mine), batch_size):
+        idx = mine[start : start + batch_size]
+        items = [pairs[i] for i in idx]
+        clips = torch.stack([torch.as_tensor(it["clip_a"]) for it in items] + [torch.as_tensor(it["clip_b"]) for it in items])
+        pv = fn(clips)
+        feats = extract_features(model, {input_name: pv}, layer_arg)
+        b = len(items)
+        factors = [int(it["factor"]) for it in items]
+        for name, z in feats.items():
+            est.update(z[:b], z[b:], factors, layer=name, pair_ids=np.asarray(idx, dtype=np.int64))
+    if accelerator is not None and world > 1:
+        est.sync(accelerator)
+    return est.compute()
+
+
+# ====================================================================== records and the tracker
+@dataclass
+class BiasRecord:
+    """One measurement during training.
+
+    Attributes:
+        step: optimizer step at which it was taken (0 = before training).
+        epoch: epoch (fractional) at that step, if known.
+        layers: per layer ``{"percent": {dynamic, static, residual}, "share_percent": continuous
+            100 * pi_F, "s_dynamic", "s_static", "category_counts", "intervals"}``.
+        static_dropout: ``None`` without StaticDropout, else ``{"layer", "selection", "refreshed"
+            (whether the set was re-selected here), "num_static", "static_channels", "kept"
+            (channels also in the previous set), "previous_num_static"}``.
+        seconds: wall time of the measurement.
+    """
+
+    step: int
+    epoch: float | None
+    layers: dict[str, dict[str, Any]]
+    static_dropout: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "BiasRecord":
+        return cls(
+            step=int(d["step"]),
+            epoch=None if d.get("epoch") is None else float(d["epoch"]),
+            layers=dict(d["layers"]),
+            static_dropout=d.get("static_dropout"),
+            seconds=float(d.get("seconds", 0.0)),
+        )
+
+    def metrics(self, prefix: str = "bias") -> dict[str, float]:
+        """Flat scalars for trackers: ``bias/<layer>/dynamic_pct`` etc. and the static-set size."""
+        out: dict[str, float] = {}
+        for name, r in self.layers.items():
+            out[f"{prefix}/{name}/dynamic_pct"] = float(r["percent"]["dynamic"])
+            out[f"{prefix}/{name}/static_pct"] = float(r["percent"]["static"])
+            out[f"{prefix}/{name}/s_dynamic"] = float(r["s_dynamic"])
+            out[f"{prefix}/{name}/s_static"] = float(r["s_static"])
+        if self.static_dropout is not None:
+            out[f"{prefix}/static_dropout/num_static"] = float(self.static_dropout["num_static"])
+            if self.static_dropout.get("kept") is not None:
+                out[f"{prefix}/static_dropout/kept"] = float(self.static_dropout["kept"])
+        return out
+
+
+def _layer_summary(lb: LayerBias) -> dict[str, Any]:
+    return {
+        "percent": dict(lb.percent),
+        "share_percent": {k: 100.0 * v for k, v in lb.share.items()},
+        "s_dynamic": lb.s_dynamic,
+        "s_static": lb.s_static,
+        "category_counts": dict(lb.category_counts),
+        "dead_channels": lb.dead_channels,
+        "num_channels": lb.num_channels,
+        "intervals": {k: v.to_dict() for k, v in lb.intervals.items()},
+    }
+
+
+class BiasTracker:
+    """Measure layer biases on fixed probe pairs during training and refresh StaticDropout.
+
+    Args:
+        pairs: the fixed probe pairs (:class:`ProbePairs` or any map-style pair dataset).
+        layers: layers to track; default: the StaticDropout layer (else ``"pre_classifier"``) and, for
+            hf_stadyn models, the last encoder block.
+        static_dropout: the StaticDropout settings (schedule, selection); None = tracking only. The
+            model must have StaticDropout installed (:func:`apply_static_dropout`) when given.
+        every: measure (and log) every ``every`` optimizer steps; default ``refresh_every`` of the
+            StaticDropout settings; 0 = only before training.
+        output_dir: where ``bias_history.jsonl`` and ``bias_history.png`` go (None: not written).
+        batch_size, threshold, num_chunks: measurement settings.
+        pixel_fn: uint8 clips -> model input (default ``model.prepare_pixel_values``).
+        log_prefix: prefix of the tracker metric names.
+    """
+
+    def __init__(
+        self,
+        pairs: Any,
+        *,
+        layers: Sequence[str] | None = None,
+        static_dropout: StaticDropoutConfig | None = None,
+        every: int | None = None,
+        output_dir: str | os.PathLike | None = None,
+        batch_size: int | None = None,
+        threshold: float = 0.5,
+        num_chunks: int = 10,
+        pixel_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        log_prefix: str = "bias",
+    ) -> None:
+        if len(pairs) < 4:
+            raise ValueError(f"the probe set has {len(pairs)} pairs; give at least 4 (>= 2 per factor).")
+        self.pairs = pairs
+        self.config = static_dropout
+        if every is None:
+            every = static_dropout.refresh_every if static_dropout is not None else 0
+        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+            raise ValueError(f"every must be a non-negative int (optimizer steps; 0 = before training only), got {every!r}.")
+        self.every = every
+        self.layers = list(layers) if layers is not None else None
+        if self.layers is not None and not self.layers:
+            raise ValueError("layers is empty; name at least one layer to track or pass None.")
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.batch_size = int(batch_size or (static_dropout.probe_batch_size if static_dropout else 32))
+        self.threshold = float(threshold if static_dropout is None else static_dropout.tau)
+        self.num_chunks = int(num_chunks)
+        self.pixel_fn = pixel_fn
+        self.log_prefix = log_prefix
+        self.history: list[BiasRecord] = []
+
+    # ------------------------------------------------------------------ schedule
+    def due(self, step: int) -> bool:
+        """Whether a measurement is due after optimizer step ``step`` (>= 1)."""
+        return self.every > 0 and step > 0 and step % self.every == 0
+
+    def refresh_due(self, step: int) -> bool:
+        """Whether the static set is re-selected at a measurement at ``step``."""
+        cfg = self.config
+        if cfg is None:
+            return False
+        if step == 0:
+            return True
+        if cfg.refresh_every <= 0 or step % cfg.refresh_every:
+            return False
+        return cfg.refresh_until is None or step <= cfg.refresh_until
+
+    def _layers_for(self, model: nn.Module) -> list[str]:
+        if self.layers is not None:
+            return list(self.layers)
+        first = self.config.layer if self.config is not None else PRE_CLASSIFIER
+        layers = [first]
+        names_fn = getattr(model, "probe_layers", None)
+        if callable(names_fn):
+            blocks = [n for n in names_fn() if n.startswith("block_")]
+            if blocks and blocks[-1] not in layers:
+                layers.append(blocks[-1])
+        return layers
+
+    # ------------------------------------------------------------------ measuring
+    def refresh(
+        self,
+        model: nn.Module,
+        step: int,
+        *,
+        epoch: float | None = None,
+        accelerator: Any = None,
+        update: bool | None = None,
+    ) -> BiasRecord:
+        """Measure now, re-select the static set if due (or if ``update``), log and record it.
+
+        Args:
+            model: the unwrapped model (``accelerator.unwrap_model(model)``).
+            step: the optimizer step (0 before training).
+            update: force (True) or forbid (False) a static-set re-selection; default the schedule.
+        """
+        t0 = time.perf_counter()
+        layers = self._layers_for(model)
+        results = measure_bias(
+            model,
+            self.pairs,
+            layers,
+            batch_size=self.batch_size,
+            threshold=self.threshold,
+            num_chunks=self.num_chunks,
+            accelerator=accelerator,
+            pixel_fn=self.pixel_fn,
+        )
+        sd_info: dict[str, Any] | None = None
+        if self.config is not None:
+            sd = get_static_dropout(model)
+            if sd is None:
+                raise ValueError(
+                    "BiasTracker was given StaticDropout settings but the model has no StaticDropout; call "
+                    "hf_stadyn.debias.apply_static_dropout(model, config) before training."
+                )
+            prev = set(int(i) for i in sd.static_channels.tolist())
+            do_update = self.refresh_due(step) if update is None else bool(update)
+            if do_update:
+                rng = np.random.default_rng(np.random.SeedSequence(self.config.seed, spawn_key=(step,)))
+                chosen = select_static_channels(results[self.config.layer], self.config, rng=rng)
+                set_static_channels(model, chosen)
+            now = [int(i) for i in sd.static_channels.tolist()]
+            sd_info = {
+                "layer": self.config.layer,
+                "selection": self.config.selection,
+                "refreshed": do_update,
+                "num_static": len(now),
+                "static_channels": now,
+                "kept": len(prev & set(now)) if prev else None,
+                "previous_num_static": len(prev),
+            }
+        record = BiasRecord(
+            step=int(step),
+            epoch=None if epoch is None else float(epoch),
+            layers={name: _layer_summary(lb) for name, lb in results.items()},
+            static_dropout=sd_info,
+            seconds=time.perf_counter() - t0,
+        )
+        self.history = [r for r in self.history if r.step < record.step] + [record]
+        self._log(record)
+        is_main = accelerator is None or accelerator.is_main_process
+        if is_main:
+            self.write_history()
+        return record
+
+    def _log(self, record: BiasRecord) -> None:
+        parts = [
+            f"{name} {r['percent']['dynamic']:.1f}/{r['percent']['static']:.1f} % "
+            f"(s_D {r['s_dynamic']:.3f}, s_S {r['s_static']:.3f})"
+            for name, r in record.layers.items()
+        ]
+        msg = f"bias at step {record.step}: " + "; ".join(parts) + " [dynamic/static]"
+        sd = record.static_dropout
+        if sd is not None:
+            kept = "" if sd["kept"] is None else f", {sd['kept']} of {sd['previous_num_static']} kept"
+            msg += f"; static set {'refreshed' if sd['refreshed'] else 'unchanged'}: {sd['num_static']} channels{kept}"
+        logger.info("%s (%.2f s)", msg, record.seconds)
+
+    # ------------------------------------------------------------------ files
+    @property
+    def history_path(self) -> Path | None:
+        return self.output_dir / HISTORY_FILE if self.output_dir is not None else None
+
+    @property
+    def figure_path(self) -> Path | None:
+        return self.output_dir / FIGURE_FILE if self.output_dir is not None else None
+
+    def write_history(self) -> Path | None:
+        """Rewrite ``bias_history.jsonl`` (one record per line) atomically."""
+        path = self.history_path
+        if path is None:
+            return None
+        atomic_write_text(path, "".join(json.dumps(r.to_dict()) + "\n" for r in self.history))
+        return path
+
+    def load_history(self, path: str | os.PathLike | None = None, up_to_step: int | None = None) -> None:
+        """Read records back (e.g. when resuming), keeping those with ``step <= up_to_step``."""
+        path = Path(path) if path is not None else self.history_path
+        if path is None or not path.is_file():
+            self.history = []
+            return
+        records = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(BiasRecord.from_dict(json.loads(line)))
+            except (ValueError, KeyError) as e:
+                raise ValueError(f"{path}:{n} is not a bias record ({e}); delete the file to start the history anew.") from None
+        self.history = [r for r in records if up_to_step is None or r.step <= up_to_step]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The history, for ``accelerator.register_for_checkpointing`` (resume continues it)."""
+        return {"history": [r.to_dict() for r in self.history]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.history = [BiasRecord.from_dict(d) for d in state.get("history", [])]
+
+    def plot(self, path: str | os.PathLike | None = None, title: str | None = None) -> Path | None:
+        """Draw bias versus training step (PNG): % per layer, raw scores, static-set turnover."""
+        path = Path(path) if path is not None else self.figure_path
+        if path is None or not self.history:
+            return None
+        return plot_bias_history(self.history, path, title=title)
+
+
+def plot_bias_history(history: Sequence[BiasRecord], path: str | os.PathLike, *, title: str | None = None) -> Path:
+    """Write the bias-versus-step figure of ``history`` to ``path`` (PNG, atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    steps = [r.step for r in history]
+    layers = list(dict.fromkeys(name for r in history for name in r.layers))
+    has_sd = any(r.static_dropout is not None for r in history)
+    ncols = 3 if has_sd else 2
+    fig, axes = plt.subplots(1, ncols, figsize=(4.6 * ncols, 3.6), squeeze=False)
+    ax_pct, ax_raw = axes[0][0], axes[0][1]
+    colors = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0", "C1", "C2", "C3"])
+    for i, name in enumerate(layers):
+        col = colors[i % len(colors)]
+        xs = [r.step for r in history if name in r.layers]
+        dyn = [r.layers[name]["share_percent"]["dynamic"] for r in history if name in r.layers]
+        sta = [r.layers[name]["share_percent"]["static"] for r in history if name in r.layers]
+        ax_pct.plot(xs, dyn, "-o", color=col, ms=3, label=f"{name} dynamic")
+        ax_pct.plot(xs, sta, "--s", color=col, ms=3, label=f"{name} static")
+        sd_ = [r.layers[name]["s_dynamic"] for r in history if name in r.layers]
+        ss_ = [r.layers[name]["s_static"] for r in history if name in r.layers]
+        ax_raw.plot(xs, sd_, "-o", color=col, ms=3, label=f"{name} s_D")
+        ax_raw.plot(xs, ss_, "--s", color=col, ms=3, label=f"{name} s_S")
+    ax_pct.set_xlabel("optimizer step")
+    ax_pct.set_ylabel("share of dimensions (%)")
+    ax_pct.set_title("dynamic (solid) / static (dashed)")
+    ax_pct.legend(fontsize=7)
+    ax_raw.set_xlabel("optimizer step")
+    ax_raw.set_ylabel("raw score")
+    ax_raw.set_title("s_D (solid) / s_S (dashed)")
+    ax_raw.legend(fontsize=7)
+    if has_sd:
+        ax = axes[0][2]
+        xs = [r.step for r in history if r.static_dropout is not None]
+        size = [r.static_dropout["num_static"] for r in history if r.static_dropout is not None]
+        kept = [
+            (r.static_dropout["kept"] if r.static_dropout.get("kept") is not None else math.nan)
+            for r in history
+            if r.static_dropout is not None
+        ]
+        ax.step(xs, size, where="post", label="static set size")
+        ax.plot(xs, kept, "o", ms=4, label="kept from previous set")
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("channels")
+        ax.set_title("StaticDropout static set")
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    del steps
+    return path
+
+
+# ====================================================================== drivers
+def _make_trainer_callback_base() -> type:
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+class StaticDropoutHook:
+    """Drive a :class:`BiasTracker` from a plain accelerate training loop.
+
+    Example::
+
+        hook = StaticDropoutHook(tracker, accelerator)
+        accelerator.register_for_checkpointing(hook)       # the history resumes with the run
+        hook.on_train_begin(model, step=completed_steps)
+        for batch in loader:
+            ...; optimizer.step(); completed_steps += 1
+            hook.on_step_end(model, completed_steps, epoch=...)
+        hook.on_train_end()
+
+    Every measurement is also sent to ``accelerator.log`` (the run's trackers).
+    """
+
+    def __init__(self, tracker: BiasTracker, accelerator: Any = None) -> None:
+        self.tracker = tracker
+        self.accelerator = accelerator
+
+    def _unwrap(self, model: nn.Module) -> nn.Module:
+        if self.accelerator is not None:
+            return self.accelerator.unwrap_model(model)
+        return getattr(model, "module", model)
+
+    def _refresh(self, model: nn.Module, step: int, epoch: float | None, update: bool | None = None) -> BiasRecord:
+        rec = self.tracker.refresh(self._unwrap(model), step, epoch=epoch, accelerator=self.accelerator, update=update)
+        if self.accelerator is not None:
+            self.accelerator.log(rec.metrics(self.tracker.log_prefix), step=step)
+        return rec
+
+    def on_train_begin(self, model: nn.Module, step: int = 0, epoch: float | None = 0.0) -> BiasRecord | None:
+        """Measure (and select the static set) before the first step; nothing when resuming past step 0
+        with a history that already holds that step."""
+        if any(r.step == step for r in self.tracker.history):
+            return None
+        if step == 0:
+            return self._refresh(model, 0, epoch)
+        return self._refresh(model, step, epoch, update=False)
+
+    def on_step_end(self, model: nn.Module, step: int, epoch: float | None = None) -> BiasRecord | None:
+        """Measure if the schedule says so (after optimizer step ``step``)."""
+        if self.tracker.due(step) or (step > 0 and self.tracker.refresh_due(step)):
+            return self._refresh(model, step, epoch)
+        return None
+
+    def on_train_end(self, title: str | None = None) -> Path | None:
+        """Write the bias-versus-step figure (main process)."""
+        if self.accelerator is not None and not self.accelerator.is_main_process:
+            return None
+        return self.tracker.plot(title=title)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.tracker.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.tracker.load_state_dict(state)
+        if self.accelerator is None or self.accelerator.is_main_process:
+            self.tracker.write_history()
+
+
+class StaticDropoutCallback(_make_trainer_callback_base()):  # type: ignore[misc]
+    """A ``transformers.TrainerCallback`` that drives a :class:`BiasTracker`.
+
+    Measures before training (selecting the static set), on the tracker's schedule, and writes the
+    figure at the end. Measurements reach the trainer's trackers (``report_to``) through
+    ``trainer.log`` when the callback knows the trainer: pass it, or call :meth:`attach`::
+
+        cb = StaticDropoutCallback(tracker)
+        trainer = Trainer(model=model, args=args, train_dataset=..., callbacks=[cb])
+        cb.attach(trainer)
+
+    Without a trainer they go to ``logging`` and the JSON lines file only. On resume
+    (``trainer.train(resume_from_checkpoint=...)``) the history file is read back up to the resumed
+    step.
+    """
+
+    def __init__(self, tracker: BiasTracker, trainer: Any = None) -> None:
+        self.tracker = tracker
+        self.trainer = trainer
+
+    def attach(self, trainer: Any) -> "StaticDropoutCallback":
+        self.trainer = trainer
+        return self
+
+    def _accelerator(self) -> Any:
+        return getattr(self.trainer, "accelerator", None) if self.trainer is not None else None
+
+    def _refresh(self, model: nn.Module, state: Any, update: bool | None = None) -> None:
+        acc = self._accelerator()
+        unwrapped = acc.unwrap_model(model) if acc is not None else getattr(model, "module", model)
+        rec = self.tracker.refresh(unwrapped, int(state.global_step), epoch=state.epoch, accelerator=acc, update=update)
+        if self.trainer is not None:
+            self.trainer.log(rec.metrics(self.tracker.log_prefix))
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: nn.Module | None = None, **kwargs: Any):
+        if model is None:
+            return control
+        step = int(state.global_step)
+        if step > 0:
+            self.tracker.load_history(up_to_step=step)
+        if not any(r.step == step for r in self.tracker.history):
+            self._refresh(model, state, update=None if step == 0 else False)
+        return control
+
+    def on_step_end(self, args: Any, state: Any, control: Any, model: nn.Module | None = None, **kwargs: Any):
+        step = int(state.global_step)
+        if model is not None and (self.tracker.due(step) or self.tracker.refresh_due(step)):
+            self._refresh(model, state)
+        return control
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any):
+        if getattr(state, "is_world_process_zero", True):
+            self.tracker.plot()
+        return control
