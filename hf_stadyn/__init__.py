@@ -23,7 +23,32 @@ _LAZY: dict[str, str] = {
     "metric_path": "hf_stadyn.metric",
     "register_metric": "hf_stadyn.metric",
     # video
+    "read_video": "hf_stadyn.video",
+    "read_clip": "hf_stadyn.video",
+    "write_video": "hf_stadyn.video",
+    "probe_video": "hf_stadyn.video",
+    "sample_indices": "hf_stadyn.video",
+    "resize_and_crop": "hf_stadyn.video",
+    "compute_flow": "hf_stadyn.video",
+    "flow_to_color": "hf_stadyn.video",
+    "flow_images": "hf_stadyn.video",
+    "jitter_flow_image": "hf_stadyn.video",
+    "VideoInfo": "hf_stadyn.video",
+    "VideoClip": "hf_stadyn.video",
     # pairs
+    "PairDataset": "hf_stadyn.pairs",
+    "TwoStreamPairDataset": "hf_stadyn.pairs",
+    "Pair": "hf_stadyn.pairs",
+    "TwoStreamPair": "hf_stadyn.pairs",
+    "make_pair": "hf_stadyn.pairs",
+    "make_two_stream_pair": "hf_stadyn.pairs",
+    "shuffle_frames": "hf_stadyn.pairs",
+    "stylize": "hf_stadyn.pairs",
+    "Stylizer": "hf_stadyn.pairs",
+    "register_style": "hf_stadyn.pairs",
+    "get_style": "hf_stadyn.pairs",
+    "list_styles": "hf_stadyn.pairs",
+    "DEFAULT_STYLES": "hf_stadyn.pairs",
     # synth
     # probing
     # models

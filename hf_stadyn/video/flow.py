@@ -12,7 +12,15 @@ import numpy as np
 
 from .io import _check_frames
 
-__all__ = ["FLOW_METHODS", "compute_flow", "flow_to_color", "flow_images", "jitter_flow_image", "jitter_flow_images"]
+__all__ = [
+    "FLOW_METHODS",
+    "apply_flow_jitter",
+    "compute_flow",
+    "flow_to_color",
+    "flow_images",
+    "jitter_flow_image",
+    "jitter_flow_images",
+]
 
 #: Accepted ``method`` names of :func:`compute_flow`.
 FLOW_METHODS = ("dis", "dis_fast", "dis_ultrafast", "farneback")
@@ -125,16 +133,24 @@ def jitter_flow_image(
     Returns:
         ``(H, W, 3)`` uint8: the same motion field with changed direction and magnitude information.
     """
+    h_lo, h_hi = _check_range(hue_range, "hue_range", 0.0, 1.0)
+    s_lo, s_hi = _check_range(sat_range, "sat_range", 0.0, 1.0)
+    hue_shift = rng.uniform(h_lo, h_hi)
+    saturation_scale = rng.uniform(s_lo, s_hi)
+    return apply_flow_jitter(img, hue_shift, saturation_scale)
+
+
+def apply_flow_jitter(img: np.ndarray, hue_shift: float, saturation_scale: float) -> np.ndarray:
+    """Shift the hue of flow image ``img`` ``(H, W, 3)`` uint8 by ``hue_shift`` turns and scale its
+    saturation by ``saturation_scale`` (the deterministic part of :func:`jitter_flow_image`)."""
     img = np.asarray(img)
     if img.ndim != 3 or img.shape[-1] != 3 or img.dtype != np.uint8:
         raise ValueError(f"img must be an (H, W, 3) uint8 flow image, got {img.shape} {img.dtype}")
-    h_lo, h_hi = _check_range(hue_range, "hue_range", 0.0, 1.0)
-    s_lo, s_hi = _check_range(sat_range, "sat_range", 0.0, 1.0)
-    shift = rng.uniform(h_lo, h_hi)
-    factor = rng.uniform(s_lo, s_hi)
+    if not np.isfinite(hue_shift) or not (np.isfinite(saturation_scale) and saturation_scale >= 0):
+        raise ValueError(f"need a finite hue_shift and saturation_scale >= 0, got {hue_shift!r}, {saturation_scale!r}")
     hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV_FULL)
-    hue_lut = ((np.arange(256) + round(shift * 256)) % 256).astype(np.uint8)
-    sat_lut = np.clip(np.round(np.arange(256) * factor), 0, 255).astype(np.uint8)
+    hue_lut = ((np.arange(256) + int(round(hue_shift * 256))) % 256).astype(np.uint8)
+    sat_lut = np.clip(np.round(np.arange(256) * saturation_scale), 0, 255).astype(np.uint8)
     hsv[..., 0] = cv2.LUT(hsv[..., 0], hue_lut)
     hsv[..., 1] = cv2.LUT(hsv[..., 1], sat_lut)
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)

@@ -1,0 +1,53 @@
+"""Pairs for the static/dynamic estimator (METHOD.md §1): stylizers, frame shuffles, two-stream pairs
+and the seeded pair datasets."""
+
+from .core import (
+    DYNAMIC,
+    FACTOR_NAMES,
+    STATIC,
+    Pair,
+    TwoStreamPair,
+    make_pair,
+    make_two_stream_pair,
+    parse_factor,
+    shuffle_frames,
+    shuffle_pathways,
+)
+from .dataset import VIDEO_EXTENSIONS, PairDataset, TwoStreamPairDataset, list_videos
+from .styles import (
+    DEFAULT_STYLES,
+    StyleLike,
+    Stylizer,
+    get_style,
+    list_styles,
+    register_style,
+    resolve_styles,
+    stylize,
+    unregister_style,
+)
+
+__all__ = [
+    "DEFAULT_STYLES",
+    "DYNAMIC",
+    "FACTOR_NAMES",
+    "STATIC",
+    "VIDEO_EXTENSIONS",
+    "Pair",
+    "PairDataset",
+    "StyleLike",
+    "Stylizer",
+    "TwoStreamPair",
+    "TwoStreamPairDataset",
+    "get_style",
+    "list_styles",
+    "list_videos",
+    "make_pair",
+    "make_two_stream_pair",
+    "parse_factor",
+    "register_style",
+    "resolve_styles",
+    "shuffle_frames",
+    "shuffle_pathways",
+    "stylize",
+    "unregister_style",
+]

@@ -1,0 +1,404 @@
+"""Seeded pair datasets (map-style ``torch.utils.data.Dataset``).
+
+Item ``i`` depends only on ``(seed, i)``: every random choice for it is drawn from
+``numpy.random.default_rng([seed, i])``. So a dataset is safe with any number of ``DataLoader`` workers
+(each item has its own stream, whichever worker makes it), can resume at any index and can be sharded
+across processes, and the same seed always gives the same items.
+
+Videos can be given as:
+
+- a folder (every video file below it, sorted by path),
+- a list of file paths,
+- a Hugging Face ``datasets.Dataset`` with a video column holding file paths, or dicts with a
+  ``"path"`` and/or ``"bytes"`` key. A column of the ``datasets.Video`` feature is read with
+  ``decode=False`` (its own decoder needs torchcodec, which hf-stadyn does not use); the files or bytes
+  are decoded with PyAV,
+- in-memory clips: a list of ``(T, H, W, 3)`` uint8 arrays, or a callable ``f(j) -> array`` for video
+  ``j`` together with ``num_videos`` (e.g. a synthetic-video generator).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..video.flow import FLOW_METHODS, flow_images
+from ..video.io import _check_frames, _check_size, probe_video, read_clip, resize_and_crop, sample_indices
+from .core import DYNAMIC, STATIC, make_pair, make_two_stream_pair
+from .styles import StyleLike, _style_name, resolve_styles
+
+__all__ = ["VIDEO_EXTENSIONS", "PairDataset", "TwoStreamPairDataset", "list_videos"]
+
+logger = logging.getLogger(__name__)
+
+#: File extensions :func:`list_videos` picks up in a folder.
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts")
+
+
+def list_videos(folder: str | os.PathLike, extensions: Sequence[str] = VIDEO_EXTENSIONS) -> list[Path]:
+    """Video files below ``folder`` (recursively), sorted by path."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise FileNotFoundError(f"video folder not found: {folder}")
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder; give a folder of videos or a list of paths")
+    exts = {e.lower() for e in extensions}
+    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+    if not found:
+        raise ValueError(f"no video files ({', '.join(sorted(exts))}) found in {folder}")
+    return found
+
+
+class _Videos:
+    """Uniform access to the video sources: ``len()``, ``name(j)`` and ``get(j)`` -> path | bytes | array."""
+
+    def __init__(self, videos: Any, video_column: str, num_videos: int | None) -> None:
+        self.kind: str
+        self.column = video_column
+        if callable(videos) and not hasattr(videos, "column_names"):
+            if num_videos is None or int(num_videos) < 1:
+                raise ValueError("a callable video source needs num_videos (how many distinct videos it makes)")
+            self.kind, self.source, self.count = "callable", videos, int(num_videos)
+        elif isinstance(videos, (str, os.PathLike)):
+            self.kind, self.source = "paths", [str(p) for p in list_videos(videos)]
+            self.count = len(self.source)
+        elif hasattr(videos, "column_names") and hasattr(videos, "features"):
+            self._init_hf(videos, video_column)
+        elif isinstance(videos, np.ndarray) and videos.ndim == 4:
+            raise ValueError("videos is a single clip array; wrap it in a list: videos=[clip]")
+        elif isinstance(videos, Sequence) and not isinstance(videos, (bytes, bytearray)):
+            items = list(videos)
+            if not items:
+                raise ValueError("videos is empty; give at least one video")
+            if all(isinstance(v, np.ndarray) for v in items):
+                for j, v in enumerate(items):
+                    _check_frames(v, f"videos[{j}]")
+                self.kind, self.source = "arrays", items
+            elif all(isinstance(v, (str, os.PathLike)) for v in items):
+                missing = [str(p) for p in items if not Path(p).is_file()]
+                if missing:
+                    raise FileNotFoundError(
+                        f"{len(missing)} of {len(items)} video files not found, e.g. {missing[0]}; check the paths"
+                    )
+                self.kind, self.source = "paths", [str(p) for p in items]
+            else:
+                raise ValueError("videos must be all file paths or all (T, H, W, 3) uint8 arrays, not a mix")
+            self.count = len(items)
+        else:
+            raise ValueError(
+                f"cannot use {type(videos).__name__} as videos: give a folder, a list of paths, a list of arrays, "
+                "a callable with num_videos, or a datasets.Dataset with a video column"
+            )
+        if self.count < 1:
+            raise ValueError("videos is empty; give at least one video")
+
+    def _init_hf(self, ds: Any, column: str) -> None:
+        if column not in ds.column_names:
+            raise ValueError(
+                f"the dataset has no column {column!r} (columns: {', '.join(ds.column_names)}); pass video_column="
+            )
+        feature = ds.features[column]
+        if type(feature).__name__ == "Video" and getattr(feature, "decode", False):
+            import datasets
+
+            ds = ds.cast_column(column, datasets.Video(decode=False))  # decode with PyAV, not torchcodec
+        self.kind, self.source, self.count = "hf", ds, len(ds)
+
+    def name(self, j: int) -> str:
+        if self.kind == "paths":
+            return self.source[j]
+        if self.kind == "hf":
+            value = self.source[j][self.column]
+            if isinstance(value, dict) and value.get("path"):
+                return str(value["path"])
+            return value if isinstance(value, str) else f"{self.column}[{j}]"
+        return f"<clip {j}>"
+
+    def get(self, j: int) -> tuple[Any, str]:
+        """(source, name): source is a path str, bytes, or a (T, H, W, 3) uint8 array."""
+        if self.kind == "paths":
+            return self.source[j], self.source[j]
+        if self.kind == "arrays":
+            return self.source[j], f"<clip {j}>"
+        if self.kind == "callable":
+            clip = _check_frames(np.asarray(self.source(j)), f"videos({j})")
+            return clip, f"<clip {j}>"
+        value = self.source[j][self.column]
+        label = f"{self.column}[{j}]"
+        if isinstance(value, (str, os.PathLike)):
+            return str(value), str(value)
+        if isinstance(value, dict):
+            if value.get("bytes"):
+                return bytes(value["bytes"]), f"{label} ({value.get('path') or 'bytes'})"
+            if value.get("path"):
+                return str(value["path"]), str(value["path"])
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value), label
+        raise ValueError(
+            f"dataset row {j}, column {self.column!r}: expected a file path or a dict with 'path'/'bytes', "
+            f"got {type(value).__name__}"
+        )
+
+
+def _check_common(seed: int, static_fraction: float) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if not 0.0 <= float(static_fraction) <= 1.0:
+        raise ValueError(f"static_fraction must be in [0, 1], got {static_fraction!r}")
+
+
+def _to_tensor(x: np.ndarray | list[np.ndarray]) -> torch.Tensor | list[torch.Tensor]:
+    if isinstance(x, list):
+        return [torch.from_numpy(np.ascontiguousarray(c)) for c in x]
+    return torch.from_numpy(np.ascontiguousarray(x))
+
+
+class PairDataset(torch.utils.data.Dataset):
+    """Static/dynamic clip pairs from videos, reproducible from a seed (METHOD.md §1.1).
+
+    Item ``i``: ``rng = np.random.default_rng([seed, i])``; video ``i % num_videos``; factor static with
+    probability ``static_fraction`` (else dynamic); a clip of ``num_frames`` frames sampled from a
+    window of ``window`` frames at a random start (looped if the video is shorter), resized and
+    centre-cropped to ``size``; then :func:`~hf_stadyn.pairs.make_pair`.
+
+    Args:
+        videos: a folder, a list of paths, a ``datasets.Dataset`` (see ``video_column``), a list of
+            ``(T, H, W, 3)`` uint8 arrays, or a callable ``f(j) -> array`` (with ``num_videos``).
+        num_frames: T of each clip (>= 2: static pairs shuffle frames).
+        size: output side (short side resized, centre crop); None keeps the source size (then clips of
+            different videos may differ in size and cannot be batched).
+        window: source frames each clip spans.
+        seed: non-negative int; the whole dataset is a function of it.
+        styles: style names or stylizers (None = :data:`~hf_stadyn.pairs.DEFAULT_STYLES`).
+        num_pairs: dataset length; None = one pair per video.
+        static_fraction: probability that a pair is static.
+        video_column: the video column of a ``datasets.Dataset``.
+        num_videos: how many videos a callable source has.
+        pathways: frame counts of a multi-pathway model, e.g. ``(4, 16)`` for SlowFast; the clip is read
+            with ``max(pathways)`` frames, each pathway subsamples it uniformly, and static pairs shuffle
+            each pathway independently. Items then hold lists of clips.
+
+    Items are dicts: ``clip_a``, ``clip_b`` (``torch.uint8`` ``(T, H, W, 3)``, or lists for pathways),
+    ``factor`` (0 = dynamic, 1 = static), ``index``, ``video`` (str), ``style_a``, ``style_b``,
+    ``start`` (first source frame of the window), ``permutation`` (``torch.long`` ``(T,)``: frame order
+    of ``clip_b``; the identity for dynamic pairs).
+    """
+
+    def __init__(
+        self,
+        videos: Any,
+        num_frames: int = 16,
+        size: int | None = 224,
+        window: int = 64,
+        seed: int = 0,
+        styles: Sequence[StyleLike] | None = None,
+        num_pairs: int | None = None,
+        static_fraction: float = 0.5,
+        *,
+        video_column: str = "video",
+        num_videos: int | None = None,
+        pathways: Sequence[int] | None = None,
+    ) -> None:
+        _check_common(seed, static_fraction)
+        if pathways is not None:
+            pathways = tuple(int(p) for p in pathways)
+            if not pathways or min(pathways) < 2:
+                raise ValueError(f"pathways must be frame counts >= 2, e.g. (4, 16), got {pathways!r}")
+            num_frames = max(pathways)
+        if isinstance(num_frames, bool) or int(num_frames) < 2:
+            raise ValueError(f"num_frames must be >= 2 (static pairs shuffle frames), got {num_frames!r}")
+        if int(window) < 1:
+            raise ValueError(f"window must be >= 1, got {window!r}")
+        if num_pairs is not None and (isinstance(num_pairs, bool) or int(num_pairs) < 1):
+            raise ValueError(f"num_pairs must be a positive int or None, got {num_pairs!r}")
+        self.videos = _Videos(videos, video_column, num_videos)
+        self.num_frames, self.size, self.window = int(num_frames), _check_size(size), int(window)
+        self.seed, self.static_fraction = int(seed), float(static_fraction)
+        self.pathways = pathways
+        # Resolve now: the stylizer objects travel with the dataset to DataLoader workers.
+        self.styles = resolve_styles(styles)
+        if self.static_fraction < 1.0 and len(self.styles) < 2:
+            raise ValueError("dynamic pairs need at least two styles; give more styles or static_fraction=1")
+        self.num_pairs = int(num_pairs) if num_pairs is not None else self.videos.count
+
+    def __len__(self) -> int:
+        return self.num_pairs
+
+    def _clip(self, j: int, rng: np.random.Generator) -> tuple[np.ndarray, int, str]:
+        source, name = self.videos.get(j)
+        if isinstance(source, np.ndarray):
+            idx = sample_indices(source.shape[0], self.num_frames, self.window, rng)
+            clip = source[idx]
+            if self.size is not None:
+                clip = resize_and_crop(clip, self.size)
+            return clip, int(idx[0]), name
+        got = read_clip(source, self.num_frames, window=self.window, rng=rng, size=self.size, name=name)
+        return got.frames, got.start, name
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} pairs")
+        rng = np.random.default_rng([self.seed, i])
+        factor = STATIC if rng.random() < self.static_fraction else DYNAMIC
+        j = i % self.videos.count
+        clip, start, name = self._clip(j, rng)
+        if self.pathways is not None:
+            t = clip.shape[0]
+            clip = [clip[(np.arange(p) * t) // p] for p in self.pathways]
+        pair = make_pair(clip, factor, rng, self.styles)
+        if pair.permutation is None:
+            perm: Any = [torch.arange(c.shape[0]) for c in clip] if isinstance(clip, list) else torch.arange(clip.shape[0])
+        else:
+            perm = _to_tensor(pair.permutation)
+        return {
+            "clip_a": _to_tensor(pair.clip_a),
+            "clip_b": _to_tensor(pair.clip_b),
+            "factor": pair.factor,
+            "index": i,
+            "video": name,
+            "style_a": pair.style_a,
+            "style_b": pair.style_b,
+            "start": start,
+            "permutation": perm,
+        }
+
+
+class TwoStreamPairDataset(torch.utils.data.Dataset):
+    """Per-frame two-stream pairs (RGB frame + colour-coded flow image) from video sequences (METHOD.md §1.2).
+
+    Every frame of every video is one item, in order (video 0's frames, then video 1's, ...). Flow is
+    computed on the original frames (after resizing) with OpenCV; the last frame reuses the previous
+    flow. Item ``i`` draws its factor, styles and flow jitter from ``np.random.default_rng([seed, i])``.
+    Each worker keeps the last ``cache_videos`` decoded sequences with their flow images, so reading
+    items in order decodes each video once per worker; sequences are decoded whole (meant for
+    segmentation sequences of tens to hundreds of frames: use ``size`` to bound memory).
+
+    Args:
+        videos: as for :class:`PairDataset`; a callable needs ``num_videos`` and ``frames_per_video``.
+        size: output side (short side resized, centre crop); None keeps the source size.
+        seed, styles, static_fraction, video_column, num_videos: as for :class:`PairDataset`.
+        flow_method: :func:`~hf_stadyn.video.compute_flow` method.
+        max_magnitude: flow colour scale (None: each flow field normalised by its own maximum).
+        hue_range, sat_range: the flow jitter of static pairs.
+        frames_per_video: frame count of each video of a callable source.
+
+    Items are dicts: ``rgb_a``, ``flow_a``, ``rgb_b``, ``flow_b`` (``torch.uint8`` ``(H, W, 3)``),
+    ``factor``, ``index``, ``video``, ``frame``, ``style_a``, ``style_b``, ``hue_shift`` and
+    ``saturation_scale`` (0.0 and 1.0, i.e. no jitter, for dynamic pairs).
+    """
+
+    def __init__(
+        self,
+        videos: Any,
+        size: int | None = None,
+        seed: int = 0,
+        styles: Sequence[StyleLike] | None = None,
+        static_fraction: float = 0.5,
+        *,
+        flow_method: str = "dis",
+        max_magnitude: float | None = None,
+        hue_range: tuple[float, float] = (0.1, 0.5),
+        sat_range: tuple[float, float] = (0.1, 1.0),
+        video_column: str = "video",
+        num_videos: int | None = None,
+        frames_per_video: int | None = None,
+        cache_videos: int = 2,
+    ) -> None:
+        _check_common(seed, static_fraction)
+        if flow_method not in FLOW_METHODS:
+            raise ValueError(f"unknown flow_method {flow_method!r}; choose one of {', '.join(FLOW_METHODS)}")
+        self.videos = _Videos(videos, video_column, num_videos)
+        self.size, self.seed, self.static_fraction = _check_size(size), int(seed), float(static_fraction)
+        self.flow_method, self.max_magnitude = flow_method, max_magnitude
+        self.hue_range, self.sat_range = tuple(hue_range), tuple(sat_range)
+        self.styles = resolve_styles(styles)
+        if self.static_fraction < 1.0 and len(self.styles) < 2:
+            raise ValueError("dynamic pairs need at least two styles; give more styles or static_fraction=1")
+        self.cache_videos = max(1, int(cache_videos))
+        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray, str]] = OrderedDict()
+        self.frame_counts = self._count_frames(frames_per_video)
+        self._offsets = np.concatenate([[0], np.cumsum(self.frame_counts)]).astype(np.int64)
+
+    def _count_frames(self, frames_per_video: int | None) -> np.ndarray:
+        v = self.videos
+        if v.kind == "callable":
+            if frames_per_video is None or int(frames_per_video) < 1:
+                raise ValueError("a callable video source needs frames_per_video for TwoStreamPairDataset")
+            return np.full(v.count, int(frames_per_video), np.int64)
+        if v.kind == "arrays":
+            return np.array([a.shape[0] for a in v.source], np.int64)
+        counts = []
+        for j in range(v.count):
+            source, name = v.get(j)
+            counts.append(probe_video(source, name=name).num_frames)
+        return np.array(counts, np.int64)
+
+    def __len__(self) -> int:
+        return int(self._offsets[-1])
+
+    def locate(self, i: int) -> tuple[int, int]:
+        """(video, frame) of item ``i``."""
+        j = int(np.searchsorted(self._offsets, i, side="right") - 1)
+        return j, int(i - self._offsets[j])
+
+    def sequence(self, j: int) -> tuple[np.ndarray, np.ndarray, str]:
+        """``(frames, flow_images, name)`` of video ``j``: both ``(T, H, W, 3)`` uint8 (cached)."""
+        if j in self._cache:
+            self._cache.move_to_end(j)
+            return self._cache[j]
+        source, name = self.videos.get(j)
+        if isinstance(source, np.ndarray):
+            frames = resize_and_crop(source, self.size) if self.size is not None else source
+        else:
+            frames = read_clip(source, None, size=self.size, name=name).frames
+        if frames.shape[0] != self.frame_counts[j]:
+            raise ValueError(
+                f"video {name} gave {frames.shape[0]} frames but {self.frame_counts[j]} were expected; "
+                "the file changed or its frame count is wrong"
+            )
+        flows = flow_images(frames, self.flow_method, self.max_magnitude)
+        self._cache[j] = (frames, flows, name)
+        while len(self._cache) > self.cache_videos:
+            self._cache.popitem(last=False)
+        return self._cache[j]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} frames")
+        rng = np.random.default_rng([self.seed, i])
+        factor = STATIC if rng.random() < self.static_fraction else DYNAMIC
+        j, t = self.locate(i)
+        frames, flows, name = self.sequence(j)
+        pair = make_two_stream_pair(frames, flows, t, factor, rng, self.styles,
+                                    hue_range=self.hue_range, sat_range=self.sat_range)
+        return {
+            "rgb_a": torch.from_numpy(np.ascontiguousarray(pair.rgb_a)),
+            "flow_a": torch.from_numpy(np.ascontiguousarray(pair.flow_a)),
+            "rgb_b": torch.from_numpy(np.ascontiguousarray(pair.rgb_b)),
+            "flow_b": torch.from_numpy(np.ascontiguousarray(pair.flow_b)),
+            "factor": pair.factor,
+            "index": i,
+            "video": name,
+            "frame": t,
+            "style_a": pair.style_a,
+            "style_b": pair.style_b,
+            "hue_shift": pair.hue_shift if pair.hue_shift is not None else 0.0,
+            "saturation_scale": pair.saturation_scale if pair.saturation_scale is not None else 1.0,
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_cache"] = OrderedDict()  # workers start with an empty cache
+        return state
