@@ -1,0 +1,84 @@
+"""Load any supported checkpoint (Hub id or local folder) into the hf_stadyn class with the probing mixin."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["load_model", "SUPPORTED_MODEL_TYPES", "DEFAULT_MODEL_DIR"]
+
+logger = logging.getLogger(__name__)
+
+#: The embedded default checkpoint shipped inside the package (trained on StaDyn-Synth by
+#: scripts/train_default_model.py).
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "default_model"
+
+
+def _classes() -> dict[str, Any]:
+    from hf_stadyn.models import (
+        StadynTimesformerForVideoClassification,
+        StadynVideoMAEForVideoClassification,
+    )
+
+    table = {
+        "videomae": StadynVideoMAEForVideoClassification,
+        "stadyn_videomae": StadynVideoMAEForVideoClassification,
+        "timesformer": StadynTimesformerForVideoClassification,
+        "stadyn_timesformer": StadynTimesformerForVideoClassification,
+    }
+    try:
+        from hf_stadyn.models.configuration_avos import AVOSConfig
+        from hf_stadyn.models.modeling_avos import AVOSModel
+
+        table[AVOSConfig.model_type] = AVOSModel
+    except ImportError:  # pragma: no cover - AVOS classes always ship
+        pass
+    return table
+
+
+SUPPORTED_MODEL_TYPES = ("videomae", "timesformer", "stadyn_videomae", "stadyn_timesformer", "stadyn_avos")
+
+
+def load_model(name_or_path: str | os.PathLike | None = None, *, revision: str | None = None, **kwargs: Any):
+    """Load a video model for probing.
+
+    Args:
+        name_or_path: a Hub model id (``"MCG-NJU/videomae-base-finetuned-kinetics"``) or a local folder
+            holding ``config.json`` and ``model.safetensors``; ``None`` gives the embedded default.
+        revision: Hub revision (branch, tag or commit).
+        kwargs: passed to ``from_pretrained`` (e.g. ``dtype``).
+
+    Weights are read from safetensors only and ``trust_remote_code`` is never enabled.
+
+    Raises:
+        ValueError: the checkpoint's ``model_type`` is not one hf_stadyn wraps (probe it with
+            ``hf_stadyn.probing.FeatureProbe`` and a layer mapping instead).
+        FileNotFoundError: a local path that does not exist or has no config.json.
+    """
+    from transformers import AutoConfig
+
+    if name_or_path is None:
+        name_or_path = DEFAULT_MODEL_DIR
+    src = str(name_or_path)
+    local = Path(src).expanduser()
+    if local.exists() or src.startswith((".", "/", "~")) or os.sep in src.rstrip("/").split("/", 1)[-1]:
+        if not local.is_dir():
+            raise FileNotFoundError(f"model folder {src!r} does not exist; give a local folder or a Hub model id.")
+        if not (local / "config.json").is_file():
+            raise FileNotFoundError(
+                f"model folder {src!r} has no config.json; save the model with save_pretrained() first."
+            )
+        src = str(local)
+    config = AutoConfig.from_pretrained(src, revision=revision, trust_remote_code=False)
+    table = _classes()
+    cls = table.get(config.model_type)
+    if cls is None:
+        raise ValueError(
+            f"model {src!r} has model_type {config.model_type!r}; hf_stadyn wraps {sorted(table)}. "
+            "For other architectures use hf_stadyn.probing.FeatureProbe with a {module_name: layout} mapping."
+        )
+    kwargs.setdefault("use_safetensors", True)
+    model = cls.from_pretrained(src, revision=revision, **kwargs)
+    return model.eval()
