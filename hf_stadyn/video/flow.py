@@ -148,12 +148,12 @@ def apply_flow_jitter(img: np.ndarray, hue_shift: float, saturation_scale: float
         raise ValueError(f"img must be an (H, W, 3) uint8 flow image, got {img.shape} {img.dtype}")
     if not np.isfinite(hue_shift) or not (np.isfinite(saturation_scale) and saturation_scale >= 0):
         raise ValueError(f"need a finite hue_shift and saturation_scale >= 0, got {hue_shift!r}, {saturation_scale!r}")
-    hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV_FULL)
-    hue_lut = ((np.arange(256) + int(round(hue_shift * 256))) % 256).astype(np.uint8)
-    sat_lut = np.clip(np.round(np.arange(256) * saturation_scale), 0, 255).astype(np.uint8)
-    hsv[..., 0] = cv2.LUT(hsv[..., 0], hue_lut)
-    hsv[..., 1] = cv2.LUT(hsv[..., 1], sat_lut)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)
+    # float HSV (hue in degrees): no uint8 hue quantisation, and (0, 1) is exactly the identity
+    hsv = cv2.cvtColor(img.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_RGB2HSV)
+    hsv[..., 0] = np.mod(hsv[..., 0] + np.float32(360.0 * hue_shift), 360.0)
+    hsv[..., 1] = np.minimum(hsv[..., 1] * np.float32(saturation_scale), 1.0)
+    rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
 def jitter_flow_images(
