@@ -258,10 +258,10 @@ class RandConv(Stylizer):
         kernel = rng.normal(size=(k, k))
         kernel -= kernel.mean()  # zero-sum part: re-textures, keeps edges
         kernel *= rng.uniform(1.0, 2.5) / np.abs(kernel).sum()
-        alpha = rng.uniform(0.3, 0.7)  # weight of the identity (keeps the shapes readable)
+        alpha = rng.uniform(0.25, 0.6)  # weight of the identity (keeps the shapes readable)
         kernel[k // 2, k // 2] += alpha
         mix = _random_rotation(rng) * rng.uniform(0.8, 1.3, size=3)
-        offset = rng.uniform(-25.0, 25.0, size=3)
+        offset = rng.uniform(-40.0, 40.0, size=3)
         return {"kernel": kernel.astype(np.float32), "mix": mix, "offset": offset}
 
     def apply(self, clip: np.ndarray, params: dict[str, Any]) -> np.ndarray:
