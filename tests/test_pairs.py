@@ -30,15 +30,18 @@ from hf_stadyn.video import apply_flow_jitter, compute_flow, flow_images
 
 
 def scene(seed: int = 0, t: int = 8, size: int = 64) -> np.ndarray:
-    """A textured background panning right 1 px/frame with a textured object moving (2, 1) px/frame."""
+    """A textured background panning right 1 px/frame with a textured object moving (2, 1) px/frame
+    (the object wraps around inside the frame on long clips)."""
     rng = np.random.default_rng(seed)
-    bg = cv2.GaussianBlur(rng.integers(0, 256, (size + 40, size + 40, 3), dtype=np.uint8), (0, 0), 1.2)
-    obj = cv2.GaussianBlur(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8), (0, 0), 1.0)
+    bg = cv2.GaussianBlur(rng.integers(0, 256, (size + 40, size + 40 + t, 3), dtype=np.uint8), (0, 0), 1.2)
+    obj_size = min(20, size // 2)
+    obj = cv2.GaussianBlur(rng.integers(0, 256, (obj_size, obj_size, 3), dtype=np.uint8), (0, 0), 1.0)
     frames = []
+    room = size - obj_size
     for k in range(t):
-        f = bg[10 : 10 + size, 20 - k : 20 - k + size].copy()
-        y, x = 10 + k, 12 + 2 * k
-        f[y : y + 20, x : x + 20] = obj
+        f = bg[10 : 10 + size, 20 + t - k : 20 + t - k + size].copy()
+        y, x = (size // 6 + k) % room, (size // 5 + 2 * k) % room
+        f[y : y + obj_size, x : x + obj_size] = obj
         frames.append(f)
     return np.stack(frames)
 
