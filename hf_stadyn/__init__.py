@@ -51,7 +51,20 @@ _LAZY: dict[str, str] = {
     "DEFAULT_STYLES": "hf_stadyn.pairs",
     # synth
     # probing
+    "Layout": "hf_stadyn.probing",
+    "pool": "hf_stadyn.probing",
+    "LayerSpec": "hf_stadyn.probing",
+    "FeatureProbe": "hf_stadyn.probing",
+    "extract_features": "hf_stadyn.probing",
+    "BiasProbingMixin": "hf_stadyn.probing",
+    "ProbeInputSpec": "hf_stadyn.probing",
     # models
+    "StadynVideoMAEConfig": "hf_stadyn.models",
+    "StadynVideoMAEForVideoClassification": "hf_stadyn.models",
+    "StadynTimesformerConfig": "hf_stadyn.models",
+    "StadynTimesformerForVideoClassification": "hf_stadyn.models",
+    "tiny_videomae_config": "hf_stadyn.models",
+    "tiny_timesformer_config": "hf_stadyn.models",
     # debias
     # training
     # report / hub
