@@ -19,11 +19,10 @@ Videos can be given as:
 
 from __future__ import annotations
 
-import logging
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -31,11 +30,9 @@ import torch
 from ..video.flow import FLOW_METHODS, flow_images
 from ..video.io import _check_frames, _check_size, probe_video, read_clip, resize_and_crop, sample_indices
 from .core import DYNAMIC, STATIC, make_pair, make_two_stream_pair
-from .styles import StyleLike, _style_name, resolve_styles
+from .styles import StyleLike, resolve_styles
 
 __all__ = ["VIDEO_EXTENSIONS", "PairDataset", "TwoStreamPairDataset", "list_videos"]
-
-logger = logging.getLogger(__name__)
 
 #: File extensions :func:`list_videos` picks up in a folder.
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts")
@@ -109,16 +106,6 @@ class _Videos:
 
             ds = ds.cast_column(column, datasets.Video(decode=False))  # decode with PyAV, not torchcodec
         self.kind, self.source, self.count = "hf", ds, len(ds)
-
-    def name(self, j: int) -> str:
-        if self.kind == "paths":
-            return self.source[j]
-        if self.kind == "hf":
-            value = self.source[j][self.column]
-            if isinstance(value, dict) and value.get("path"):
-                return str(value["path"])
-            return value if isinstance(value, str) else f"{self.column}[{j}]"
-        return f"<clip {j}>"
 
     def get(self, j: int) -> tuple[Any, str]:
         """(source, name): source is a path str, bytes, or a (T, H, W, 3) uint8 array."""

@@ -1,0 +1,173 @@
+"""Pairs benchmark: decode + sample + stylize + shuffle for 16x224x224 clips, and flow + jitter, on one core.
+
+Run:  PYTHONPATH=. python tests/bench/bench_pairs.py [--repeats 20]
+
+OpenCV and torch are limited to one thread, so every figure is the cost on one core. Times are the
+median over repeats of CPU time (process_time; robust to other processes on the machine) and wall
+time. Ratios are against a baseline measured in the same run: one copy of a 16x224x224x3 uint8 clip.
+
+Printed:
+- each default style's own cost (sample_params + apply on 16x224x224) and the non-default ones,
+- frame shuffle, a static pair, a dynamic pair, and "static + dynamic" (the 30 ms target, no decode),
+- decode + sample + resize of one clip from a 320x240 h264 file (64-frame window -> 16 frames),
+- PairDataset items/s (decode + sample + stylize + shuffle),
+- flow (DIS medium / fast / Farneback) + colour coding + jitter frames/s at 224x224,
+- TwoStreamPairDataset items/s,
+- a long 1080p file (200 frames, key frame every 50): one 16x224x224 clip read with seeking and
+  decoding from the start, the frames each decoded and the peak Python/numpy memory (``--no-hd`` skips it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+
+
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """(median CPU ms, median wall ms) of ``fn`` over ``repeats`` runs after one warm-up."""
+    fn()
+    cpu, wall = [], []
+    for _ in range(repeats):
+        c0, w0 = time.process_time(), time.perf_counter()
+        fn()
+        cpu.append((time.process_time() - c0) * 1e3)
+        wall.append((time.perf_counter() - w0) * 1e3)
+    return statistics.median(cpu), statistics.median(wall)
+
+
+def source_video(folder: Path, t: int = 96, h: int = 240, w: int = 320) -> Path:
+    """A 320x240 h264 file with a panning texture and a moving object (like a small Kinetics clip)."""
+    from hf_stadyn.video import write_video
+
+    rng = np.random.default_rng(0)
+    bg = cv2.GaussianBlur(rng.integers(0, 256, (h + 8, w + 2 * t, 3), dtype=np.uint8), (0, 0), 2.0)
+    obj = cv2.GaussianBlur(rng.integers(0, 256, (60, 60, 3), dtype=np.uint8), (0, 0), 1.5)
+    frames = np.empty((t, h, w, 3), np.uint8)
+    for k in range(t):
+        frames[k] = bg[4 : 4 + h, 2 * t - 2 * k : 2 * t - 2 * k + w]
+        y, x = 40 + k, (30 + 3 * k) % (w - 60)
+        frames[k, y % (h - 60) : y % (h - 60) + 60, x : x + 60] = obj
+    return write_video(folder / "source.mp4", frames, fps=25)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--no-hd", action="store_true", help="skip the long 1080p file")
+    args = ap.parse_args()
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+    from hf_stadyn.pairs import DEFAULT_STYLES, PairDataset, TwoStreamPairDataset, get_style, list_styles, make_pair
+    from hf_stadyn.pairs import shuffle_frames
+    from hf_stadyn.video import compute_flow, flow_to_color, jitter_flow_images, read_clip, read_video
+
+    r = args.repeats
+    rows: list[tuple[str, float, float, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = source_video(Path(tmp))
+        clip = read_video(path, 16, window=64, seed=0, size=224)
+        assert clip.shape == (16, 224, 224, 3)
+        base_cpu, base_wall = timed(lambda: clip.copy(), r * 5)
+        rows.append(("baseline: copy one 16x224x224x3 clip", base_cpu, base_wall, ""))
+
+        style_cpu = {}
+        for name in list(DEFAULT_STYLES) + [s for s in list_styles() if s not in DEFAULT_STYLES]:
+            style = get_style(name)
+            rng = np.random.default_rng(0)
+            reps = max(2, r // 10) if name == "stylization" else r
+            c, w = timed(lambda: style.apply(clip, style.sample_params(rng)), reps)
+            style_cpu[name] = c
+            rows.append((f"style {name}" + ("" if name in DEFAULT_STYLES else " (not a default)"), c, w, ""))
+        rng = np.random.default_rng(1)
+        rows.append(("shuffle_frames", *timed(lambda: shuffle_frames(clip, rng), r * 5), ""))
+        rows.append(("static pair (make_pair)", *timed(lambda: make_pair(clip, 1, rng), r), ""))
+        rows.append(("dynamic pair (make_pair)", *timed(lambda: make_pair(clip, 0, rng), r), ""))
+        both_cpu, both_wall = timed(lambda: (make_pair(clip, 1, rng), make_pair(clip, 0, rng)), r)
+        verdict = "target <= 30 ms: " + ("met" if both_cpu <= 30 else "MISSED")
+        rows.append(("static + dynamic pair, no decode", both_cpu, both_wall, verdict))
+        seeds = iter(range(10**6))
+        dec_cpu, dec_wall = timed(lambda: read_video(path, 16, window=64, seed=next(seeds), size=224), r)
+        rows.append(("decode + sample + resize (320x240 h264)", dec_cpu, dec_wall, ""))
+
+        ds = PairDataset([str(path)], num_frames=16, size=224, window=64, seed=0, num_pairs=10**6)
+        idx = iter(range(10**6))
+        item_cpu, item_wall = timed(lambda: ds[next(idx)], r)
+        rows.append(("PairDataset item (decode+sample+stylize+shuffle)", item_cpu, item_wall,
+                     f"{1e3 / item_cpu:.1f} pairs/s per core"))
+
+        frames = clip
+        flow_rows = []
+        for method in ("dis", "dis_fast", "farneback"):
+            reps = max(3, r // 4)
+            c, w = timed(lambda: jitter_flow_images(flow_to_color(compute_flow(frames, method)), rng), reps)
+            per_frame = c / (len(frames) - 1)
+            flow_rows.append((f"flow {method} + colour + jitter, per frame", per_frame, w / (len(frames) - 1),
+                              f"{1e3 / per_frame:.0f} frames/s"))
+        fl = compute_flow(frames)
+        c, w = timed(lambda: flow_to_color(fl), r)
+        flow_rows.append(("colour coding only, per frame", c / 15, w / 15, f"{15e3 / c:.0f} frames/s"))
+        imgs = flow_to_color(fl)
+        c, w = timed(lambda: jitter_flow_images(imgs, rng), r)
+        flow_rows.append(("jitter only, per frame", c / 15, w / 15, f"{15e3 / c:.0f} frames/s"))
+        rows.extend(flow_rows)
+
+        two = TwoStreamPairDataset([str(path)], size=224, seed=0)
+        c0 = time.process_time()
+        n = min(len(two), 48)
+        for i in range(n):
+            two[i]
+        c = (time.process_time() - c0) * 1e3 / n
+        rows.append(("TwoStreamPairDataset item (amortised decode+flow)", c, float("nan"), f"{1e3 / c:.0f} items/s"))
+
+        if not args.no_hd:
+            h, w, t = 1080, 1920, 200
+            yy, xx = np.mgrid[0:h, 0:w]
+            base = np.stack([(xx // 6) % 256, (yy // 6) % 256, ((xx + yy) // 10) % 256], -1).astype(np.uint8)
+
+            def hd_frames():
+                for k in range(t):
+                    yield np.roll(base, 6 * k, axis=1)
+
+            hd = Path(tmp) / "hd.mp4"
+            import av
+
+            with av.open(str(hd), "w") as out:  # streamed: the 1.2 GB of frames never sit in memory
+                st = out.add_stream("libx264", rate=25)
+                st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+                st.options = {"preset": "ultrafast", "g": "50", "crf": "23"}
+                for f in hd_frames():
+                    for pkt in st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                        out.mux(pkt)
+                for pkt in st.encode():
+                    out.mux(pkt)
+            for label, seek in (("seeking", True), ("from the start", False)):
+                tracemalloc.start()
+                c0, w0 = time.process_time(), time.perf_counter()
+                got = read_clip(hd, 16, window=64, start=130, size=224, seek=seek)
+                c, wl = (time.process_time() - c0) * 1e3, (time.perf_counter() - w0) * 1e3
+                _, peak = tracemalloc.get_traced_memory()
+                tracemalloc.stop()
+                rows.append((f"1080p clip at frame 130, {label}", c, wl,
+                             f"{got.decoded_frames} frames decoded, peak {peak / 1e6:.1f} MB "
+                             f"(one 1080p RGB frame = {h * w * 3 / 1e6:.1f} MB)"))
+
+    print(f"{'what':52s} {'CPU ms':>9s} {'wall ms':>9s} {'x base':>8s}  note")
+    for name, c, w, note in rows:
+        print(f"{name:52s} {c:9.2f} {w:9.2f} {c / base_cpu:8.1f}  {note}")
+    mean_default = float(np.mean([style_cpu[s] for s in DEFAULT_STYLES]))
+    print(f"\nmean default style: {mean_default:.2f} ms CPU; static + dynamic pair: {both_cpu:.2f} ms CPU "
+          f"({both_cpu / base_cpu:.1f}x a clip copy); decode share of a PairDataset item: {dec_cpu / item_cpu:.0%}")
+
+
+if __name__ == "__main__":
+    main()
