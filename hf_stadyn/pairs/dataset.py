@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..video.flow import FLOW_METHODS, flow_images
 from ..video.io import _check_frames, _check_size, probe_video, read_clip, resize_and_crop, sample_indices
@@ -277,6 +278,8 @@ class TwoStreamPairDataset(torch.utils.data.Dataset):
         max_magnitude: flow colour scale (None: each flow field normalised by its own maximum).
         hue_range, sat_range: the flow jitter of static pairs.
         frames_per_video: frame count of each video of a callable source.
+        cache_videos: decoded sequences (with flow images) each worker keeps.
+        progress: show a progress bar while counting the frames of the videos at construction.
 
     Items are dicts: ``rgb_a``, ``flow_a``, ``rgb_b``, ``flow_b`` (``torch.uint8`` ``(H, W, 3)``),
     ``factor``, ``index``, ``video``, ``frame``, ``style_a``, ``style_b``, ``hue_shift`` and
@@ -299,6 +302,7 @@ class TwoStreamPairDataset(torch.utils.data.Dataset):
         num_videos: int | None = None,
         frames_per_video: int | None = None,
         cache_videos: int = 2,
+        progress: bool = False,
     ) -> None:
         _check_common(seed, static_fraction)
         if flow_method not in FLOW_METHODS:
@@ -312,10 +316,10 @@ class TwoStreamPairDataset(torch.utils.data.Dataset):
             raise ValueError("dynamic pairs need at least two styles; give more styles or static_fraction=1")
         self.cache_videos = max(1, int(cache_videos))
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray, str]] = OrderedDict()
-        self.frame_counts = self._count_frames(frames_per_video)
+        self.frame_counts = self._count_frames(frames_per_video, progress)
         self._offsets = np.concatenate([[0], np.cumsum(self.frame_counts)]).astype(np.int64)
 
-    def _count_frames(self, frames_per_video: int | None) -> np.ndarray:
+    def _count_frames(self, frames_per_video: int | None, progress: bool) -> np.ndarray:
         v = self.videos
         if v.kind == "callable":
             if frames_per_video is None or int(frames_per_video) < 1:
@@ -324,7 +328,7 @@ class TwoStreamPairDataset(torch.utils.data.Dataset):
         if v.kind == "arrays":
             return np.array([a.shape[0] for a in v.source], np.int64)
         counts = []
-        for j in range(v.count):
+        for j in tqdm(range(v.count), desc="counting frames", unit="video", disable=not progress):
             source, name = v.get(j)
             counts.append(probe_video(source, name=name).num_frames)
         return np.array(counts, np.int64)

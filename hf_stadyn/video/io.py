@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import io
 import logging
 import math
@@ -299,6 +300,8 @@ def _cache_key(source: VideoSource) -> tuple | None:
     if isinstance(source, (str, os.PathLike)):
         st = os.stat(source)
         return (os.path.realpath(source), st.st_size, st.st_mtime_ns)
+    if isinstance(source, (bytes, bytearray, memoryview)):  # e.g. a datasets column of video bytes
+        return ("bytes", len(source), hashlib.blake2b(source, digest_size=16).hexdigest())
     return None
 
 
@@ -334,7 +337,8 @@ def probe_video(path: VideoSource, *, name: str | None = None) -> VideoInfo:
     """Frame count, rate, size and codec of a video's first video stream.
 
     When the container does not record the frame count (webm/vp9, mkv, mpg), the frames are counted by
-    decoding the whole stream once; the count is cached per (file, size, modification time).
+    decoding the whole stream once; the count is cached per (file, size, modification time), or per
+    content hash for bytes.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -468,8 +472,8 @@ def _decode_seek(container, stream, wanted: set[int], first: int, last: int, fps
             if frame.pts is None:
                 return None
             i = int(round((frame.pts - t0) * float(time_base) * fps))
-            if (previous < 0 and i > first) or i <= previous:
-                return None  # seek overshot, or timestamps do not count frames one by one
+            if (previous < 0 and i > first) or (previous >= 0 and i != previous + 1):
+                return None  # seek overshot, or timestamps do not count frames one by one (variable rate)
             previous = i
             if i in wanted:
                 kept[i] = _resize_crop_frame(frame.to_ndarray(format="rgb24"), size)
