@@ -72,6 +72,9 @@ _LAZY: dict[str, str] = {
     "bias_model_card": "hf_stadyn.hub",
     "write_model_card_folder": "hf_stadyn.hub",
     "push_report": "hf_stadyn.hub",
+    # demo
+    "analyze_video": "hf_stadyn.demo",
+    "DemoLimits": "hf_stadyn.demo",
 }
 
 __all__ = ["__version__", *_LAZY]

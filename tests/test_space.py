@@ -1,0 +1,281 @@
+"""The demo: hf_stadyn.demo.analyze_video on real mp4 files, its caps, and the Gradio Space
+(spaces_app/app.py) through gradio_client and through a real browser (Playwright + Debian's chromium)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hf_stadyn import demo as demo_mod
+from hf_stadyn.demo import DemoLimits, analyze_video, check_video, load_demo_model, video_pairs
+from hf_stadyn.pairs import PairDataset
+from hf_stadyn.probing.runner import probe
+from hf_stadyn.report import FIGURE_SIZE, BiasReport
+from hf_stadyn.video import read_video, write_video
+
+REPO = Path(__file__).resolve().parents[1]
+APP = REPO / "spaces_app" / "app.py"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """probe() makes a default Accelerator; start from a clean singleton whatever ran before."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+
+
+def _moving_frames(t: int, h: int, w: int, seed: int) -> np.ndarray:
+    """A textured square moving right over a noisy background: (T, H, W, 3) uint8."""
+    rng = np.random.default_rng(seed)
+    bg = rng.integers(0, 120, size=(h, w, 3), dtype=np.uint8)
+    tex = rng.integers(120, 256, size=(h // 3, h // 3, 3), dtype=np.uint8)
+    frames = np.repeat(bg[None], t, axis=0)
+    s = tex.shape[0]
+    for i in range(t):
+        x = (2 * i) % (w - s)
+        frames[i, h // 3 : h // 3 + s, x : x + s] = tex
+    return frames
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from hf_stadyn.models import StadynVideoMAEForVideoClassification, tiny_videomae_config
+
+    torch.manual_seed(0)
+    return StadynVideoMAEForVideoClassification(tiny_videomae_config(num_labels=4, num_hidden_layers=2)).eval()
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("videos")
+    return {
+        # 40 frames, 64x48, 10 fps (4 s)
+        "clip": write_video(d / "clip.mp4", _moving_frames(40, 48, 64, 0), fps=10),
+        # portrait 48x64, 2 s
+        "portrait": write_video(d / "portrait.mp4", _moving_frames(20, 64, 48, 1), fps=10),
+        # 40 frames at 4 fps: 10 s
+        "long": write_video(d / "long.mp4", _moving_frames(40, 48, 64, 2), fps=4),
+        "still": write_video(d / "still.mp4", _moving_frames(1, 48, 64, 3), fps=10),
+    }
+
+
+# -- analyze_video ---------------------------------------------------------------------------------
+
+
+def test_analyze_video_equals_the_runner_on_the_same_pairs(tmp_path, tiny_model, videos):
+    md, fig, js = analyze_video(videos["clip"], 16, seed=3, model=tiny_model, out_dir=tmp_path / "a")
+    report = BiasReport.load(js)
+    assert report.pair_settings["window"] == 20  # a 40-frame video: windows of half its length
+    assert report.pair_settings["num_pairs"] == 16 and report.seed == 3
+
+    # the same pairs built independently from the file, probed directly with the runner
+    pairs = PairDataset([str(videos["clip"])], num_frames=8, size=32, window=20, seed=3, num_pairs=16)
+    direct = probe(tiny_model, pairs, batch_size=16, progress=False).layers
+    assert list(report.layers) == list(direct) == ["embeddings", "block_0", "block_1", "pre_classifier"]
+    for name, lb in direct.items():
+        assert report.layers[name].to_dict() == lb.to_dict(), name
+
+    last = direct["pre_classifier"]
+    assert f"**{last.percent['dynamic']:.1f} % dynamic / {last.percent['static']:.1f} % static**" in md
+    assert f"| pre_classifier | 64 | {last.num_pairs['dynamic']} / {last.num_pairs['static']} |" in md
+    assert "64x48, 40 frames at 10 fps (4.0 s)" in md
+    from PIL import Image
+
+    with Image.open(fig) as im:
+        assert im.format == "PNG" and im.size == (int(FIGURE_SIZE[0] * 100), int(FIGURE_SIZE[1] * 100))
+
+    # reading each clip from the file (a video too large to hold decoded) gives the same report
+    _, _, js_file = analyze_video(videos["clip"], 16, seed=3, model=tiny_model, out_dir=tmp_path / "b",
+                                  limits=DemoLimits(max_decoded_mb=1e-6))
+    assert Path(js_file).read_bytes() == Path(js).read_bytes()
+    # another seed draws other windows, styles and shuffles
+    _, _, js_other = analyze_video(videos["clip"], 16, seed=4, model=tiny_model, out_dir=tmp_path / "c")
+    other = BiasReport.load(js_other)
+    assert other.layers["pre_classifier"].s_static != last.s_static
+
+
+def test_video_pairs_come_from_several_windows_of_the_video(tiny_model, videos):
+    pairs = video_pairs(videos["clip"], tiny_model, 16, seed=0)
+    frames = read_video(videos["clip"], size=32)
+    starts = {int(pairs[i]["start"]) for i in range(16)}
+    assert len(starts) > 4  # several temporal windows
+    for i in (0, 1, 2):  # each member is a restyled (or shuffled) clip of the source frames at that window
+        item = pairs[i]
+        assert item["clip_a"].shape == (8, 32, 32, 3) and item["video"] == "<clip 0>"
+    # the whole video was decoded once at the model's size
+    assert pairs.videos.source[0].shape == frames.shape
+    np.testing.assert_array_equal(pairs.videos.source[0], frames)
+
+
+@pytest.mark.parametrize(
+    "limits, video, error, message",
+    [
+        (DemoLimits(max_file_mb=0.0001), "clip", ValueError, "the demo takes files up to 0.0001 MB"),
+        (DemoLimits(max_duration_s=5), "long", ValueError, "lasts 10.0 s; the demo takes at most 5 s"),
+        (DemoLimits(max_width=60, max_height=60), "clip", ValueError, "64x48 pixels; the demo takes at most 60x60"),
+        (DemoLimits(max_width=64, max_height=40), "portrait", ValueError, "48x64 pixels"),
+        (DemoLimits(max_frames=30), "clip", ValueError, "has 40 frames; the demo takes at most 30"),
+        (DemoLimits(), "still", ValueError, "needs at least 2"),
+        (DemoLimits(), "missing", FileNotFoundError, "not found"),
+        (DemoLimits(), "not_video", ValueError, "cannot read"),
+    ],
+)
+def test_caps_are_checked_before_decoding(tmp_path, monkeypatch, tiny_model, videos, limits, video, error, message):
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded a video that breaks the caps")
+
+    monkeypatch.setattr("hf_stadyn.video.read_video", no_decoding)
+    monkeypatch.setattr("hf_stadyn.pairs.dataset.read_clip", no_decoding)
+    if video == "missing":
+        path = tmp_path / "gone.mp4"
+    elif video == "not_video":
+        path = tmp_path / "notes.mp4"
+        path.write_text("this is not a video")
+    else:
+        path = videos[video]
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        analyze_video(path, 16, 0, model=tiny_model, out_dir=tmp_path / "out", limits=limits)
+    assert not (tmp_path / "out").exists()
+
+
+def test_caps_accept_portrait_and_bad_arguments_are_rejected(tmp_path, tiny_model, videos):
+    info = check_video(videos["portrait"], DemoLimits(max_width=64, max_height=48))  # 48x64: either orientation
+    assert (info.width, info.height, info.num_frames) == (48, 64, 20)
+    for bad in (0, 15, 257, 16.5, True, "16", None):
+        with pytest.raises(ValueError, match="number of pairs must be an integer from 16 to 256"):
+            analyze_video(videos["clip"], bad, 0, model=tiny_model, out_dir=tmp_path)
+    for bad in (-1, 1.5, "0"):
+        with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+            analyze_video(videos["clip"], 16, bad, model=tiny_model, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="without the probing mixin"):
+        analyze_video(videos["clip"], 16, 0, model=torch.nn.Linear(2, 2), out_dir=tmp_path)
+    with pytest.raises(ValueError, match="max_pairs"):
+        DemoLimits(min_pairs=10, max_pairs=5)
+    with pytest.raises(ValueError, match="max_file_mb"):
+        DemoLimits(max_file_mb=0)
+
+
+def test_model_from_env_and_missing_default(tmp_path, monkeypatch, tiny_model):
+    folder = tmp_path / "model"
+    tiny_model.save_pretrained(folder)
+    monkeypatch.setattr(demo_mod, "_MODEL_CACHE", {})
+    monkeypatch.setenv(demo_mod.MODEL_ENV, str(folder))
+    net, model_id = load_demo_model()
+    assert model_id == str(folder)
+    assert load_demo_model()[0] is net  # loaded once, then cached
+    x = torch.randn(1, 8, 3, 32, 32)
+    torch.testing.assert_close(net(pixel_values=x).logits, tiny_model(pixel_values=x).logits)
+
+    monkeypatch.delenv(demo_mod.MODEL_ENV)
+    monkeypatch.setattr("hf_stadyn.models.auto.DEFAULT_MODEL_DIR", tmp_path / "no-default")
+    with pytest.raises(FileNotFoundError, match="STADYN_MODEL"):
+        load_demo_model()
+
+
+def test_example_videos(tmp_path):
+    pytest.importorskip("hf_stadyn.synth", reason="StaDyn-Synth generator not available")
+    paths = demo_mod.make_example_videos(tmp_path / "ex", seed=0)
+    again = demo_mod.make_example_videos(tmp_path / "ex2", seed=0)
+    assert [p.name for p in paths] == ["synth_right.mp4", "synth_clockwise.mp4", "synth_camouflage_up.mp4"]
+    first = read_video(paths[0])
+    assert first.shape == (48, 128, 128, 3)
+    np.testing.assert_array_equal(first, read_video(again[0]))
+    assert np.abs(np.diff(first.astype(np.int16), axis=0)).mean() > 0.5  # something moves
+
+
+# -- the Space -------------------------------------------------------------------------------------
+
+
+def _load_app():
+    spec = importlib.util.spec_from_file_location("stadyn_space_app", APP)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory, tiny_model):
+    """The Space's app, in-process on 127.0.0.1, probing a tiny model given through STADYN_MODEL."""
+    folder = tmp_path_factory.mktemp("space-model") / "model"
+    tiny_model.save_pretrained(folder)
+    old = os.environ.get(demo_mod.MODEL_ENV)
+    os.environ[demo_mod.MODEL_ENV] = str(folder)
+    app = _load_app()
+    demo = app.build_demo(limits=DemoLimits(max_duration_s=5))
+    demo.queue().launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True,
+                        max_file_size="50mb")
+    try:
+        yield demo, folder
+    finally:
+        demo.close()
+        if old is None:
+            os.environ.pop(demo_mod.MODEL_ENV, None)
+        else:
+            os.environ[demo_mod.MODEL_ENV] = old
+
+
+def test_space_through_gradio_client(tmp_path, space, tiny_model, videos):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    demo, folder = space
+    client = Client(demo.local_url, verbose=False)
+    md, fig, js = client.predict(handle_file(str(videos["clip"])), 16, 1, api_name="/analyze")
+    assert f"**Model** `{folder}`" in md and "| layer | C | pairs D / S |" in md
+    assert Path(fig).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    got = BiasReport.load(js)
+    _, _, expected = analyze_video(videos["clip"], 16, 1, model=tiny_model, out_dir=tmp_path / "direct")
+    for name, lb in BiasReport.load(expected).layers.items():
+        assert got.layers[name].to_dict() == lb.to_dict(), name
+    assert got.model_id == str(folder)
+    # a video over the Space's caps gives a clear error, not a traceback
+    with pytest.raises(AppError, match="lasts 10.0 s; the demo takes at most 5 s"):
+        client.predict(handle_file(str(videos["long"])), 16, 0, api_name="/analyze")
+    with pytest.raises(AppError, match="greater than maximum"):
+        client.predict(handle_file(str(videos["clip"])), 1000, 0, api_name="/analyze")
+
+
+def test_space_in_a_real_browser(tmp_path, space, videos):
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium); Playwright never downloads one")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    demo, _ = space
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(demo.local_url, wait_until="domcontentloaded", timeout=60_000)
+            page.locator("input[type=file]").first.set_input_files(str(videos["clip"]), timeout=60_000)
+            page.locator("video").first.wait_for(state="attached", timeout=60_000)  # the upload is shown
+            page.locator("#analyze-button").click()
+            table = page.locator("#report-markdown table").first
+            table.wait_for(state="visible", timeout=120_000)
+            text = table.inner_text()
+            assert "pre_classifier" in text and "block_0" in text
+            page.locator("#layer-figure img").first.wait_for(state="visible", timeout=60_000)
+            shot = tmp_path / "space.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+            if os.environ.get("STADYN_SPACE_SCREENSHOT"):  # keep a copy to look at
+                shutil.copy(shot, os.environ["STADYN_SPACE_SCREENSHOT"])
+        finally:
+            browser.close()
