@@ -10,7 +10,7 @@ Built-in styles (all fast: a few ms for a 16x224x224 clip on one core):
 ``color_mix``  random colour-space rotation and scaling plus an offset (an affine 3x3 colour transform)
 ``palette``    gradient map: luminance looked up in a random palette of 3-5 colours
 ``randconv``   random convolution re-texturing (RandConv): colour mixing + a random 3x3/5x5 filter
-``cartoon``    median smoothing, per-channel colour quantisation to a random palette, dark edges
+``cartoon``    median smoothing, per-channel colour quantisation to a random palette, dark outlines
 ``tone_curve`` channel permutation, per-channel gamma and inversion
 ``texture``    a random procedural texture blended multiplicatively (not a default: the texture is
                fixed to the image, so it adds static structure)
@@ -202,16 +202,32 @@ def _random_rotation(rng: np.random.Generator) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
+def _grey_gain(matrix: np.ndarray) -> float:
+    """How much a colour matrix keeps luminance contrast along the grey axis (1 = unchanged).
+
+    Natural footage varies mostly along the grey axis; a transform that turns that variation into
+    pure chroma leaves a flat luminance image, in which motion is hard to see (and to measure).
+    """
+    return float(abs(_LUMA @ matrix @ np.ones(3)))
+
+
+def _colour_matrix(rng: np.random.Generator, scale: tuple[float, float]) -> np.ndarray:
+    """A random rotation of colour space (reflections included) with per-axis scales, far from the
+    identity and keeping at least 60 % of the grey-axis luminance contrast (rejection sampling)."""
+    while True:
+        m = _random_rotation(rng) @ np.diag(rng.uniform(*scale, size=3))
+        if np.linalg.norm(m - np.eye(3)) >= 1.0 and _grey_gain(m) >= 0.6:
+            return m
+
+
 @register_style("color_mix")
 class ColorMix(Stylizer):
     """Affine colour transform ``y = M (x - 128) + 128 + b``: M a random rotation of colour space
-    (reflections included) with per-axis scales in [0.8, 1.4], b an offset in [-30, 30]."""
+    (reflections included) with per-axis scales in [0.8, 1.4] that keeps at least 60 % of the
+    luminance contrast along the grey axis, b an offset in [-30, 30]."""
 
     def sample_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        while True:
-            m = _random_rotation(rng) @ np.diag(rng.uniform(0.8, 1.4, size=3))
-            if np.linalg.norm(m - np.eye(3)) >= 1.0:  # far from the identity
-                break
+        m = _colour_matrix(rng, (0.8, 1.4))
         b = rng.uniform(-30.0, 30.0, size=3)
         return {"matrix": m, "offset": b}
 
@@ -223,20 +239,29 @@ class ColorMix(Stylizer):
 
 @register_style("palette")
 class Palette(Stylizer):
-    """Gradient map: each pixel's luminance indexes a random palette of 3-5 colours (ordered by their
-    luminance, in either direction, so edges keep their contrast)."""
+    """Gradient map: each pixel's luminance indexes a random palette of 3-5 colours. The colours are
+    placed along the map in proportion to their own luminance, which spans at least 150 of 255: the
+    map's luminance is then linear (slope >= 0.59, rising or falling), so every edge keeps its place
+    and most of its contrast while the colours change."""
 
     def sample_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         k = int(rng.integers(3, 6))
         while True:
-            colours = rng.uniform(0, 255, size=(k, 3))
+            # colours of chosen luminance: grey level L plus a random chroma offset of zero luminance
+            target = np.sort(np.concatenate([[rng.uniform(0, 50), rng.uniform(205, 255)], rng.uniform(0, 255, k - 2)]))
+            chroma = rng.normal(size=(k, 3))
+            chroma -= np.outer(chroma @ _LUMA, _LUMA) / (_LUMA @ _LUMA)
+            chroma *= rng.uniform(30, 120, size=(k, 1)) / np.linalg.norm(chroma, axis=1, keepdims=True)
+            colours = np.clip(target[:, None] + chroma, 0, 255)
             luma = colours @ _LUMA
-            if luma.max() - luma.min() >= 120:  # enough contrast to keep every edge visible
+            if luma.max() - luma.min() >= 150:  # clipping can shrink the range: rarely redrawn
                 break
-        colours = colours[np.argsort(luma)]
-        if rng.random() < 0.5:
-            colours = colours[::-1]
-        stops = np.concatenate([[0.0], np.sort(rng.uniform(0, 255, size=k - 2)), [255.0]])
+        order = np.argsort(luma)
+        colours, luma = colours[order], luma[order]
+        stops = 255.0 * (luma - luma[0]) / (luma[-1] - luma[0])
+        stops = np.maximum.accumulate(stops + 1e-3 * np.arange(k)) * (255.0 / (255.0 + 1e-3 * (k - 1)))
+        if rng.random() < 0.5:  # falling instead of rising luminance
+            colours, stops = colours[::-1], 255.0 - stops[::-1]
         levels = np.arange(256)
         lut = np.stack([np.interp(levels, stops, colours[:, c]) for c in range(3)], axis=1)
         return {"lut": np.clip(np.round(lut), 0, 255).astype(np.uint8)}  # (256, 3)
@@ -260,7 +285,7 @@ class RandConv(Stylizer):
         kernel *= rng.uniform(1.0, 2.5) / np.abs(kernel).sum()
         alpha = rng.uniform(0.25, 0.6)  # weight of the identity (keeps the shapes readable)
         kernel[k // 2, k // 2] += alpha
-        mix = _random_rotation(rng) * rng.uniform(0.8, 1.3, size=3)
+        mix = _colour_matrix(rng, (0.8, 1.3))
         offset = rng.uniform(-40.0, 40.0, size=3)
         return {"kernel": kernel.astype(np.float32), "mix": mix, "offset": offset}
 
@@ -279,11 +304,12 @@ class RandConv(Stylizer):
 
 @register_style("cartoon")
 class Cartoon(Stylizer):
-    """Cartoon: 3x3 median smoothing, each channel quantised to 3-6 levels painted with random colours
-    (monotone per channel, in either direction), and dark outlines where the luminance changes sharply."""
+    """Cartoon: 3x3 median smoothing, each channel quantised to 4-8 levels painted with random colours
+    (monotone per channel, in either direction), and dark outlines where the smoothed luminance
+    (Gaussian, sigma 1.5) has a strong Laplacian; the smoothing keeps outlines from flickering."""
 
     def sample_params(self, rng: np.random.Generator) -> dict[str, Any]:
-        levels = int(rng.integers(3, 7))
+        levels = int(rng.integers(4, 9))
         lut = np.empty((256, 1, 3), np.uint8)
         bins = np.minimum(np.arange(256) * levels // 256, levels - 1)
         for c in range(3):
@@ -294,7 +320,7 @@ class Cartoon(Stylizer):
                 values = values[::-1]
             lut[:, 0, c] = np.clip(np.round(values[bins]), 0, 255)
         edge_colour = rng.uniform(0, 60, size=3)
-        threshold = float(rng.uniform(24, 48))
+        threshold = float(rng.uniform(20, 40))
         return {"lut": lut, "edge_colour": edge_colour.astype(np.uint8), "threshold": threshold}
 
     def apply(self, clip: np.ndarray, params: dict[str, Any]) -> np.ndarray:
@@ -304,11 +330,12 @@ class Cartoon(Stylizer):
         for i, frame in enumerate(clip):  # per frame: filters must not reach across frame borders
             cv2.medianBlur(np.ascontiguousarray(frame), 3, dst=smooth[i])
         out = cv2.LUT(_flat(smooth), lut).reshape(clip.shape)
-        gray = cv2.cvtColor(_flat(smooth), cv2.COLOR_RGB2GRAY).reshape(t, h, w)
+        gray = cv2.cvtColor(_flat(clip), cv2.COLOR_RGB2GRAY).reshape(t, h, w)
         ink = np.empty((h, w, 3), np.uint8)
         ink[:] = params["edge_colour"]
         for i in range(t):
-            strength = cv2.convertScaleAbs(cv2.Laplacian(gray[i], cv2.CV_16S, ksize=3))
+            blurred = cv2.GaussianBlur(gray[i], (0, 0), 1.5)
+            strength = cv2.convertScaleAbs(cv2.Laplacian(blurred, cv2.CV_16S, ksize=3))
             _, edges = cv2.threshold(strength, threshold, 255, cv2.THRESH_BINARY)
             cv2.copyTo(ink, edges, out[i])
         return out
@@ -317,13 +344,15 @@ class Cartoon(Stylizer):
 @register_style("tone_curve")
 class ToneCurve(Stylizer):
     """Channel permutation, then a per-channel gamma in [0.4, 2.5] and inversion (p = 0.5 per channel).
-    Never the identity: at least one channel is inverted or moved."""
+    Never the identity (at least one channel is inverted or moved), and the inversions keep at least
+    60 % of the luminance contrast of grey (e.g. not green alone)."""
 
     def sample_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         while True:
             perm = rng.permutation(3)
             invert = rng.random(3) < 0.5
-            if invert.any() or (perm != np.arange(3)).any():
+            grey_gain = abs(float(_LUMA @ np.where(invert, -1.0, 1.0)))  # luminance contrast kept
+            if (invert.any() or (perm != np.arange(3)).any()) and grey_gain >= 0.6:
                 break
         gamma = np.exp(rng.uniform(np.log(0.4), np.log(2.5), size=3))
         x = np.arange(256) / 255.0
