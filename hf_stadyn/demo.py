@@ -98,7 +98,9 @@ class DemoLimits:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"DemoLimits.{name} must be a positive int, got {v!r}.")
         if self.min_frames < 2:
-            raise ValueError(f"DemoLimits.min_frames must be >= 2 (static pairs shuffle frames), got {self.min_frames}.")
+            raise ValueError(
+                f"DemoLimits.min_frames must be >= 2 (static pairs shuffle frames), got {self.min_frames}."
+            )
         if self.min_pairs > self.max_pairs:
             raise ValueError(f"DemoLimits.min_pairs={self.min_pairs} exceeds max_pairs={self.max_pairs}.")
         if self.min_frames > self.max_frames:

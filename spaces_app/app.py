@@ -17,6 +17,7 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
 
+import functools  # noqa: E402
 import importlib.util  # noqa: E402
 import logging  # noqa: E402
 import shutil  # noqa: E402
@@ -70,14 +71,15 @@ def _prune_outputs(root: Path, max_age_s: float) -> None:
             pass
 
 
-def _examples() -> list[list[str]]:
-    """Synthetic example videos written at start-up (none if the generator is unavailable)."""
+@functools.lru_cache(maxsize=1)
+def _examples() -> tuple[tuple[str], ...]:
+    """Synthetic example videos written once at start-up (none if the generator is unavailable)."""
     try:
         folder = Path(tempfile.gettempdir()) / "stadyn-space-examples"
-        return [[str(p)] for p in make_example_videos(folder, seed=0)]
+        return tuple((str(p),) for p in make_example_videos(folder, seed=0))
     except (ImportError, ValueError, OSError) as e:  # examples are optional; the app works without them
         logging.getLogger(__name__).warning("no example videos: %s", e)
-        return []
+        return ()
 
 
 def build_demo(model: Any = None, limits: DemoLimits = DEFAULT_LIMITS, examples: bool = True) -> gr.Blocks:
@@ -121,7 +123,9 @@ def build_demo(model: Any = None, limits: DemoLimits = DEFAULT_LIMITS, examples:
                 if examples:
                     rows = _examples()
                     if rows:
-                        gr.Examples(rows, inputs=[video], label="Synthetic examples (StaDyn-Synth)")
+                        gr.Examples(
+                            [list(r) for r in rows], inputs=[video], label="Synthetic examples (StaDyn-Synth)"
+                        )
             with gr.Column(scale=3):
                 figure = gr.Image(type="filepath", label="Dims per layer", interactive=False, elem_id="layer-figure")
                 report_json = gr.File(label="report.json", interactive=False, elem_id="report-json")

@@ -48,7 +48,9 @@ def _run(args: argparse.Namespace) -> int:
     from hf_stadyn.report import BiasReport
 
     if args.out is None and args.push is None:
-        raise ValueError("nothing to do: give --out DIR to write the card folder, --push REPO_ID to upload it, or both.")
+        raise ValueError(
+            "nothing to do: give --out DIR to write the card folder, --push REPO_ID to upload it, or both."
+        )
     if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
         raise ValueError(f"--out {args.out!r} exists and is not a folder; give a folder path.")
     if args.push is not None and (args.push.count("/") != 1 or not all(args.push.split("/"))):
