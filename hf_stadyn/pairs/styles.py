@@ -6,16 +6,21 @@ frame of the clip with that same set, frame by frame, so nothing new moves and n
 
 Built-in styles (all fast: a few ms for a 16x224x224 clip on one core):
 
-============== ===================================================================================
-``color_mix``  random colour-space rotation and scaling plus an offset (an affine 3x3 colour transform)
-``palette``    gradient map: luminance looked up in a random palette of 3-5 colours
-``randconv``   random convolution re-texturing (RandConv): colour mixing + a random 3x3/5x5 filter
-``cartoon``    median smoothing, per-channel colour quantisation to a random palette, dark outlines
-``tone_curve`` channel permutation, per-channel gamma and inversion
-``texture``    a random procedural texture blended multiplicatively (not a default: the texture is
-               fixed to the image, so it adds static structure)
+=============== ==================================================================================
+``color_mix``   random colour-space rotation and scaling plus an offset (an affine 3x3 colour transform)
+``palette``     gradient map: luminance looked up in a random palette of 3-5 colours
+``randconv``    random convolution re-texturing (RandConv): colour mixing + a random 3x3/5x5 filter
+``cartoon``     median smoothing, per-channel colour quantisation to a random palette, dark outlines
+``tone_curve``  channel permutation, per-channel gamma and inversion
+``texture``     a random procedural texture blended multiplicatively (not a default: the texture is
+                fixed to the image, so it adds static structure)
 ``stylization`` OpenCV's edge-preserving ``cv2.stylization`` (not a default: about 20 ms per frame)
-============== ===================================================================================
+=============== ==================================================================================
+
+The colour styles are drawn so that luminance keeps most of its contrast (a transform that turns
+all grey-level variation into pure chroma would hide the motion from anything that looks at
+luminance, optical flow included). docs/benchmarks_pairs.md measures, on real footage, how little
+each style moves the optical flow compared with a frame shuffle.
 
 Plug in your own (e.g. a neural style network) with :func:`register_style`::
 
