@@ -433,7 +433,10 @@ def resize_and_crop(frames: np.ndarray, size: int) -> np.ndarray:
     return np.stack([_resize_crop_frame(f, size) for f in frames])
 
 
-def _decode_linear(container, stream, wanted: set[int], last: int, size: int | None, label: str):
+def _decode_linear(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, wanted: set[int], last: int,
+    size: int | None, label: str,
+) -> tuple[dict[int, np.ndarray], int]:
     kept: dict[int, np.ndarray] = {}
     count = 0
     try:
@@ -449,7 +452,10 @@ def _decode_linear(container, stream, wanted: set[int], last: int, size: int | N
     return kept, count
 
 
-def _decode_seek(container, stream, wanted: set[int], first: int, last: int, fps: float, size: int | None):
+def _decode_seek(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, wanted: set[int], first: int,
+    last: int, fps: float, size: int | None,
+) -> tuple[dict[int, np.ndarray], int] | None:
     """Seek to the key frame before ``first`` and decode to ``last``, indexing frames by timestamp.
 
     Returns (kept, decoded) or None when the stream's timestamps cannot be trusted (then decode linearly).
@@ -547,7 +553,10 @@ def read_clip(
     return clip
 
 
-def _read(path, label, n, info, num_frames, window, rng, start, size, seek) -> VideoClip | int:
+def _read(
+    path: VideoSource, label: str, n: int, info: VideoInfo, num_frames: int | None, window: int,
+    rng: np.random.Generator | None, start: int | None, size: int | None, seek: bool,
+) -> VideoClip | int:
     """Sample indices for ``n`` source frames and decode them; returns the decoded count if the stream ends early."""
     if num_frames is None:
         if start is not None and not 0 <= int(start) < n:
