@@ -30,6 +30,7 @@ import math
 import os
 import tempfile
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,8 +185,18 @@ def check_video(path: str | os.PathLike, limits: DemoLimits = DEFAULT_LIMITS):
 
 # -- the model -------------------------------------------------------------------------------------
 
-_MODEL_CACHE: dict[str, Any] = {}
+_MODEL_CACHE: OrderedDict[str, Any] = OrderedDict()
+_MODEL_CACHE_SIZE = 2
 _MODEL_LOCK = threading.Lock()
+
+
+def _check_clip_model(model: Any, what: str) -> None:
+    if not (hasattr(model, "probe_input_spec") and hasattr(model, "pooled_features")):
+        raise ValueError(
+            f"{what} is a {type(model).__name__} without the clip-probing mixin; the demo probes RGB clip models "
+            "(VideoMAE / TimeSformer: a Hub id, a local folder or hf_stadyn.models.load_model). Two-stream AVOS "
+            "models take flow pairs: probe them with hf_stadyn.pairs.TwoStreamPairDataset instead."
+        )
 
 
 def load_demo_model(model: Any = None) -> tuple[Any, str]:
@@ -194,17 +205,14 @@ def load_demo_model(model: Any = None) -> tuple[Any, str]:
     Args:
         model: ``None`` (the ``STADYN_MODEL`` environment variable if set, else the embedded default
             model), a Hub id or local folder (loaded with :func:`hf_stadyn.models.load_model`, safetensors
-            only, no remote code; cached per name), or an already loaded model with the probing mixin.
+            only, no remote code; the last two loaded are cached by name), or an already loaded model with
+            the probing mixin.
 
     Returns:
         ``(model, model_id)``; the model is in eval mode.
     """
     if model is not None and not isinstance(model, (str, os.PathLike)):
-        if not (hasattr(model, "probe_input_spec") and hasattr(model, "pooled_features")):
-            raise ValueError(
-                f"model is a {type(model).__name__} without the probing mixin; pass a Hub id, a local folder or "
-                "an hf_stadyn model (hf_stadyn.models.load_model)."
-            )
+        _check_clip_model(model, "model")
         config = getattr(model, "config", None)
         model_id = str(getattr(config, "name_or_path", "") or type(model).__name__)
         return model.eval(), model_id
@@ -212,7 +220,9 @@ def load_demo_model(model: Any = None) -> tuple[Any, str]:
         model = os.environ.get(MODEL_ENV) or None
     key = "" if model is None else str(model)
     with _MODEL_LOCK:
-        if key not in _MODEL_CACHE:
+        if key in _MODEL_CACHE:
+            _MODEL_CACHE.move_to_end(key)
+        else:
             from hf_stadyn.models.auto import DEFAULT_MODEL_DIR, load_model
 
             if model is None and not DEFAULT_MODEL_DIR.is_dir():
@@ -221,7 +231,11 @@ def load_demo_model(model: Any = None) -> tuple[Any, str]:
                     f"{MODEL_ENV} to a Hub model id or a local model folder."
                 )
             logger.info("loading model %s", key or DEFAULT_MODEL_DIR)
-            _MODEL_CACHE[key] = load_model(model)
+            loaded = load_model(model)
+            _check_clip_model(loaded, f"model {key or DEFAULT_MODEL_NAME!r}")
+            _MODEL_CACHE[key] = loaded
+            while len(_MODEL_CACHE) > _MODEL_CACHE_SIZE:
+                _MODEL_CACHE.popitem(last=False)
         loaded = _MODEL_CACHE[key]
     return loaded, key or DEFAULT_MODEL_NAME
 

@@ -160,7 +160,7 @@ def test_caps_accept_portrait_and_bad_arguments_are_rejected(tmp_path, tiny_mode
     for bad in (-1, 1.5, "0"):
         with pytest.raises(ValueError, match="seed must be a non-negative integer"):
             analyze_video(videos["clip"], 16, bad, model=tiny_model, out_dir=tmp_path)
-    with pytest.raises(ValueError, match="without the probing mixin"):
+    with pytest.raises(ValueError, match="without the clip-probing mixin"):
         analyze_video(videos["clip"], 16, 0, model=torch.nn.Linear(2, 2), out_dir=tmp_path)
     with pytest.raises(ValueError, match="max_pairs"):
         DemoLimits(min_pairs=10, max_pairs=5)
@@ -171,7 +171,7 @@ def test_caps_accept_portrait_and_bad_arguments_are_rejected(tmp_path, tiny_mode
 def test_model_from_env_and_missing_default(tmp_path, monkeypatch, tiny_model):
     folder = tmp_path / "model"
     tiny_model.save_pretrained(folder)
-    monkeypatch.setattr(demo_mod, "_MODEL_CACHE", {})
+    monkeypatch.setattr(demo_mod, "_MODEL_CACHE", demo_mod.OrderedDict())
     monkeypatch.setenv(demo_mod.MODEL_ENV, str(folder))
     net, model_id = load_demo_model()
     assert model_id == str(folder)
