@@ -69,6 +69,10 @@ def test_each_container_and_codec_round_trips(files, clip, ext, codec, decoder, 
     assert info.codec == decoder
     assert info.num_frames == T  # counted by decoding where the container records 0 (webm, mkv, mpg)
     assert info.frames_from_metadata is from_meta
+    assert info.count_method == ("metadata" if from_meta else "packets")  # counted without decoding
+    if not from_meta:
+        exact = probe_video(path, exact=True)
+        assert exact.count_method == "decoded" and exact.num_frames == T
     assert (info.width, info.height) == (W, H)
     assert info.fps == pytest.approx(8.0)
     frames = read_video(path)
@@ -303,3 +307,24 @@ def test_bad_arguments(files):
         read_video(path, 4, start=T)
     with pytest.raises(ValueError, match="rng"):
         read_video(path, 4, rng=42)
+
+
+def test_a_packet_count_that_is_too_high_falls_back_to_decoding(files, monkeypatch):
+    import hf_stadyn.video.io as vio
+
+    path = files["webm-libvpx-vp9"]
+    full = read_video(path)
+    real = vio._count_frames
+
+    def too_many_packets(source, label, decode):
+        return real(source, label, decode) + (0 if decode else 10)
+
+    monkeypatch.setattr(vio, "_count_frames", too_many_packets)
+    assert probe_video(path).num_frames == T + 10
+    got = read_clip(path, 6, window=T + 10, start=0)  # needs frames past the real end
+    assert got.num_source_frames == T
+    np.testing.assert_array_equal(got.frames, full[got.indices])
+    # resampled from the same generator state with the true count: as if the count had been right
+    monkeypatch.setattr(vio, "_count_frames", real)
+    right = read_clip(path, 6, window=T + 10, start=0)
+    np.testing.assert_array_equal(got.indices, right.indices)

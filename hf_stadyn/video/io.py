@@ -187,11 +187,12 @@ class VideoInfo:
 
     Attributes:
         path: the file (or a description of in-memory bytes), as used in error messages.
-        num_frames: number of frames; counted by decoding when the container does not say.
+        num_frames: number of frames (see ``count_method``).
         fps: average frame rate (0.0 if unknown).
         width, height: frame size in pixels.
         codec: decoder name, e.g. ``"h264"``, ``"vp9"``, ``"mpeg2video"``.
-        frames_from_metadata: True when ``num_frames`` came from the container, False when counted.
+        count_method: where ``num_frames`` comes from: ``"metadata"`` (the container records it),
+            ``"packets"`` (counted by demuxing, without decoding) or ``"decoded"`` (counted by decoding).
     """
 
     path: str
@@ -200,7 +201,12 @@ class VideoInfo:
     width: int
     height: int
     codec: str
-    frames_from_metadata: bool
+    count_method: str = "metadata"
+
+    @property
+    def frames_from_metadata(self) -> bool:
+        """True when the container recorded the frame count."""
+        return self.count_method == "metadata"
 
     @property
     def duration(self) -> float | None:
@@ -311,9 +317,13 @@ def _decode_errors(label: str, decoded: int) -> ValueError:
     )
 
 
-def _count_by_decoding(source: VideoSource, label: str) -> int:
+def _count_frames(source: VideoSource, label: str, decode: bool) -> int:
+    """Frames of the first video stream, by decoding (exact) or by counting demuxed packets (fast:
+    one packet per frame for the codecs we meet; a read that runs short falls back to decoding).
+    Cached per (file, size, modification time) or content hash."""
     key = _cache_key(source)
     if key is not None:
+        key = (*key, decode)
         with _COUNT_CACHE_LOCK:
             if key in _COUNT_CACHE:
                 _COUNT_CACHE.move_to_end(key)
@@ -321,8 +331,12 @@ def _count_by_decoding(source: VideoSource, label: str) -> int:
     count = 0
     with _open(source, label) as (container, stream):
         try:
-            for _ in container.decode(stream):
-                count += 1
+            if decode:
+                for _ in container.decode(stream):
+                    count += 1
+            else:
+                for packet in container.demux(stream):
+                    count += packet.size > 0  # the demuxer ends with an empty flush packet
         except av.error.FFmpegError as e:
             raise _decode_errors(label, count) from e
     if key is not None:
@@ -333,12 +347,13 @@ def _count_by_decoding(source: VideoSource, label: str) -> int:
     return count
 
 
-def probe_video(path: VideoSource, *, name: str | None = None) -> VideoInfo:
+def probe_video(path: VideoSource, *, name: str | None = None, exact: bool = False) -> VideoInfo:
     """Frame count, rate, size and codec of a video's first video stream.
 
-    When the container does not record the frame count (webm/vp9, mkv, mpg), the frames are counted by
-    decoding the whole stream once; the count is cached per (file, size, modification time), or per
-    content hash for bytes.
+    When the container does not record the frame count (webm/vp9, mkv, mpg), the frames are counted:
+    by demuxing the packets without decoding them (fast even for long files), or by decoding every
+    frame with ``exact=True``. Counts are cached per (file, size, modification time), or per content
+    hash for bytes. :func:`read_clip` re-counts by decoding if a packet count turns out too high.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -350,12 +365,17 @@ def probe_video(path: VideoSource, *, name: str | None = None) -> VideoInfo:
         fps = _fps(stream)
         width, height = int(stream.codec_context.width), int(stream.codec_context.height)
         codec = str(stream.codec_context.name)
-    num_frames = meta if meta > 0 else _count_by_decoding(path, label)
+    if meta > 0:
+        num_frames, method = meta, "metadata"
+    else:
+        method = "decoded" if exact else "packets"
+        num_frames = _count_frames(path, label, decode=exact)
+        if num_frames == 0 and not exact:
+            num_frames, method = _count_frames(path, label, decode=True), "decoded"
     if num_frames <= 0:
         raise ValueError(f"video {label} contains no frames; re-create it or leave it out")
     return VideoInfo(
-        path=label, num_frames=num_frames, fps=fps, width=width, height=height, codec=codec,
-        frames_from_metadata=meta > 0,
+        path=label, num_frames=num_frames, fps=fps, width=width, height=height, codec=codec, count_method=method,
     )
 
 
@@ -533,16 +553,23 @@ def read_clip(
     clip = _read(path, label, info.num_frames, info, num_frames, window, rng, start, size, seek)
     if isinstance(clip, VideoClip):
         return clip
-    decoded = clip  # the stream ended early: the metadata over-counted
+    # The stream ended before a needed frame: the frame count was too high.
     n = info.num_frames
-    if decoded == 0:
-        raise ValueError(f"video {label} contains no decodable frames; re-create it or leave it out")
-    if decoded < n - _COUNT_SLACK:
-        raise ValueError(
-            f"video {label} announces {n} frames but only {decoded} could be decoded: the file is truncated "
-            "or corrupt; re-encode it or leave it out"
-        )
-    logger.warning("%s announces %d frames but has %d; sampling from %d", label, n, decoded, decoded)
+    if info.count_method == "metadata":
+        decoded = clip
+        if decoded == 0:
+            raise ValueError(f"video {label} contains no decodable frames; re-create it or leave it out")
+        if decoded < n - _COUNT_SLACK:
+            raise ValueError(
+                f"video {label} announces {n} frames but only {decoded} could be decoded: the file is truncated "
+                "or corrupt; re-encode it or leave it out"
+            )
+        logger.warning("%s announces %d frames but has %d; sampling from %d", label, n, decoded, decoded)
+    else:
+        decoded = _count_frames(path, label, decode=True)
+        if decoded == 0:
+            raise ValueError(f"video {label} contains no decodable frames; re-create it or leave it out")
+        logger.debug("%s has %d packets but %d frames; sampling from %d", label, n, decoded, decoded)
     if rng is not None:
         rng.bit_generator.state = state
     if start is not None:
