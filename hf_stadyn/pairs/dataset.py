@@ -330,7 +330,7 @@ class TwoStreamPairDataset(torch.utils.data.Dataset):
         counts = []
         for j in tqdm(range(v.count), desc="counting frames", unit="video", disable=not progress):
             source, name = v.get(j)
-            counts.append(probe_video(source, name=name).num_frames)
+            counts.append(probe_video(source, name=name, exact=True).num_frames)  # item index depends on it
         return np.array(counts, np.int64)
 
     def __len__(self) -> int:
