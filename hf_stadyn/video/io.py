@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 # Pixel formats we prefer when a codec supports them (first match wins).
 _PREFERRED_PIX_FMTS = ("yuv420p", "yuvj420p", "rgb24")
 # Codecs whose quality is set with a constant rate factor.
-_CRF_CODECS = {"libx264", "h264", "libx265", "hevc", "libvpx-vp9", "libvpx"}
+_CRF_CODECS = {"libx264", "libx265", "libvpx-vp9", "libvpx"}
 
 
 def _check_frames(frames: np.ndarray, name: str = "frames") -> np.ndarray:
@@ -134,11 +134,12 @@ def write_video(
             stream = container.add_stream(codec, rate=rate)
             stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
             options: dict[str, str] = {}
-            if codec in _CRF_CODECS:
+            encoder = codec_info.name  # "h264" -> "libx264", "vp9" -> "libvpx-vp9"
+            if encoder in _CRF_CODECS:
                 options["crf"] = str(int(crf))
-                if codec.startswith("libx26"):
+                if encoder.startswith("libx26"):
                     options["preset"] = "veryfast"
-                if codec.startswith("libvpx"):
+                if encoder.startswith("libvpx"):
                     options["b"] = "0"
                     options["deadline"] = "realtime"
                     options["cpu-used"] = "8"
