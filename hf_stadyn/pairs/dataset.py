@@ -54,7 +54,7 @@ def list_videos(folder: str | os.PathLike, extensions: Sequence[str] = VIDEO_EXT
 
 
 class _Videos:
-    """Uniform access to the video sources: ``len()``, ``name(j)`` and ``get(j)`` -> path | bytes | array."""
+    """Uniform access to the video sources: ``count`` and ``get(j)`` -> (path | bytes | array, name)."""
 
     def __init__(self, videos: Any, video_column: str, num_videos: int | None) -> None:
         self.kind: str
@@ -106,6 +106,7 @@ class _Videos:
             import datasets
 
             ds = ds.cast_column(column, datasets.Video(decode=False))  # decode with PyAV, not torchcodec
+        ds = ds.select_columns([column])  # rows then carry only the video, not the other columns
         self.kind, self.source, self.count = "hf", ds, len(ds)
 
     def get(self, j: int) -> tuple[Any, str]:
