@@ -128,11 +128,25 @@ def test_card_push_to_local_hub(tmp_path, report, report_dir, hub_server):  # no
         assert data == (out / name).read_bytes(), name
     assert BiasReport.from_json(remote[CARD_REPORT_JSON].decode()) == report
 
-    # a Hub that cannot be reached: exit 2 and one clear line
-    bad = run_in_hub_env("http://127.0.0.1:9", f"""
-        import sys
-        from hf_stadyn.cli import main
-        sys.exit(main(["card", {str(report_dir)!r}, "--push", "tester/tiny-card"]))
-    """, check=False)
-    assert bad.returncode == 2, bad.stderr
-    assert "cannot reach the Hub at http://127.0.0.1:9" in bad.stderr
+
+@pytest.mark.parametrize("failure", ["unreachable", "unauthorized"])
+def test_card_push_failures_exit_2_with_a_clear_message(report_dir, monkeypatch, capsys, failure):
+    httpx2 = pytest.importorskip("httpx2", reason="huggingface_hub 2.x talks httpx2")
+    from huggingface_hub.errors import HfHubHTTPError
+
+    def failing_push(*args, **kwargs):
+        if failure == "unreachable":
+            raise httpx2.ConnectError("[Errno 111] Connection refused")
+        response = httpx2.Response(401, request=httpx2.Request("POST", "http://hub.test/api/repos/create"))
+        raise HfHubHTTPError("401 Client Error: Unauthorized for url: http://hub.test/api/repos/create",
+                             response=response)
+
+    monkeypatch.setattr("hf_stadyn.hub.push_report", failing_push)
+    monkeypatch.setenv("HF_ENDPOINT", "http://hub.test")
+    assert main(["card", str(report_dir), "--push", "tester/tiny-card"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    if failure == "unreachable":
+        assert "cannot reach the Hub at http://hub.test to push tester/tiny-card" in err
+    else:
+        assert "401 Client Error" in err and "pass --token or set HF_TOKEN" in err
