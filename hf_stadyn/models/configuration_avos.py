@@ -159,7 +159,7 @@ def tiny_avos_config(
 ) -> AVOSConfig:
     """A CPU-sized configuration: ResNet "basic" streams with small widths, depth 1 per stage.
 
-    Works with 64x64 inputs (levels at strides 4, 4, 8, 16, 32). About 50-60 k parameters.
+    Works with 64x64 inputs (levels at strides 4, 4, 8, 16, 32). About 80-90 k parameters.
     """
     from transformers import ResNetConfig
 

@@ -294,6 +294,19 @@ class AVOSPreTrainedModel(PreTrainedModel):
                 init.zeros_(module.num_batches_tracked)
 
 
+def _load_pretrained_backbone(name: str, out_features: list[str]) -> nn.Module:
+    """A transformers backbone with pretrained weights from a Hub id or a local folder."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_BACKBONE_MAPPING
+
+    cfg = AutoConfig.from_pretrained(name)
+    if type(cfg) not in MODEL_FOR_BACKBONE_MAPPING:
+        raise ValueError(
+            f"AVOSConfig.backbone {name!r} is a {type(cfg).__name__} checkpoint, which has no transformers "
+            "backbone class; use e.g. a ResNet checkpoint such as 'microsoft/resnet-18'."
+        )
+    return MODEL_FOR_BACKBONE_MAPPING[type(cfg)].from_pretrained(name, out_features=out_features)
+
+
 def _stage_modules(backbone: nn.Module) -> list[nn.Module]:
     """The stem and the stages of a transformers CNN backbone, in ``stage_names`` order."""
     stem = getattr(backbone, "embedder", None) or getattr(backbone, "embeddings", None)
@@ -322,9 +335,9 @@ class AVOSModel(AVOSPreTrainedModel):
         super().__init__(config)
         config.validate_avos()
         if config.use_pretrained_backbone:
-            kw = {"out_features": list(config.backbone_config.out_features)}
-            self.appearance_backbone = AutoBackbone.from_pretrained(config.backbone, **kw)
-            self.motion_backbone = AutoBackbone.from_pretrained(config.backbone, **kw)
+            out_features = list(config.backbone_config.out_features)
+            self.appearance_backbone = _load_pretrained_backbone(config.backbone, out_features)
+            self.motion_backbone = _load_pretrained_backbone(config.backbone, out_features)
             # the weights now live in this model; a saved checkpoint must not fetch them again
             config.backbone_config = self.appearance_backbone.config
             config.use_pretrained_backbone = False
@@ -348,14 +361,17 @@ class AVOSModel(AVOSPreTrainedModel):
         self.post_init()
 
     # -- probing helpers -------------------------------------------------------------------------
-    @property
-    def probe_layer_names(self) -> list[str]:
-        """Probed layers: ``app_stage{i}``, ``mot_stage{i}``, ``fusion{i}`` per fused level ``i``."""
-        return list(self.taps.keys())
+    def probe_layers(self) -> dict[str, str]:
+        """``{layer: "chw"}`` for ``app_stage{i}``, ``mot_stage{i}``, ``fusion{i}`` of each fused level ``i``.
 
-    def probe_layouts(self) -> dict[str, str]:
-        """``{layer: "chw"}``: every probed layer is a per-frame ``(B, C, H, W)`` map."""
+        Every probed layer is a per-frame ``(B, C, H, W)`` map, pooled over H, W (METHOD.md §2).
+        """
         return {n: "chw" for n in self.taps}
+
+    def probe_module_name(self, name: str) -> str:
+        """Module path (in ``named_modules()``) of the tap whose output is layer ``name``."""
+        self.get_probe_module(name)
+        return f"taps.{name}"
 
     def get_probe_module(self, name: str) -> nn.Module:
         """The ``nn.Identity`` tap whose output is layer ``name`` (hook it to read or edit the layer)."""

@@ -1,0 +1,533 @@
+"""Training, evaluation and bias probing of the two-stream AVOS segmenters (METHOD.md §7).
+
+Data are per-frame samples: an RGB frame ``(H, W, 3)`` uint8, the colour-coded optical flow from that
+frame to the next ``(H, W, 3)`` uint8 (:func:`hf_stadyn.video.compute_flow` +
+:func:`hf_stadyn.video.flow_to_color`, computed on the original frames) and the object mask
+``(H, W)`` bool. :func:`build_avos_frames` renders them from StaDyn-Synth clips, in normal or
+camouflage mode; :func:`avos_frames_from_video` makes them from any frames and masks.
+
+* :func:`train_avos`: AdamW + cosine schedule with accelerate, seeded shuffling.
+* :func:`evaluate_avos`: J, F, mIoU, success curve and its AUC (:mod:`hf_stadyn.training.seg_metrics`).
+* :func:`probe_avos`: two-stream pairs -> pooled per-frame features of every stream stage and fusion
+  layer -> the streaming static/dynamic estimator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .seg_metrics import SegmentationMetrics, SegmentationScores
+
+__all__ = [
+    "AVOSFrames",
+    "AVOSTrainingArguments",
+    "AVOSTrainResult",
+    "build_avos_frames",
+    "avos_frames_from_video",
+    "build_avos_model",
+    "avos_inputs",
+    "train_avos",
+    "predict_avos",
+    "evaluate_avos",
+    "probe_avos",
+]
+
+logger = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------------------- data
+@dataclass
+class AVOSFrames:
+    """Per-frame two-stream segmentation samples.
+
+    Attributes:
+        rgb: ``(N, H, W, 3)`` uint8 RGB frames.
+        flow: ``(N, H, W, 3)`` uint8 colour-coded flow from each frame to the next.
+        mask: ``(N, H, W)`` bool object masks.
+        clip_id: ``(N,)`` int64 clip of each frame (J and F average per clip first).
+        info: how the samples were made (for reports).
+    """
+
+    rgb: torch.Tensor
+    flow: torch.Tensor
+    mask: torch.Tensor
+    clip_id: torch.Tensor
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = self.rgb.shape[0]
+        ok = (
+            self.rgb.dtype == torch.uint8
+            and self.flow.dtype == torch.uint8
+            and self.rgb.ndim == 4
+            and self.rgb.shape[-1] == 3
+            and self.flow.shape == self.rgb.shape
+            and self.mask.shape == self.rgb.shape[:3]
+            and self.clip_id.shape == (n,)
+        )
+        if not ok:
+            raise ValueError(
+                "AVOSFrames needs rgb and flow (N, H, W, 3) uint8, mask (N, H, W) and clip_id (N,); got "
+                f"rgb {tuple(self.rgb.shape)} {self.rgb.dtype}, flow {tuple(self.flow.shape)} {self.flow.dtype}, "
+                f"mask {tuple(self.mask.shape)}, clip_id {tuple(self.clip_id.shape)}."
+            )
+        self.mask = self.mask.bool()
+        self.clip_id = self.clip_id.long()
+
+    def __len__(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.rgb.shape[1]), int(self.rgb.shape[2])
+
+    def subset(self, index: Sequence[int] | torch.Tensor) -> "AVOSFrames":
+        idx = torch.as_tensor(index, dtype=torch.long)
+        return AVOSFrames(self.rgb[idx], self.flow[idx], self.mask[idx], self.clip_id[idx], dict(self.info))
+
+    @staticmethod
+    def concat(parts: Sequence["AVOSFrames"]) -> "AVOSFrames":
+        """Join sets; clip ids are offset so that clips stay distinct."""
+        if not parts:
+            raise ValueError("AVOSFrames.concat needs at least one set.")
+        ids, off = [], 0
+        for p in parts:
+            ids.append(p.clip_id + off)
+            off += int(p.clip_id.max()) + 1 if len(p) else 0
+        return AVOSFrames(
+            torch.cat([p.rgb for p in parts]),
+            torch.cat([p.flow for p in parts]),
+            torch.cat([p.mask for p in parts]),
+            torch.cat(ids),
+            {"parts": [p.info for p in parts]},
+        )
+
+
+def avos_frames_from_video(
+    frames: np.ndarray,
+    masks: np.ndarray,
+    *,
+    flow_method: str = "dis",
+    clip_id: int = 0,
+    max_magnitude: float | None = None,
+) -> AVOSFrames:
+    """Per-frame samples of one clip: frames ``0 .. T-2`` with the flow to the next frame.
+
+    Args:
+        frames: ``(T, H, W, 3)`` uint8 RGB, T >= 2.
+        masks: ``(T, H, W)`` bool/0-1 object masks.
+        flow_method: see :func:`hf_stadyn.video.compute_flow`.
+        max_magnitude: see :func:`hf_stadyn.video.flow_to_color` (None: per-field normalisation).
+    """
+    from hf_stadyn.video import compute_flow, flow_to_color
+
+    frames = np.asarray(frames)
+    masks = np.asarray(masks)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or frames.shape[0] < 2:
+        raise ValueError(f"frames must be (T >= 2, H, W, 3) uint8 RGB, got {frames.shape} {frames.dtype}.")
+    if masks.shape != frames.shape[:3]:
+        raise ValueError(f"masks must be (T, H, W) = {frames.shape[:3]}, got {masks.shape}.")
+    flow = flow_to_color(compute_flow(frames, flow_method), max_magnitude)  # (T-1, H, W, 3)
+    n = frames.shape[0] - 1
+    return AVOSFrames(
+        rgb=torch.from_numpy(np.ascontiguousarray(frames[:n])),
+        flow=torch.from_numpy(np.ascontiguousarray(flow)),
+        mask=torch.from_numpy(np.ascontiguousarray(masks[:n] > 0)),
+        clip_id=torch.full((n,), int(clip_id), dtype=torch.long),
+        info={"flow_method": flow_method},
+    )
+
+
+def build_avos_frames(
+    num_clips: int,
+    *,
+    synth_config: Any = None,
+    camouflage: bool = False,
+    seed: int = 0,
+    train: bool = True,
+    flow_method: str = "dis",
+    progress: bool = False,
+) -> AVOSFrames:
+    """Render StaDyn-Synth clips (motion split) and turn them into per-frame AVOS samples.
+
+    Args:
+        num_clips: clips to render (each gives ``num_frames - 1`` samples).
+        synth_config: :class:`hf_stadyn.synth.SynthConfig` (default: 64x64, 8 frames, 3 px/frame).
+        camouflage: object texture drawn from the background (only motion reveals the object).
+        seed: the dataset seed; train and test sets of one seed never share clips.
+        train: training or test split of that seed.
+        flow_method: see :func:`hf_stadyn.video.compute_flow`.
+    """
+    from tqdm.auto import tqdm
+
+    from hf_stadyn.synth.config import SynthConfig
+    from hf_stadyn.synth.dataset import SynthDataset
+
+    if not (isinstance(num_clips, (int, np.integer)) and num_clips >= 1):
+        raise ValueError(f"num_clips must be a positive integer, got {num_clips!r}.")
+    cfg = synth_config if synth_config is not None else SynthConfig(size=64, num_frames=8, speed=3.0)
+    cfg = dataclasses.replace(cfg, camouflage=bool(camouflage))
+    ds = SynthDataset("motion", int(num_clips), config=cfg, seed=int(seed), train=bool(train))
+    parts = []
+    for i in tqdm(range(len(ds)), disable=not progress, desc="rendering AVOS clips", unit="clip"):
+        item = ds[i]
+        parts.append(
+            avos_frames_from_video(item["frames"].numpy(), item["mask"].numpy(), flow_method=flow_method)
+        )
+    out = AVOSFrames.concat(parts)  # clip ids 0 .. num_clips - 1
+    out.info = {
+        "source": "stadyn-synth",
+        "split": "motion",
+        "num_clips": int(num_clips),
+        "camouflage": bool(camouflage),
+        "seed": int(seed),
+        "train": bool(train),
+        "size": cfg.size,
+        "num_frames": cfg.num_frames,
+        "flow_method": flow_method,
+    }
+    return out
+
+
+def avos_inputs(
+    rgb: torch.Tensor, flow: torch.Tensor, mean: Sequence[float], std: Sequence[float]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 ``(B, H, W, 3)`` RGB and flow images -> normalised float ``(B, 3, H, W)`` model inputs."""
+    if rgb.dtype != torch.uint8 or flow.dtype != torch.uint8 or rgb.ndim != 4 or rgb.shape != flow.shape:
+        raise ValueError(
+            f"rgb {tuple(rgb.shape)} {rgb.dtype} and flow {tuple(flow.shape)} {flow.dtype} must both be uint8 (B, H, W, 3)."
+        )
+    m = torch.tensor(mean, dtype=torch.float32, device=rgb.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=rgb.device).view(1, 3, 1, 1)
+
+    def norm(x: torch.Tensor) -> torch.Tensor:
+        return ((x.permute(0, 3, 1, 2).float() / 255.0) - m) / s
+
+    return norm(rgb), norm(flow)
+
+
+# -------------------------------------------------------------------------------------- training
+def build_avos_model(config: Any, seed: int = 0) -> torch.nn.Module:
+    """An :class:`~hf_stadyn.models.modeling_avos.AVOSModel` whose random init depends only on ``seed``.
+
+    The global torch RNG is left as it was.
+    """
+    from hf_stadyn.models.modeling_avos import AVOSModel
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return AVOSModel(config)
+
+
+@dataclass
+class AVOSTrainingArguments:
+    """Settings of :func:`train_avos`.
+
+    Attributes:
+        epochs: passes over the training frames.
+        batch_size: frames per step.
+        learning_rate, weight_decay: AdamW settings; the rate follows a cosine schedule with
+            ``warmup_ratio`` of linear warm-up.
+        max_grad_norm: gradient clipping (0 disables).
+        seed: seed of the shuffling order.
+        progress: show a tqdm bar.
+    """
+
+    epochs: int = 5
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    warmup_ratio: float = 0.05
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    progress: bool = False
+
+    def validate(self) -> None:
+        if not (isinstance(self.epochs, int) and self.epochs >= 1):
+            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}.")
+        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}.")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}.")
+        if self.weight_decay < 0 or not (0 <= self.warmup_ratio < 1) or self.max_grad_norm < 0:
+            raise ValueError("weight_decay and max_grad_norm must be >= 0 and warmup_ratio in [0, 1).")
+
+
+@dataclass
+class AVOSTrainResult:
+    """What :func:`train_avos` returns: mean loss per epoch, per-step losses, steps and seconds."""
+
+    epoch_losses: list[float]
+    step_losses: list[float]
+    num_steps: int
+    seconds: float
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epoch_losses": self.epoch_losses,
+            "num_steps": self.num_steps,
+            "seconds": self.seconds,
+            "args": self.args,
+        }
+
+
+def _mean_std(model: torch.nn.Module) -> tuple[list[float], list[float]]:
+    cfg = getattr(model, "config", None)
+    return list(getattr(cfg, "image_mean", (0.485, 0.456, 0.406))), list(getattr(cfg, "image_std", (0.229, 0.224, 0.225)))
+
+
+def train_avos(
+    model: torch.nn.Module,
+    data: AVOSFrames,
+    args: AVOSTrainingArguments | None = None,
+    *,
+    accelerator: Any = None,
+) -> AVOSTrainResult:
+    """Train an AVOS model on per-frame samples (BCE + soft IoU/Dice, the model's own loss).
+
+    Args:
+        model: an :class:`~hf_stadyn.models.modeling_avos.AVOSModel` (trained in place).
+        data: training frames.
+        args: :class:`AVOSTrainingArguments`.
+        accelerator: an ``accelerate.Accelerator``; default: a new one (CPU or the visible GPU).
+
+    Returns:
+        :class:`AVOSTrainResult`.
+    """
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+    from transformers import get_cosine_schedule_with_warmup
+
+    args = args or AVOSTrainingArguments()
+    args.validate()
+    if not isinstance(data, AVOSFrames) or len(data) == 0:
+        raise ValueError("data must be a non-empty AVOSFrames (see build_avos_frames).")
+    accelerator = accelerator or Accelerator()
+    mean, std = _mean_std(model)
+    gen = torch.Generator().manual_seed(int(args.seed))
+    index = torch.utils.data.TensorDataset(torch.arange(len(data)))
+    loader = torch.utils.data.DataLoader(index, batch_size=args.batch_size, shuffle=True, generator=gen, drop_last=len(data) > args.batch_size)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.learning_rate,
+    )
+    total = args.epochs * len(loader)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(args.warmup_ratio * total), total)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    model.train()
+    dev = accelerator.device
+    step_losses: list[float] = []
+    epoch_losses: list[float] = []
+    t0 = time.perf_counter()
+    bar = tqdm(total=total, disable=not (args.progress and accelerator.is_main_process), desc="training AVOS", unit="step")
+    for epoch in range(args.epochs):
+        losses = []
+        for (idx,) in loader:
+            idx = idx.cpu()
+            pv, fv = avos_inputs(data.rgb[idx].to(dev), data.flow[idx].to(dev), mean, std)
+            labels = data.mask[idx].to(dev).unsqueeze(1).float()
+            out = model(pixel_values=pv, flow_values=fv, labels=labels)
+            accelerator.backward(out.loss)
+            if args.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss = float(out.loss.detach())
+            if not math.isfinite(loss):
+                raise ValueError(
+                    f"the training loss became {loss} at epoch {epoch}; lower learning_rate or check the inputs."
+                )
+            losses.append(loss)
+            step_losses.append(loss)
+            bar.update(1)
+        epoch_losses.append(float(np.mean(losses)))
+        logger.info("AVOS epoch %d/%d: loss %.4f", epoch + 1, args.epochs, epoch_losses[-1])
+    bar.close()
+    model.eval()
+    return AVOSTrainResult(
+        epoch_losses=epoch_losses,
+        step_losses=step_losses,
+        num_steps=len(step_losses),
+        seconds=time.perf_counter() - t0,
+        args=dataclasses.asdict(args),
+    )
+
+
+# ------------------------------------------------------------------------------------ evaluation
+@torch.inference_mode()
+def predict_avos(model: torch.nn.Module, data: AVOSFrames, batch_size: int = 64) -> torch.Tensor:
+    """Foreground probabilities ``(N, H, W)`` float32 (model in eval mode, restored afterwards)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    mean, std = _mean_std(model)
+    dev = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        out = []
+        for s in range(0, len(data), batch_size):
+            pv, fv = avos_inputs(data.rgb[s : s + batch_size].to(dev), data.flow[s : s + batch_size].to(dev), mean, std)
+            out.append(torch.sigmoid(model(pixel_values=pv, flow_values=fv).logits[:, 0].float()).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out)
+
+
+def evaluate_avos(
+    model: torch.nn.Module,
+    data: AVOSFrames,
+    *,
+    batch_size: int = 64,
+    threshold: float = 0.5,
+    bound_th: float = 0.008,
+) -> SegmentationScores:
+    """J, F, mIoU, success rates and AUC of ``model`` on ``data`` (predictions binarised at ``threshold``)."""
+    probs = predict_avos(model, data, batch_size)
+    m = SegmentationMetrics(threshold=threshold, bound_th=bound_th)
+    m.update(probs.numpy(), data.mask.numpy(), clip_ids=data.clip_id.tolist())
+    return m.compute()
+
+
+# --------------------------------------------------------------------------------------- probing
+def _pair_item(item: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int | None]:
+    """(rgb_a, flow_a, rgb_b, flow_b, factor, index) of one two-stream pair item."""
+    keys = {
+        "rgb_a": ("frame_a", "rgb_a", "image_a"),
+        "flow_a": ("flow_a",),
+        "rgb_b": ("frame_b", "rgb_b", "image_b"),
+        "flow_b": ("flow_b",),
+    }
+    got = {}
+    for k, cands in keys.items():
+        for c in cands:
+            if c in item:
+                v = item[c]
+                got[k] = v.numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
+                break
+        else:
+            raise ValueError(
+                f"two-stream pair item has no {k} (looked for {cands}); items need the RGB frame and flow image "
+                f"of both members and a factor (keys found: {sorted(item)})."
+            )
+    from hf_stadyn.metric.estimator import parse_factors
+
+    factor = int(parse_factors(item["factor"], 1)[0])
+    index = item.get("index")
+    return got["rgb_a"], got["flow_a"], got["rgb_b"], got["flow_b"], factor, None if index is None else int(index)
+
+
+def probe_avos(
+    model: torch.nn.Module,
+    pairs: Any,
+    num_pairs: int | None = None,
+    batch_size: int = 16,
+    seed: int = 0,
+    *,
+    layers: Sequence[str] | None = None,
+    threshold: float = 0.5,
+    num_chunks: int = 10,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Static/dynamic estimate of every AVOS stream stage and fusion layer (METHOD.md §1.2, §2, §3).
+
+    Args:
+        model: an :class:`~hf_stadyn.models.modeling_avos.AVOSModel`.
+        pairs: two-stream pairs: a map-style dataset (e.g. :class:`hf_stadyn.pairs.TwoStreamPairDataset`)
+            or sequence of items with the RGB frames and flow images of both members (``frame_a``,
+            ``flow_a``, ``frame_b``, ``flow_b``: ``(H, W, 3)`` uint8), ``factor`` and optionally
+            ``index``; or an :class:`AVOSFrames` set, from which pairs are made with
+            :func:`hf_stadyn.pairs.make_two_stream_pair` (dynamic: two styles of the frame with the
+            identical flow image; static: one style with the original and a jittered flow image).
+        num_pairs: how many pairs (default: all of a dataset; required for :class:`AVOSFrames`).
+        batch_size: pairs per forward (``2 * batch_size`` frames).
+        seed: seed of the pairs made from :class:`AVOSFrames` (frame choice, factor, styles, jitter).
+        layers: probed layers (default all: ``app_stage{i}``, ``mot_stage{i}``, ``fusion{i}``).
+        threshold, num_chunks: estimator settings.
+
+    Returns:
+        ``{layer: LayerBias}``.
+    """
+    from tqdm.auto import tqdm
+
+    from hf_stadyn.metric.estimator import StaticDynamicEstimator
+    from hf_stadyn.probing import LayerSpec, extract_features
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    if not hasattr(model, "probe_layers"):
+        raise ValueError(f"{type(model).__name__} is not an AVOS model (no probe_layers()); use AVOSModel.")
+    all_layers = model.probe_layers()
+    names = list(all_layers) if layers is None else list(layers)
+    unknown = [n for n in names if n not in all_layers]
+    if unknown or not names:
+        raise ValueError(f"unknown AVOS layer(s) {unknown or names}; choose from {list(all_layers)}.")
+    specs = {n: LayerSpec(module=model.probe_module_name(n), layout=all_layers[n]) for n in names}
+
+    if isinstance(pairs, AVOSFrames):
+        if num_pairs is None:
+            raise ValueError("num_pairs is required when pairs are made from AVOSFrames.")
+        pairs = _pairs_from_frames(pairs, int(num_pairs), int(seed))
+    total = len(pairs)
+    num_pairs = total if num_pairs is None else int(num_pairs)
+    if not (1 <= num_pairs <= total):
+        raise ValueError(f"num_pairs must lie in [1, {total}] (the pairs available), got {num_pairs}.")
+    mean, std = _mean_std(model)
+    dev = next(model.parameters()).device
+    est = StaticDynamicEstimator(threshold=threshold, num_chunks=num_chunks)
+    bar = tqdm(total=num_pairs, disable=not progress, desc="probing AVOS pairs", unit="pair")
+    for s in range(0, num_pairs, batch_size):
+        items = [_pair_item(pairs[i]) for i in range(s, min(s + batch_size, num_pairs))]
+        b = len(items)
+        rgb = torch.from_numpy(np.stack([it[0] for it in items] + [it[2] for it in items]))
+        flo = torch.from_numpy(np.stack([it[1] for it in items] + [it[3] for it in items]))
+        pv, fv = avos_inputs(rgb.to(dev), flo.to(dev), mean, std)
+        feats = extract_features(model, {"pixel_values": pv, "flow_values": fv}, specs)
+        factors = [it[4] for it in items]
+        ids = np.asarray([it[5] if it[5] is not None else s + k for k, it in enumerate(items)], dtype=np.int64)
+        for name, z in feats.items():
+            est.update(z[:b], z[b:], factors, layer=name, pair_ids=ids)
+        bar.update(b)
+    bar.close()
+    return est.compute()
+
+
+class _FramePairs:
+    """Two-stream pairs made on demand from :class:`AVOSFrames` (item ``i`` depends on ``(seed, i)``)."""
+
+    def __init__(self, frames: AVOSFrames, num_pairs: int, seed: int):
+        if num_pairs < 4:
+            raise ValueError(f"num_pairs must be >= 4 (at least 2 pairs per factor), got {num_pairs}.")
+        self.frames, self.num_pairs, self.seed = frames, num_pairs, seed
+
+    def __len__(self) -> int:
+        return self.num_pairs
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        from hf_stadyn.pairs import make_two_stream_pair
+
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(int(i),)))
+        j = int(rng.integers(len(self.frames)))
+        factor = int(rng.random() < 0.5)  # 0 dynamic, 1 static, 50/50 (METHOD.md §1.1)
+        pair = make_two_stream_pair(
+            self.frames.rgb[j : j + 1].numpy(), self.frames.flow[j : j + 1].numpy(), 0, factor, rng
+        )
+        out = dataclasses.asdict(pair)
+        out["index"] = int(i)
+        return out
+
+
+def _pairs_from_frames(frames: AVOSFrames, num_pairs: int, seed: int) -> _FramePairs:
+    return _FramePairs(frames, num_pairs, seed)

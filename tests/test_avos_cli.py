@@ -1,0 +1,64 @@
+"""``stadyn train --task avos``: a tiny end-to-end run and bad options (exit code 2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from hf_stadyn.cli import main
+
+torch.set_num_threads(1)
+
+_TINY = ["--train-clips", "4", "--test-clips", "2", "--epochs", "1", "--batch-size", "8", "--num-frames", "4"]
+
+
+def test_train_avos_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", "--task", "avos", "--fusion", "convex", "--cross-connection", "bidirectional",
+               "-o", str(out), *_TINY])
+    assert rc == 0
+    assert "camouflage J" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["fusion"] == "convex" and metrics["train"]["camouflage_clips"] == 2
+    assert metrics["train"]["num_frames"] == 4 * 3
+    for mode in ("normal", "camouflage"):
+        assert 0 <= metrics["eval"][mode]["J"] <= 1 and metrics["eval"][mode]["num_frames"] == 2 * 3
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(out)
+    assert model.config.fusion == "convex" and model.config.cross_connection == "bidirectional"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+    # an existing run is not overwritten silently
+    rc = main(["train", "--task", "avos", "-o", str(out), *_TINY])
+    assert rc == 2 and "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--task", "avos", "--fusion", "sum"], "invalid choice"),
+        (["--task", "avos", "--cross-connection", "sideways"], "invalid choice"),
+        (["--task", "avos", "--epochs", "0"], "positive integer"),
+        (["--task", "avos", "--camouflage-fraction", "1.5"], "[0, 1]"),
+        (["--task", "avos", "--hidden-sizes", "8,x"], "comma-separated"),
+        (["--task", "segmentation"], "invalid choice"),
+    ],
+)
+def test_bad_options_exit_2(tmp_path, capsys, argv, needle):
+    with pytest.raises(SystemExit) as e:
+        main(["train", *argv, "-o", str(tmp_path / "x")])
+    assert e.value.code == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_errors_from_the_library_exit_2(tmp_path, capsys):
+    rc = main(["train", "--task", "avos", "--learning-rate", "-1", "-o", str(tmp_path / "d")])
+    assert rc == 2 and "learning-rate" in capsys.readouterr().err
+    # a frame size too small for StaDyn-Synth is reported by the synth settings check
+    rc = main(["train", "--task", "avos", "--size", "8", "-o", str(tmp_path / "e"), *_TINY])
+    assert rc == 2 and "SynthConfig" in capsys.readouterr().err
+    (tmp_path / "f").write_text("not a folder")
+    rc = main(["train", "--task", "avos", "-o", str(tmp_path / "f"), *_TINY])
+    assert rc == 2 and "not a folder" in capsys.readouterr().err
