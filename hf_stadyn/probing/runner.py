@@ -21,7 +21,7 @@ import torch
 from hf_stadyn._io import atomic_path
 from hf_stadyn.metric import LayerBias, StaticDynamicEstimator
 
-__all__ = ["ProbeResult", "probe", "clips_to_pixel_values"]
+__all__ = ["ProbeResult", "probe"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,36 +45,12 @@ class ProbeResult:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def clips_to_pixel_values(
-    clips: torch.Tensor, mean: Sequence[float], std: Sequence[float], image_size: int | None = None
-) -> torch.Tensor:
-    """uint8 clips ``(B, T, H, W, 3)`` -> normalised float ``pixel_values`` ``(B, T, 3, H, W)``.
-
-    Clips whose spatial size differs from ``image_size`` are resized (bilinear, antialiased).
-    """
-    if clips.dtype != torch.uint8 or clips.ndim != 5 or clips.shape[-1] != 3:
-        raise ValueError(
-            f"clips must be uint8 (B, T, H, W, 3), got {tuple(clips.shape)} {clips.dtype}; "
-            "decode videos with hf_stadyn.video.read_video."
-        )
-    x = clips.permute(0, 1, 4, 2, 3).float().div_(255.0)  # (B, T, 3, H, W)
-    if image_size is not None and (x.shape[-1] != image_size or x.shape[-2] != image_size):
-        b, t = x.shape[:2]
-        x = torch.nn.functional.interpolate(
-            x.flatten(0, 1), size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False
-        ).unflatten(0, (b, t))
-    m = torch.as_tensor(mean, dtype=x.dtype).view(1, 1, 3, 1, 1)
-    s = torch.as_tensor(std, dtype=x.dtype).view(1, 1, 3, 1, 1)
-    return (x - m) / s
-
-
 def _default_forward(model: torch.nn.Module) -> Callable[[torch.Tensor], Mapping[str, torch.Tensor]]:
     """For models with the probing mixin: uint8 clips -> {layer: (B, C)} in one forward."""
-    spec = model.probe_input_spec()
 
     def run(clips: torch.Tensor, layers: Sequence[str] | None) -> Mapping[str, torch.Tensor]:
-        pv = clips_to_pixel_values(clips, spec["mean"], spec["std"], spec.get("image_size"))
-        return model.pooled_features(pv.to(_device_of(model)), layers=layers)
+        pv = model.prepare_pixel_values(clips, device=_device_of(model))
+        return model.pooled_features(pv, layers=layers)
 
     return run
 
