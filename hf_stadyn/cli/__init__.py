@@ -62,9 +62,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stadyn: interrupted; rerun the same command with --resume to continue.", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
+    except _user_errors() as e:
         print(f"stadyn {args.command}: error: {e}", file=sys.stderr)
         return 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean a bad input or option (one clear line, exit code 2), not a bug."""
+    errors: list[type[BaseException]] = [ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                                         PermissionError]
+    try:  # invalid config fields (transformers configs are strict dataclasses) and Hub lookups
+        from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, StrictDataclassError
+
+        errors += [StrictDataclassError, HfHubHTTPError, OfflineModeIsEnabled]
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
 
 
 if __name__ == "__main__":  # pragma: no cover
