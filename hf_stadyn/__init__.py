@@ -65,8 +65,19 @@ _LAZY: dict[str, str] = {
     "StadynTimesformerForVideoClassification": "hf_stadyn.models",
     "tiny_videomae_config": "hf_stadyn.models",
     "tiny_timesformer_config": "hf_stadyn.models",
+    "AVOSConfig": "hf_stadyn.models.modeling_avos",
+    "AVOSModel": "hf_stadyn.models.modeling_avos",
+    "tiny_avos_config": "hf_stadyn.models.modeling_avos",
     # debias
     # training
+    "AVOSFrames": "hf_stadyn.training.avos",
+    "AVOSTrainingArguments": "hf_stadyn.training.avos",
+    "build_avos_frames": "hf_stadyn.training.avos",
+    "train_avos": "hf_stadyn.training.avos",
+    "evaluate_avos": "hf_stadyn.training.avos",
+    "probe_avos": "hf_stadyn.training.avos",
+    "SegmentationMetrics": "hf_stadyn.training.seg_metrics",
+    "unit_masking": "hf_stadyn.probing.unit_masking",
     # report / hub
     "BiasReport": "hf_stadyn.report",
     "bias_model_card": "hf_stadyn.hub",

@@ -33,7 +33,7 @@ from torch import nn
 from transformers import AutoBackbone, AutoConfig, AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .configuration_avos import AVOSConfig
+from .configuration_avos import AVOSConfig, tiny_avos_config  # noqa: F401 (re-exported)
 
 __all__ = [
     "AVOSModel",
