@@ -54,19 +54,20 @@ FIGURE_FILE = "bias_history.png"
 
 # ====================================================================== probe pairs
 class ProbePairs(torch.utils.data.Dataset):
-    """A fixed, seeded set of probe pairs built from clips (METHOD.md §1.1).
+    """A fixed, seeded set of probe pairs built from model-ready clips (METHOD.md §1.1).
 
-    Pair ``i`` uses clip ``i % len(clips)``; its factor (50/50 dynamic/static) and its styles or
-    shuffle come from ``numpy.random.SeedSequence(seed, spawn_key=(i,))``, so the set is the same at
-    every measurement and in every process. With ``cache=True`` pairs are rendered once and kept
-    (``num_pairs * 2`` uint8 clips).
+    A thin cache over :class:`hf_stadyn.pairs.PairDataset`: pair ``i`` uses clip ``i % len(clips)``
+    whole (all T frames, no resizing) and its factor (50/50), styles and shuffle come from
+    ``(seed, i)``, so the set is the same at every measurement and in every process. With
+    ``cache=True`` pairs are rendered once and kept (``2 * num_pairs`` uint8 clips in memory).
 
     Args:
-        clips: uint8 clips ``(T, H, W, 3)`` (numpy or torch), a sequence of them, or a dataset whose
-            items are dicts with ``"frames"`` (e.g. :class:`hf_stadyn.synth.SynthDataset`).
+        clips: uint8 clips ``(T, H, W, 3)`` at the model's input size (numpy or torch), a sequence of
+            them, or a dataset whose items are dicts with ``"frames"`` (e.g.
+            :class:`hf_stadyn.synth.SynthDataset`).
         num_pairs: number of pairs N (>= 4).
         seed: seed of the factors, styles and shuffles.
-        make_pair: ``(clip, factor, rng) -> (clip_a, clip_b)``; default :func:`hf_stadyn.pairs.make_pair`.
+        styles: style names or stylizers (default :data:`hf_stadyn.pairs.DEFAULT_STYLES`).
         cache: keep rendered pairs in memory.
 
     Items: ``{"clip_a", "clip_b"}`` uint8 ``(T, H, W, 3)`` tensors, ``"factor"`` (0 dynamic, 1 static)
@@ -79,13 +80,13 @@ class ProbePairs(torch.utils.data.Dataset):
         num_pairs: int = 512,
         seed: int = 0,
         *,
-        make_pair: Callable[..., Any] | None = None,
+        styles: Sequence[Any] | None = None,
         cache: bool = True,
     ) -> None:
+        from hf_stadyn.pairs import PairDataset
+
         if isinstance(num_pairs, bool) or not isinstance(num_pairs, (int, np.integer)) or num_pairs < 4:
             raise ValueError(f"num_pairs must be an int >= 4 (>= 2 pairs per factor), got {num_pairs!r}.")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
         if isinstance(clips, (np.ndarray, torch.Tensor)) and clips.ndim == 4:
             clips = [clips]
         try:
@@ -95,27 +96,25 @@ class ProbePairs(torch.utils.data.Dataset):
         if n == 0:
             raise ValueError("clips is empty; give at least one clip to build probe pairs from.")
         self.clips = clips
+        t = self._clip(0).shape[0]
+        self._pairs = PairDataset(
+            self._clip, num_frames=t, size=None, window=t, seed=seed, styles=styles,
+            num_pairs=int(num_pairs), num_videos=n,
+        )  # fmt: skip
         self.num_pairs = int(num_pairs)
         self.seed = int(seed)
-        if make_pair is None:
-            from hf_stadyn.pairs import make_pair as default_make_pair
-
-            make_pair = default_make_pair
-        self._make_pair = make_pair
         self._cache: dict[int, dict[str, Any]] | None = {} if cache else None
 
     def __len__(self) -> int:
         return self.num_pairs
 
-    def _clip(self, i: int) -> np.ndarray:
-        item = self.clips[i % len(self.clips)]
+    def _clip(self, j: int) -> np.ndarray:
+        item = self.clips[j]
         if isinstance(item, Mapping):
             item = item["frames"]
         arr = item.numpy() if isinstance(item, torch.Tensor) else np.asarray(item)
         if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3:
-            raise ValueError(
-                f"clip {i % len(self.clips)} must be uint8 (T, H, W, 3), got {arr.dtype} {arr.shape}."
-            )
+            raise ValueError(f"clip {j} must be uint8 (T, H, W, 3), got {arr.dtype} {arr.shape}.")
         return arr
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -123,19 +122,8 @@ class ProbePairs(torch.utils.data.Dataset):
             raise IndexError(f"pair index {index} out of range 0..{self.num_pairs - 1}")
         if self._cache is not None and index in self._cache:
             return self._cache[index]
-        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(index,)))
-        factor = int(rng.integers(2))  # 0 dynamic, 1 static (METHOD.md §1.1: 50/50 per pair)
-        out = self._make_pair(self._clip(index), "static" if factor else "dynamic", rng)
-        if isinstance(out, Mapping):
-            a, b = out["clip_a"], out["clip_b"]
-        else:
-            a, b = out[0], out[1]
-        item = {
-            "clip_a": torch.as_tensor(np.ascontiguousarray(a)),
-            "clip_b": torch.as_tensor(np.ascontiguousarray(b)),
-            "factor": factor,
-            "index": index,
-        }
+        it = self._pairs[index]
+        item = {"clip_a": it["clip_a"], "clip_b": it["clip_b"], "factor": int(it["factor"]), "index": index}
         if self._cache is not None:
             self._cache[index] = item
         return item
