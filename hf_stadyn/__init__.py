@@ -50,6 +50,12 @@ _LAZY: dict[str, str] = {
     "list_styles": "hf_stadyn.pairs",
     "DEFAULT_STYLES": "hf_stadyn.pairs",
     # synth
+    "SynthConfig": "hf_stadyn.synth",
+    "SynthClip": "hf_stadyn.synth",
+    "SynthDataset": "hf_stadyn.synth",
+    "render_clip": "hf_stadyn.synth",
+    "generate_synth": "hf_stadyn.synth",
+    "load_synth": "hf_stadyn.synth",
     # probing
     "Layout": "hf_stadyn.probing",
     "pool": "hf_stadyn.probing",

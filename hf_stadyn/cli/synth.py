@@ -1,0 +1,110 @@
+"""``stadyn synth``: write a StaDyn-Synth split (mp4 + masks + metadata that ``datasets`` loads)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+_HELP = "generate a StaDyn-Synth video dataset (motion / appearance / bias-trap split)"
+
+_EPILOG = """examples:
+  stadyn synth --out synth_motion --split motion --num-clips 2000
+  stadyn synth --out trap_train --split trap --trap-share 0.99 --cue invariant
+  stadyn synth --out trap_test --split trap --test --test-variant conflicting --seed 1
+  stadyn synth --out moca_like --split motion --camouflage --objects 2
+
+load it with hf_stadyn.synth.load_synth(OUT) or
+datasets.load_dataset("json", data_files="OUT/metadata.jsonl", split="train")."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    from hf_stadyn.synth.config import CUES, MOTIONS, SPLITS, TEST_VARIANTS, SynthConfig
+
+    d = SynthConfig()
+    p = subparsers.add_parser(
+        "synth", help=_HELP, description=_HELP + ".", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--out", "-o", required=True, help="output folder (new or empty; see --overwrite)")
+    p.add_argument("--split", choices=SPLITS, default="motion",
+                   help="motion: label = motion; appearance: label = appearance; trap: label = motion with a "
+                        "static shortcut (default: %(default)s)")
+    p.add_argument("--num-clips", "-n", type=_positive_int, default=100, help="number of clips (default: %(default)s)")
+    p.add_argument("--frames", type=_positive_int, default=d.num_frames, help="frames per clip (default: %(default)s)")
+    p.add_argument("--size", type=_positive_int, default=d.size, help="frame height = width in pixels (default: %(default)s)")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--trap-share", type=float, default=0.99,
+                   help="trap split, training: share of clips whose static cue agrees with the label (default: %(default)s)")
+    p.add_argument("--cue", choices=CUES, default="invariant",
+                   help="attributes that carry the appearance class: invariant (shape + background layout, kept by "
+                        "stylization), sensitive (colour + texture), both (default: %(default)s)")
+    p.add_argument("--test", action="store_true", help="write a test set (trap split: uses --test-variant)")
+    p.add_argument("--test-variant", choices=TEST_VARIANTS, default="aligned",
+                   help="trap test set: cue aligned with, conflicting with, or random w.r.t. the label (default: %(default)s)")
+    p.add_argument("--camouflage", action="store_true",
+                   help="texture objects like the background so only motion reveals them (MoCA-like)")
+    p.add_argument("--objects", type=_positive_int, default=d.num_objects, help="objects per clip (default: %(default)s)")
+    p.add_argument("--motions", default=",".join(d.motions),
+                   help=f"comma-separated motion classes, in label order, from: {', '.join(MOTIONS)} (default: all)")
+    p.add_argument("--appearances", type=_positive_int, default=d.num_appearances,
+                   help="number of appearance classes, 1-9 (default: %(default)s)")
+    p.add_argument("--speed", type=float, default=d.speed, help="object speed in pixels per frame (default: %(default)s)")
+    p.add_argument("--noise", type=float, default=d.noise, help="per-pixel noise std in [0, 1) (default: %(default)s)")
+    p.add_argument("--fps", type=float, default=8.0, help="frame rate of the mp4 files (default: %(default)s)")
+    p.add_argument("--crf", type=int, default=18, help="libx264 quality 0-51, 0 = lossless luma (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hf_stadyn.synth import SynthConfig, generate, load_synth
+
+    motions = tuple(m.strip() for m in str(args.motions).split(",") if m.strip())
+    config = SynthConfig(
+        num_frames=args.frames,
+        size=args.size,
+        motions=motions,
+        num_appearances=args.appearances,
+        speed=args.speed,
+        noise=args.noise,
+        camouflage=args.camouflage,
+        num_objects=args.objects,
+    )
+    out = generate(
+        args.out,
+        split=args.split,
+        num_clips=args.num_clips,
+        config=config,
+        seed=args.seed,
+        trap_share=args.trap_share,
+        trap_cue=args.cue,
+        test_variant=args.test_variant,
+        train=not args.test,
+        fps=args.fps,
+        crf=args.crf,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    ds = load_synth(out)
+    print(f"wrote {len(ds)} {args.split} clips ({'test' if args.test else 'train'}) to {out}")
+    return 0

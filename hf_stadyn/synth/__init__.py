@@ -1,0 +1,55 @@
+"""StaDyn-Synth: labelled videos whose static and dynamic factors are known (METHOD.md section 9).
+
+In memory (fast, for training and probing on CPU)::
+
+    from hf_stadyn.synth import SynthConfig, SynthDataset, render_clip
+    train = SynthDataset("trap", 6000, SynthConfig(), seed=0, trap_share=0.99, trap_cue="invariant")
+    test = SynthDataset("trap", 1000, SynthConfig(), seed=0, train=False, test_variant="conflicting")
+    item = train[0]   # {"frames": (T, H, W, 3) uint8, "label", "motion", "appearance", "mask", "cue_agrees", "index"}
+
+On disk (mp4 + npz masks + metadata that ``datasets`` loads)::
+
+    from hf_stadyn.synth import generate, load_synth
+    folder = generate("synth_motion", split="motion", num_clips=500, seed=0)
+    ds = load_synth(folder)   # datasets.Dataset with video/mask path columns
+"""
+
+from .config import (
+    BACKGROUNDS,
+    COLOR_NAMES,
+    COLORS,
+    CUE_ATTRIBUTES,
+    CUES,
+    MOTIONS,
+    SHAPES,
+    SPLITS,
+    TEST_VARIANTS,
+    TEXTURES,
+    SynthConfig,
+)
+from .dataset import SynthDataset
+from .export import generate, load_masks, load_synth
+from .render import SynthClip, render_clip
+
+generate_synth = generate  # the name under which the top-level ``hf_stadyn`` package exports it
+
+__all__ = [
+    "BACKGROUNDS",
+    "COLORS",
+    "COLOR_NAMES",
+    "CUES",
+    "CUE_ATTRIBUTES",
+    "MOTIONS",
+    "SHAPES",
+    "SPLITS",
+    "TEST_VARIANTS",
+    "TEXTURES",
+    "SynthClip",
+    "SynthConfig",
+    "SynthDataset",
+    "generate",
+    "generate_synth",
+    "load_masks",
+    "load_synth",
+    "render_clip",
+]
