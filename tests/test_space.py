@@ -280,3 +280,16 @@ def test_space_in_a_real_browser(tmp_path, space, videos):
                 shutil.copy(shot, os.environ["STADYN_SPACE_SCREENSHOT"])
         finally:
             browser.close()
+
+
+def test_default_model_when_shipped(tmp_path, monkeypatch, videos):
+    from hf_stadyn.models.auto import DEFAULT_MODEL_DIR
+
+    if not (DEFAULT_MODEL_DIR / "config.json").is_file():
+        pytest.skip(f"the embedded default model is not in this checkout ({DEFAULT_MODEL_DIR})")
+    monkeypatch.delenv(demo_mod.MODEL_ENV, raising=False)
+    md, _, js = analyze_video(videos["clip"], 16, 0, out_dir=tmp_path)
+    report = BiasReport.load(js)
+    assert report.model_id == demo_mod.DEFAULT_MODEL_NAME and "**Model** `hf-stadyn default model`" in md
+    assert report.layers[report.last_layer].num_pairs["dynamic"] + report.layers[report.last_layer].num_pairs[
+        "static"] == 16
