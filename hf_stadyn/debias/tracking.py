@@ -561,13 +561,12 @@ class StaticDropoutHook:
         return rec
 
     def on_train_begin(self, model: nn.Module, step: int = 0, epoch: float | None = 0.0) -> BiasRecord | None:
-        """Measure (and select the static set) before the first step; nothing when resuming past step 0
-        with a history that already holds that step."""
-        if any(r.step == step for r in self.tracker.history):
+        """Measure (and select the static set) before the first step. When resuming (``step > 0``)
+        nothing is measured: the static set and the history come back with the checkpoint, so the
+        history equals that of an uninterrupted run."""
+        if step > 0 or any(r.step == step for r in self.tracker.history):
             return None
-        if step == 0:
-            return self._refresh(model, 0, epoch)
-        return self._refresh(model, step, epoch, update=False)
+        return self._refresh(model, 0, epoch)
 
     def on_step_end(self, model: nn.Module, step: int, epoch: float | None = None) -> BiasRecord | None:
         """Measure if the schedule says so (after optimizer step ``step``)."""
@@ -628,10 +627,10 @@ class StaticDropoutCallback(_make_trainer_callback_base()):  # type: ignore[misc
         if model is None:
             return control
         step = int(state.global_step)
-        if step > 0:
+        if step > 0:  # resuming: the static set is in the checkpoint's weights; the history on disk
             self.tracker.load_history(up_to_step=step)
-        if not any(r.step == step for r in self.tracker.history):
-            self._refresh(model, state, update=None if step == 0 else False)
+        elif not any(r.step == 0 for r in self.tracker.history):
+            self._refresh(model, state)
         return control
 
     def on_step_end(self, args: Any, state: Any, control: Any, model: nn.Module | None = None, **kwargs: Any):

@@ -514,6 +514,7 @@ class ClassificationTrainResult:
 def build_classifier(config: ClassificationTrainingConfig, num_labels: int, label_names: Sequence[str] | None = None) -> nn.Module:
     """A new tiny classifier or a checkpoint with a ``num_labels`` head (random init from ``seed``)."""
     from hf_stadyn import models
+    from hf_stadyn.models.auto import load_model
 
     id2label = {i: str(n) for i, n in enumerate(label_names)} if label_names is not None else None
     extra: dict[str, Any] = {}
@@ -547,7 +548,7 @@ def build_classifier(config: ClassificationTrainingConfig, num_labels: int, labe
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # the "newly initialised head" report is expected here
         try:
-            model = models.load_video_classifier(path, **kwargs)
+            model = load_model(path, **kwargs).train()
         finally:
             hf_logging.set_verbosity(verbosity)
         if not same_head:
@@ -688,13 +689,19 @@ def _save_checkpoint(accelerator: Any, output_dir: Path, state: dict[str, Any], 
             shutil.rmtree(tmp)
         root.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp), safe_serialization=True)
-    accelerator.wait_for_everyone()
+    try:
+        accelerator.save_state(str(tmp), safe_serialization=True)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            atomic_write_json(tmp / STATE_FILE, state)  # the completion marker, written last
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+    except BaseException:
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written checkpoint behind
+        raise
     if accelerator.is_main_process:
-        atomic_write_json(tmp / STATE_FILE, state)  # the completion marker, written last
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
         if limit is not None:
             for old in _checkpoint_dirs(output_dir)[:-limit]:
                 shutil.rmtree(old, ignore_errors=True)
@@ -702,18 +709,37 @@ def _save_checkpoint(accelerator: Any, output_dir: Path, state: dict[str, Any], 
     return final
 
 
-def _save_model(model: nn.Module, path: Path, accelerator: Any) -> Path:
+@contextlib.contextmanager
+def _hf_progress_bars(enabled: bool):
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    if not enabled and was:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was and not enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _save_model(model: nn.Module, path: Path, accelerator: Any, progress: bool = True) -> Path:
     """``save_pretrained`` (safetensors) into ``path`` via a temporary folder renamed when complete."""
     tmp = path.parent / f".tmp_{path.name}"
     if accelerator.is_main_process:
         if tmp.exists():
             shutil.rmtree(tmp)
-        model.save_pretrained(str(tmp), safe_serialization=True)
-        with contextlib.suppress(Exception):  # a preprocessor config lets pipeline() use the folder
-            _save_processor(model, tmp)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        try:
+            with _hf_progress_bars(progress):
+                model.save_pretrained(str(tmp), safe_serialization=True)
+            with contextlib.suppress(Exception):  # a preprocessor config lets pipeline() use the folder
+                _save_processor(model, tmp)
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     accelerator.wait_for_everyone()
     return path
 
@@ -978,7 +1004,7 @@ def train_classification(
     model_dir: Path | None = None
     figure = None
     if not stopped:
-        model_dir = _save_model(unwrapped, output_dir / MODEL_DIR, accelerator)
+        model_dir = _save_model(unwrapped, output_dir / MODEL_DIR, accelerator, progress=config.progress)
         if hook is not None:
             figure = hook.on_train_end(title=f"bias during training ({unwrapped.config.model_type})")
     accelerator.end_training() if config.report_to else None
