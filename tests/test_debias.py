@@ -175,6 +175,7 @@ def test_top_k_selection_from_estimator_output():
     assert set(cat.tolist()) <= set(range(6)) and {0, 1, 2, 3} <= set(cat.tolist())
     capped = select_static_channels(lb, StaticDropoutConfig(selection="category", tau=0.5, num_static=2))
     assert capped.tolist() == [0, 1]
+    assert select_static_channels(lb, StaticDropoutConfig(selection="none")).size == 0
 
 
 def test_random_selection_is_seeded_and_same_size():

@@ -254,9 +254,9 @@ def _add_classification_arguments(p: argparse.ArgumentParser) -> None:
                    help="enable StaticDropout with drop probability P per static channel and sample")  # fmt: skip
     g.add_argument("--sd-layer", default="pre_classifier",
                    help="StaticDropout layer: pre_classifier (default) or a block, e.g. block_3")  # fmt: skip
-    g.add_argument("--sd-selection", choices=("top_k", "category", "random"), default="top_k",
-                   help="static set: top-k by rho_S - rho_D (default), the 'static' category, or random channels "
-                        "(the control)")  # fmt: skip
+    g.add_argument("--sd-selection", choices=("top_k", "category", "random", "none"), default="top_k",
+                   help="static set: top-k by rho_S - rho_D (default), the 'static' category, random channels "
+                        "(the control) or none (with --sd-p-other: ordinary dropout at --sd-layer)")  # fmt: skip
     g.add_argument("--sd-fraction", type=float, default=0.25, help="static set size as a share of C (default 0.25)")
     g.add_argument("--sd-num-static", type=_positive_int, default=None, help="static set size in channels")
     g.add_argument("--sd-tau", type=float, default=0.5, help="category threshold (default 0.5)")

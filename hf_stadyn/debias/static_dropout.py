@@ -53,9 +53,9 @@ logger = logging.getLogger(__name__)
 
 #: Name of the default layer: the pooled features right before ``model.classifier``.
 PRE_CLASSIFIER = "pre_classifier"
-#: How the static set is chosen: top-k by rho_S - rho_D, every "static"-category channel, or the
-#: same number of random channels (the control).
-SELECTIONS = ("top_k", "category", "random")
+#: How the static set is chosen: top-k by rho_S - rho_D, every "static"-category channel, the same
+#: number of random channels (the control), or none (with ``p_other``: ordinary dropout at the layer).
+SELECTIONS = ("top_k", "category", "random", "none")
 #: Key of the settings in ``model.config``.
 CONFIG_KEY = "static_dropout"
 
@@ -215,7 +215,8 @@ class StaticDropoutConfig:
         selection: ``"top_k"`` (channels with the largest ``rho_S - rho_D``), ``"category"`` (every
             channel of category "static" at threshold ``tau``; capped at ``num_static`` if given) or
             ``"random"`` (the same number of channels as ``top_k`` would take, drawn at random: the
-            control).
+            control) or ``"none"`` (an empty set; with ``p_other`` this is ordinary dropout at the
+            layer, the same-rate control at any layer).
         top_k_fraction: size of the static set as a fraction of C for ``top_k``/``random``.
         num_static: absolute size of the static set; overrides ``top_k_fraction`` when set.
         tau: category threshold for ``selection="category"`` (METHOD.md §4).
@@ -324,7 +325,7 @@ def select_static_channels(
         Sorted int64 channel indices. ``top_k``: the ``k`` channels with the largest
         ``rho_S - rho_D`` (ties broken by the lower index); ``category``: channels with
         ``rho_S > tau`` and ``rho_D < tau`` (the ``num_static`` largest by ``rho_S - rho_D`` if
-        capped); ``random``: ``k`` channels drawn uniformly without replacement.
+        capped); ``random``: ``k`` channels drawn uniformly without replacement; ``none``: no channel.
     """
     cfg = config or StaticDropoutConfig()
     rho_s = np.asarray(bias.rho_static, dtype=np.float64).reshape(-1)
@@ -344,6 +345,8 @@ def select_static_channels(
         chosen = np.array([i for i in order if is_static[i]], dtype=np.int64)
         if cfg.num_static is not None:
             chosen = chosen[: cfg.num_static]
+    elif cfg.selection == "none":
+        chosen = np.zeros(0, dtype=np.int64)
     else:  # random
         g = rng if rng is not None else np.random.default_rng(cfg.seed)
         chosen = g.choice(c, size=cfg.num_selected(c), replace=False)
