@@ -145,6 +145,7 @@ def pretrain(out: Path, scale: Scale) -> Path:
     logger.info("pre-training on motion x appearance: %s (%.0f s in all)", joint.final, time.perf_counter() - t0)
     for d in (out / "pretrained" / "motion" / "checkpoints", out / "pretrained" / "joint" / "checkpoints"):
         shutil.rmtree(d, ignore_errors=True)
+    atomic_write_json(out / "pretrained" / "time.json", {"seconds": time.perf_counter() - t0})
     return joint.model_dir  # type: ignore[return-value]
 
 
@@ -156,6 +157,42 @@ def decode_accuracy(model_dir: Path, te: dict[str, torch.Tensor]) -> dict[str, f
         "joint": r["accuracy"],
         "motion": float((p // A == te["motion"]).float().mean()),
         "appearance": float((p % A == te["appearance"]).float().mean()),
+    }
+
+
+def channel_selectivity(model_dir: Path, layer: str, static_set: list[int], te: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """How much of each factor the static set holds: per channel eta^2 (share of the channel's variance
+    explained by the motion / appearance class, on clips with independent motion and appearance)."""
+    from hf_stadyn.probing import extract_features
+
+    model = load_model(model_dir)
+    z = torch.cat([
+        extract_features(model, {"pixel_values": model.prepare_pixel_values(te["frames"][i : i + 100])}, [layer])[layer]
+        for i in range(0, len(te["frames"]), 100)
+    ]).double().numpy()  # fmt: skip
+
+    def eta2(labels: np.ndarray) -> np.ndarray:
+        total = z.var(0)
+        between = sum((labels == k).mean() * (z[labels == k].mean(0) - z.mean(0)) ** 2 for k in np.unique(labels))
+        return between / np.maximum(total, 1e-12)
+
+    e_mot, e_app = eta2(te["motion"].numpy()), eta2(te["appearance"].numpy())
+    sel = np.zeros(z.shape[1], dtype=bool)
+    sel[static_set] = True
+    k = int(sel.sum())
+    oracle = np.argsort(-(e_app - e_mot))[:k]
+    return {
+        "num_channels": int(z.shape[1]),
+        "num_static": k,
+        "static_eta_appearance": float(e_app[sel].mean()),
+        "static_eta_motion": float(e_mot[sel].mean()),
+        "other_eta_appearance": float(e_app[~sel].mean()),
+        "other_eta_motion": float(e_mot[~sel].mean()),
+        "share_of_appearance_in_static_set": float(e_app[sel].sum() / e_app.sum()),
+        "oracle_eta_appearance": float(e_app[oracle].mean()),
+        "oracle_eta_motion": float(e_mot[oracle].mean()),
+        "channels_with_eta_appearance_above_0.2": int((e_app > 0.2).sum()),
+        "channels_with_eta_motion_above_0.2": int((e_mot > 0.2).sum()),
     }
 
 
@@ -215,6 +252,7 @@ def fine_tune(
     row["bias"] = {k: {"dynamic_pct": b.percent["dynamic"], "static_pct": b.percent["static"],
                        "s_dynamic": b.s_dynamic, "s_static": b.s_static} for k, b in bias.items()}  # fmt: skip
     row["static_channels"] = res.static_channels
+    row["wall_seconds"] = time.perf_counter() - t0  # training + evaluation
     atomic_write_json(result_file, row)
     logger.info("%s: aligned %.3f conflicting %.3f shuffle-sens %.2f (%.0f s)", name, row["aligned_accuracy"],
                 row["conflicting_accuracy"], row["shuffle_sensitivity"], seconds)  # fmt: skip
@@ -280,16 +318,17 @@ def main(argv: list[str] | None = None) -> int:
         ):  # fmt: skip
             cfg = StaticDropoutConfig(p=p, top_k_fraction=frac, layer=layer, num_probe_pairs=scale.probe_pairs)
             grid.append((f"p{p}_k{int(frac * 100)}_{layer}_{tag}", cfg, refresh))
-    tuning = []
+    tuning, tuning_rows = [], []
     for tag, cfg, refresh in grid:
         rows = [fine_tune(out, f"tune_{tag}_s{s}", init, s, "static_dropout", cfg, scale, tests, probe_pairs, refresh)
                 for s in scale.tune_seeds]  # fmt: skip
+        tuning_rows += rows
         tuning.append({"setting": tag, "config": cfg.to_dict(), "refresh_every": refresh,
                        "validation_accuracy": statistics.fmean(r["validation_accuracy"] for r in rows)})  # fmt: skip
-    plain_val = statistics.fmean(
-        fine_tune(out, f"tune_plain_s{s}", init, s, "plain", None, scale, tests, probe_pairs, None)["validation_accuracy"]
-        for s in scale.tune_seeds
-    )  # fmt: skip
+    plain_rows = [fine_tune(out, f"tune_plain_s{s}", init, s, "plain", None, scale, tests, probe_pairs, None)
+                  for s in scale.tune_seeds]  # fmt: skip
+    tuning_rows += plain_rows
+    plain_val = statistics.fmean(r["validation_accuracy"] for r in plain_rows)
     best = max(tuning, key=lambda r: r["validation_accuracy"])
     sd_cfg = StaticDropoutConfig.from_dict(best["config"])
     sd_refresh = best["refresh_every"]
@@ -307,14 +346,22 @@ def main(argv: list[str] | None = None) -> int:
     # ---- 4. summary
     by = {m: [r for r in rows if r["method"] == m and r["shortcut"]] for m in METHODS}
     ref = [r for r in rows if not r["shortcut"]]
+    # where the factors sit: the static set StaticDropout selects on the pre-trained model
+    from hf_stadyn.debias import select_static_channels
+
+    pre_lb = measure_bias(pre_model, probe_pairs, [sd_cfg.layer])[sd_cfg.layer]
+    pre_set = select_static_channels(pre_lb, sd_cfg).tolist()
+    selectivity = channel_selectivity(init, sd_cfg.layer, pre_set, te)
+    logger.info("channel selectivity at %s: %s", sd_cfg.layer, selectivity)
     summary = {
-        "pretrained": {"decoding_accuracy": pre_decode, "bias": pre_bias},
+        "pretrained": {"decoding_accuracy": pre_decode, "bias": pre_bias, "selectivity": selectivity},
         "tuning": {"grid": tuning, "plain_validation_accuracy": plain_val, "chosen": best},
         "static_dropout": {**sd_cfg.to_dict(), "refresh_every": sd_refresh if sd_refresh is not None else steps_per_epoch},
         "scale": dataclasses.asdict(scale),
         "seeds": args.seeds,
         "runs": rows,
         "seconds": time.perf_counter() - t_start,
+        "compute_seconds": _compute_seconds(out, rows, tuning_rows),
         "threads": args.threads,
     }
     atomic_write_json(out / "results.json", summary)
@@ -323,6 +370,15 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(table + "\n")
     logger.info("done in %.0f s; results in %s", time.perf_counter() - t_start, out)
     return 0
+
+
+def _compute_seconds(out: Path, rows: list[dict[str, Any]], tuning_rows: list[dict[str, Any]]) -> float | None:
+    """Pre-training plus every run (training and evaluation), whichever invocation computed them."""
+    f = out / "pretrained" / "time.json"
+    if not f.is_file():
+        return None
+    total = json.loads(f.read_text())["seconds"]
+    return total + sum(r.get("wall_seconds", r["seconds"]) for r in rows + tuning_rows)
 
 
 def render_table(by, ref, sd_cfg, sd_refresh, steps_per_epoch, pre_decode, pre_bias, tuning, plain_val, summary) -> str:
@@ -380,7 +436,27 @@ def render_table(by, ref, sd_cfg, sd_refresh, steps_per_epoch, pre_decode, pre_b
         "|---|---|",
     ]
     lines += [f"| {t['setting']} | {100 * t['validation_accuracy']:.1f} |" for t in tuning]
-    lines += ["", f"Total time {summary['seconds'] / 60:.1f} min with {summary['threads']} torch threads."]
+    sel = summary["pretrained"]["selectivity"]
+    lines += [
+        "",
+        f"Where the factors sit at {layer} of the pre-trained model (eta^2 = share of a channel's variance explained "
+        "by the class, on clips with independent motion and appearance; mean over channels):",
+        "",
+        "| channels | eta^2 appearance | eta^2 motion |",
+        "|---|---|---|",
+        f"| static set selected by StaticDropout ({sel['num_static']} of {sel['num_channels']}) "
+        f"| {sel['static_eta_appearance']:.3f} | {sel['static_eta_motion']:.3f} |",
+        f"| the other channels | {sel['other_eta_appearance']:.3f} | {sel['other_eta_motion']:.3f} |",
+        f"| oracle: the {sel['num_static']} most appearance-selective channels "
+        f"| {sel['oracle_eta_appearance']:.3f} | {sel['oracle_eta_motion']:.3f} |",
+        "",
+        f"The static set holds {100 * sel['share_of_appearance_in_static_set']:.0f} % of the summed appearance eta^2; "
+        f"{sel['channels_with_eta_appearance_above_0.2']} of {sel['num_channels']} channels have appearance "
+        f"eta^2 > 0.2 and {sel['channels_with_eta_motion_above_0.2']} have motion eta^2 > 0.2.",
+    ]
+    cs = summary.get("compute_seconds")
+    lines += ["", f"Compute time (pre-training + all runs): {cs / 60:.1f} min" if cs else "",
+              f"This invocation: {summary['seconds'] / 60:.1f} min with {summary['threads']} torch thread(s)."]
     return "\n".join(lines)
 
 

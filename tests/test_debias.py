@@ -316,3 +316,22 @@ def test_stadyn_model_feature_dropout_slot(tmp_path):
     apply_static_dropout(loaded, StaticDropoutConfig(p=0.5, layer="block_1"), static_channels=[0])
     assert isinstance(loaded.feature_dropout, nn.Identity)
     assert loaded.static_dropout is get_static_dropout(loaded)
+
+
+def test_timesformer_slots_and_block_hook():
+    models = pytest.importorskip("hf_stadyn.models")
+    model = models.StadynTimesformerForVideoClassification(
+        models.tiny_timesformer_config(num_labels=3, num_frames=4, image_size=16, hidden_size=32,
+                                       num_hidden_layers=2, num_attention_heads=2)
+    ).eval()  # fmt: skip
+    x = torch.randn(2, 4, 3, 16, 16)
+    with torch.no_grad():
+        ref = model(pixel_values=x).logits
+    for layer in ("pre_classifier", "block_1"):  # TimeSformer blocks return tuples; CLS token included
+        apply_static_dropout(model, StaticDropoutConfig(p=0.5, layer=layer), static_channels=list(range(16)))
+        with torch.no_grad():
+            assert torch.equal(model(pixel_values=x).logits, ref)
+            model.train()
+            torch.manual_seed(0)
+            assert not torch.allclose(model(pixel_values=x).logits, ref)
+            model.eval()
