@@ -57,6 +57,9 @@ _LAZY: dict[str, str] = {
     "generate_synth": "hf_stadyn.synth",
     "load_synth": "hf_stadyn.synth",
     # probing
+    "probe": "hf_stadyn.probing.runner",
+    "ProbeResult": "hf_stadyn.probing.runner",
+    "load_model": "hf_stadyn.models.auto",
     "Layout": "hf_stadyn.probing",
     "pool": "hf_stadyn.probing",
     "LayerSpec": "hf_stadyn.probing",

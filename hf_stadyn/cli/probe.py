@@ -1,0 +1,270 @@
+"""``stadyn probe``: per-layer and per-channel static/dynamic report of a video model.
+
+With no arguments it probes the embedded default model (a tiny VideoMAE trained on StaDyn-Synth motion
+classes, shipped inside the package) on synthetic videos, next to the same architecture at
+initialisation, and writes ``stadyn-report/`` (report.json, report.md, PNG figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_STATE_DIR = ".probe_state"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "probe",
+        help="measure static vs dynamic information per layer and channel (the main job)",
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--model", default=None,
+                   help="Hub model id or local folder (VideoMAE, TimeSformer or hf-stadyn AVOS); default: embedded")
+    p.add_argument("--revision", default=None, help="Hub revision of --model")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--videos", nargs="+", default=None, metavar="PATH", help="a folder of videos or video files")
+    src.add_argument("--dataset", default=None,
+                     help="a datasets folder (save_to_disk, or a StaDyn-Synth export) or a Hub dataset id")
+    src.add_argument("--synth", default=None, choices=("motion", "appearance", "trap"),
+                     help="render StaDyn-Synth clips of this split in memory (default when no videos are given)")
+    p.add_argument("--video-column", default="video", help="video column of --dataset (file paths or bytes)")
+    p.add_argument("--split", default="train", help="split of a Hub --dataset")
+    p.add_argument("--synth-clips", type=int, default=128, help="number of StaDyn-Synth clips for --synth")
+    p.add_argument("--layers", default=None, help="comma-separated layer names (default: all probe layers)")
+    p.add_argument("--num-pairs", type=int, default=None,
+                   help="pairs to probe, about half per factor (default: 3000; 1500 for the embedded default run)")
+    p.add_argument("--batch-size", type=int, default=32, help="pairs per forward (2x clips per batch)")
+    p.add_argument("--window", type=int, default=64, help="source frames a clip spans (looped if shorter)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (pairs, styles, reference)")
+    p.add_argument("--threshold", type=float, default=0.5, help="tau of the channel categories")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run")
+    p.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16"), help="autocast (GPU)")
+    p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers making pairs")
+    p.add_argument("--reference", action=argparse.BooleanOptionalAction, default=None,
+                   help="also probe the same architecture at initialisation (default: on for the embedded model)")
+    p.add_argument("--output", default="stadyn-report", help="output folder")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report in --output")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=run)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    def bad(msg: str) -> None:
+        raise ValueError(msg)
+
+    if args.num_pairs is None:
+        embedded_default = args.model is None and not (args.videos or args.dataset)
+        args.num_pairs = 1500 if embedded_default else 3000
+
+    if args.num_pairs < 4:
+        bad(f"--num-pairs must be >= 4 (at least 2 pairs per factor), got {args.num_pairs}")
+    if args.batch_size < 1:
+        bad(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.window < 1:
+        bad(f"--window must be >= 1, got {args.window}")
+    if args.seed < 0:
+        bad(f"--seed must be >= 0, got {args.seed}")
+    if not -1.0 <= args.threshold <= 1.0:
+        bad(f"--threshold must lie in [-1, 1], got {args.threshold}")
+    if args.synth_clips < 1:
+        bad(f"--synth-clips must be >= 1, got {args.synth_clips}")
+    if args.num_workers < 0:
+        bad(f"--num-workers must be >= 0, got {args.num_workers}")
+    if args.resume and args.overwrite:
+        bad("--resume and --overwrite exclude each other")
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        bad(f"--output {out} exists and is not a folder; choose another path")
+    if out.is_dir() and any(out.iterdir()) and not (args.resume or args.overwrite):
+        bad(f"--output {out} is not empty; pass --overwrite to replace it or --resume to continue a run there")
+    for v in args.videos or []:
+        if not Path(v).exists():
+            raise FileNotFoundError(f"--videos: {v} does not exist")
+
+
+def _synth_config(args: argparse.Namespace, t: int, size: int):
+    """StaDyn-Synth scene settings: the embedded model's own training classes, else the defaults."""
+    import json
+
+    from hf_stadyn.models.auto import DEFAULT_MODEL_DIR
+    from hf_stadyn.synth import SynthConfig
+
+    extra: dict[str, Any] = {}
+    info = DEFAULT_MODEL_DIR / "training.json"
+    if args.model is None and info.is_file():
+        extra = json.loads(info.read_text()).get("synth_config", {})
+        extra = {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
+    return SynthConfig(num_frames=t, size=size, **extra)
+
+
+def _pairs(args: argparse.Namespace, spec: dict[str, Any]):
+    """The pair dataset for the chosen video source, at the model's frame count and size."""
+    from hf_stadyn.pairs import PairDataset
+
+    size = spec["image_size"] if isinstance(spec["image_size"], int) else min(spec["image_size"])
+    t = spec["num_frames"]
+    common = dict(num_frames=t, size=size, seed=args.seed, num_pairs=args.num_pairs)
+    if args.videos:
+        paths = [Path(v) for v in args.videos]
+        source: Any = str(paths[0]) if len(paths) == 1 and paths[0].is_dir() else [str(p) for p in paths]
+        return PairDataset(source, window=args.window, **common), {"source": "videos", "videos": [str(p) for p in paths]}
+    if args.dataset:
+        ds = _load_dataset(args)
+        return (
+            PairDataset(ds, window=args.window, video_column=args.video_column, **common),
+            {"source": "dataset", "dataset": args.dataset, "video_column": args.video_column},
+        )
+    from hf_stadyn.synth import SynthDataset
+
+    split = args.synth or "motion"
+    cfg = _synth_config(args, t, size)
+    synth = SynthDataset(split=split, num_clips=args.synth_clips, config=cfg, seed=args.seed, train=False)
+    clips = synth.to_tensors()["frames"].numpy()
+    # A synthetic clip is exactly T frames long: its window is the whole clip.
+    return (
+        PairDataset(list(clips), window=min(args.window, t), **common),
+        {"source": "stadyn-synth", "split": split, "clips": args.synth_clips, "synth_seed": args.seed},
+    )
+
+
+def _load_dataset(args: argparse.Namespace):
+    import datasets
+
+    path = Path(args.dataset)
+    if path.is_dir():
+        if (path / "metadata.jsonl").is_file() or (path / "metadata.csv").is_file():
+            from hf_stadyn.synth import load_synth
+
+            return load_synth(path)
+        try:
+            ds = datasets.load_from_disk(str(path))
+        except FileNotFoundError as e:
+            raise FileNotFoundError(
+                f"--dataset {path} is neither a datasets folder (save_to_disk) nor a StaDyn-Synth export: {e}"
+            ) from None
+        if isinstance(ds, datasets.DatasetDict):
+            if args.split not in ds:
+                raise ValueError(f"--dataset {path} has splits {list(ds)}; choose one with --split")
+            ds = ds[args.split]
+    else:
+        ds = datasets.load_dataset(args.dataset, split=args.split)
+    if args.video_column not in ds.column_names:
+        raise ValueError(
+            f"--dataset {args.dataset} has no column {args.video_column!r} (columns: {ds.column_names}); "
+            "name the video column with --video-column"
+        )
+    return ds
+
+
+def _reference_model(model: Any, seed: int):
+    """The same architecture at initialisation (seeded), for the reference reading."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        ref = type(model)(model.config)
+    return ref.eval()
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_args(args)
+    import torch
+    from accelerate import Accelerator
+
+    from hf_stadyn.models.auto import load_model
+
+    embedded = args.model is None
+    model = load_model(args.model, revision=args.revision)
+    model_id = "hf-stadyn/embedded-default (tiny VideoMAE, StaDyn-Synth motion)" if embedded else str(args.model)
+    spec = model.probe_input_spec()
+    pairs, source = _pairs(args, spec)
+    if args.num_pairs > len(pairs):
+        raise ValueError(f"--num-pairs {args.num_pairs} exceeds the {len(pairs)} pairs available")
+    layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
+    if layers is not None:
+        unknown = [name for name in layers if name not in model.probe_layers()]
+        if unknown:
+            raise ValueError(f"--layers: unknown layer(s) {unknown}; this model has {list(model.probe_layers())}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is visible; use --device cpu")
+    accelerator = Accelerator(cpu=args.device == "cpu", mixed_precision=args.mixed_precision)
+
+    out = Path(args.output)
+    if args.overwrite and out.is_dir():
+        shutil.rmtree(out)
+    created = not out.exists()
+    try:
+        return _probe_and_report(args, model, model_id, embedded, spec, pairs, source, layers, accelerator, out)
+    except (ValueError, OSError):
+        # a bad input found mid-run: leave nothing half-written (an interruption keeps its resume state)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, layers, accelerator, out: Path) -> int:
+    from hf_stadyn.models.auto import DEFAULT_MODEL_DIR
+    from hf_stadyn.probing.runner import probe
+    from hf_stadyn.report import BiasReport
+
+    state = out / _STATE_DIR
+    common = dict(
+        layers=layers, num_pairs=args.num_pairs, batch_size=args.batch_size, threshold=args.threshold,
+        accelerator=accelerator, num_workers=args.num_workers, progress=not args.no_progress,
+        resume=args.resume,
+    )  # fmt: skip
+    result = probe(model, pairs, checkpoint_dir=state / "model", **common)
+    reference = None
+    want_ref = args.reference if args.reference is not None else embedded
+    if want_ref:
+        ref = probe(_reference_model(model, args.seed), pairs, checkpoint_dir=state / "reference", **common)
+        reference = ref.layers
+    pair_settings = {
+        **source,
+        "num_pairs": args.num_pairs,
+        "num_frames": spec["num_frames"],
+        "image_size": spec["image_size"],
+        "window": args.window,
+        "styles": [getattr(s, "name", None) or type(s).__name__ for s in pairs.styles],
+        "static_fraction": pairs.static_fraction,
+        "batch_size": args.batch_size,
+        "threshold": args.threshold,
+        "mixed_precision": args.mixed_precision,
+    }
+    report = BiasReport.from_results(
+        result.layers,
+        model_id=model_id,
+        revision=args.revision,
+        pair_settings=pair_settings,
+        seed=args.seed,
+        reference=reference,
+        reference_info={"kind": "same architecture at initialisation", "seed": args.seed} if reference else None,
+        extra={"command": "stadyn " + " ".join(sys.argv[1:]) if sys.argv[1:] else "stadyn probe"},
+    )
+    if accelerator.is_main_process:
+        files = report.save(out)
+        shutil.rmtree(state, ignore_errors=True)
+        last = report.last_layer
+        lb = result.layers[last]
+        print(f"probed {args.num_pairs} pairs ({lb.num_pairs['dynamic']} dynamic, {lb.num_pairs['static']} static) "
+              f"on {len(result.layers)} layers of {model_id}")
+        print(f"{'layer':<16} {'dynamic %':>9} {'static %':>9} {'s_D':>7} {'s_S':>7}" + ("   ref dyn/stat %" if reference else ""))
+        for name, r in result.layers.items():
+            line = f"{name:<16} {r.percent['dynamic']:>9.1f} {r.percent['static']:>9.1f} {r.s_dynamic:>7.3f} {r.s_static:>7.3f}"
+            if reference:
+                rr = reference[name]
+                line += f"   {rr.percent['dynamic']:.1f} / {rr.percent['static']:.1f}"
+            print(line)
+        print(f"wrote {', '.join(sorted(p.name for p in files.values()))} to {out}")
+    if embedded:
+        logger.info("embedded default model: %s", DEFAULT_MODEL_DIR)
+    return 0

@@ -1,0 +1,150 @@
+"""`stadyn probe`: the main job on its embedded default, other sources, determinism and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hf_stadyn.cli import main as stadyn
+from hf_stadyn.models.auto import DEFAULT_MODEL_DIR
+
+
+@pytest.fixture(autouse=True)
+def _reset_accelerate():
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_no_arguments_runs_the_embedded_default(tmp_path):
+    """The README's main job: `stadyn` / `stadyn probe` with no arguments, in a fresh process."""
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    res = subprocess.run([sys.executable, "-m", "hf_stadyn"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=600)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = tmp_path / "stadyn-report"
+    for name in ("report.json", "report.md"):
+        assert (out / name).is_file()
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert len(pngs) >= 3, pngs
+    assert not (out / ".probe_state").exists()
+    doc = json.loads((out / "report.json").read_text())
+    layers = {lb["layer"]: lb for lb in doc["layers"]}
+    ref_layers = {lb["layer"]: lb for lb in doc["reference"]["layers"]}
+    last = [k for k in layers if k.startswith("block_")][-1]
+    trained, ref = layers[last], ref_layers[last]
+    # the motion-trained default reads clearly more dynamic than its architecture at initialisation
+    assert trained["s_dynamic"] > ref["s_dynamic"] + 0.1
+    assert trained["s_static"] < ref["s_static"] - 0.3
+    assert trained["intervals"]["percent_dynamic"]["low"] > ref["intervals"]["percent_dynamic"]["high"]
+    assert trained["num_pairs"]["dynamic"] + trained["num_pairs"]["static"] == 1500
+    assert "block_3" in (out / "report.md").read_text()
+    assert "wrote" in res.stdout
+
+
+def _write_videos(folder: Path, n: int = 3) -> None:
+    from hf_stadyn.synth import SynthConfig, SynthDataset
+    from hf_stadyn.video import write_video
+
+    folder.mkdir()
+    ds = SynthDataset("motion", num_clips=n, config=SynthConfig(num_frames=16, size=64), seed=3)
+    for i in range(n):
+        write_video(folder / f"clip{i}.mp4", ds[i]["frames"].numpy(), fps=8)
+
+
+def test_folder_of_videos_and_determinism(tmp_path, capsys):
+    vids = tmp_path / "videos"
+    _write_videos(vids)
+    args = ["probe", "--videos", str(vids), "--num-pairs", "40", "--batch-size", "8", "--no-progress",
+            "--layers", "block_0,block_3", "--no-reference", "--seed", "5"]  # fmt: skip
+    assert stadyn(args + ["--output", str(tmp_path / "a")]) == 0
+    assert stadyn(args + ["--output", str(tmp_path / "b")]) == 0
+    a = (tmp_path / "a" / "report.json").read_bytes()
+    assert a == (tmp_path / "b" / "report.json").read_bytes()
+    doc = json.loads(a)
+    assert [lb["layer"] for lb in doc["layers"]] == ["block_0", "block_3"]
+    assert doc["pair_settings"]["source"] == "videos"
+    assert doc["reference"] is None
+    assert stadyn(args[:-2] + ["--seed", "6", "--output", str(tmp_path / "c")]) == 0
+    assert (tmp_path / "c" / "report.json").read_bytes() != a
+
+
+def test_local_timesformer_folder_and_saved_dataset(tmp_path):
+    import datasets
+    import torch
+
+    from hf_stadyn.models import StadynTimesformerForVideoClassification, tiny_timesformer_config
+
+    torch.manual_seed(0)
+    model_dir = tmp_path / "tsf"
+    StadynTimesformerForVideoClassification(tiny_timesformer_config(num_labels=3)).save_pretrained(model_dir)
+    vids = tmp_path / "videos"
+    _write_videos(vids, n=2)
+    ds = datasets.Dataset.from_dict({"video": [str(p) for p in sorted(vids.glob("*.mp4"))], "label": [0, 1]})
+    ds.save_to_disk(str(tmp_path / "ds"))
+    out = tmp_path / "out"
+    code = stadyn(["probe", "--model", str(model_dir), "--dataset", str(tmp_path / "ds"), "--num-pairs", "16",
+                   "--batch-size", "8", "--no-progress", "--reference", "--output", str(out)])  # fmt: skip
+    assert code == 0
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["model"]["id"] == str(model_dir)
+    assert [lb["layer"] for lb in doc["reference"]["layers"]] == [lb["layer"] for lb in doc["layers"]]
+    assert doc["pair_settings"]["source"] == "dataset"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--num-pairs", "2"], "--num-pairs must be >= 4"),
+        (["--videos", "/nonexistent/folder"], "does not exist"),
+        (["--layers", "block_0,block_99"], "unknown layer"),
+        (["--model", "/nonexistent/model"], "does not exist"),
+        (["--threshold", "3"], "--threshold"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--synth-clips", "4", "--num-pairs", "10"], None),  # fine: pairs reuse clips
+    ],
+)
+def test_bad_options_exit_2_and_write_nothing(tmp_path, capsys, extra, message):
+    out = tmp_path / "out"
+    code = stadyn(["probe", "--no-progress", "--output", str(out), "--num-pairs", "8", *extra])
+    if message is None:
+        assert code == 0
+        return
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_non_empty_output_needs_overwrite(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    assert stadyn(["probe", "--no-progress", "--output", str(out), "--num-pairs", "8"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "x"
+
+
+def test_corrupt_video_is_named_and_leaves_nothing(tmp_path, capsys):
+    vids = tmp_path / "videos"
+    vids.mkdir()
+    (vids / "broken.mp4").write_bytes(b"not a video at all" * 10)
+    out = tmp_path / "out"
+    assert stadyn(["probe", "--videos", str(vids), "--num-pairs", "8", "--no-progress", "--output", str(out)]) == 2
+    assert "broken.mp4" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_embedded_default_is_a_real_checkpoint():
+    assert (DEFAULT_MODEL_DIR / "model.safetensors").is_file()
+    cfg = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
+    assert cfg["model_type"] == "videomae"
+    training = json.loads((DEFAULT_MODEL_DIR / "training.json").read_text())
+    assert training["split"] == "motion"
+    assert training["final"]["eval/test/accuracy"] > 0.9
