@@ -177,3 +177,8 @@ def tiny_avos_config(
         decoder_hidden_size=decoder_hidden_size,
         **kwargs,
     )
+
+
+if __name__.startswith("hf_stadyn."):  # package import (not remote code): make AutoConfig know the type
+    AutoConfig.register(AVOSConfig.model_type, AVOSConfig, exist_ok=True)
+    AVOSConfig.register_for_auto_class()
