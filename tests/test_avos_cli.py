@@ -62,3 +62,12 @@ def test_errors_from_the_library_exit_2(tmp_path, capsys):
     (tmp_path / "f").write_text("not a folder")
     rc = main(["train", "--task", "avos", "-o", str(tmp_path / "f"), *_TINY])
     assert rc == 2 and "not a folder" in capsys.readouterr().err
+
+
+def test_cli_choices_match_the_config():
+    """The train parser keeps literal copies of the AVOS choices (fast start-up); they must match."""
+    import hf_stadyn.cli.train as cli_train
+    from hf_stadyn.models.configuration_avos import CROSS_CONNECTION_TYPES, FUSION_TYPES
+
+    assert cli_train.FUSION_TYPES == tuple(FUSION_TYPES)
+    assert cli_train.CROSS_CONNECTION_TYPES == tuple(CROSS_CONNECTION_TYPES)

@@ -57,9 +57,14 @@ def _int_list(text: str) -> list[int]:
     return vals
 
 
-def register(subparsers: Any) -> None:
-    from hf_stadyn.models.configuration_avos import CROSS_CONNECTION_TYPES, FUSION_TYPES
+# Literal copies of hf_stadyn.models.configuration_avos.FUSION_TYPES / CROSS_CONNECTION_TYPES, so that
+# building the parser does not import transformers (every `stadyn` call would pay for it);
+# tests/test_avos_cli.py checks that they match.
+FUSION_TYPES = ("concat", "gated", "convex")
+CROSS_CONNECTION_TYPES = ("none", "motion_to_appearance", "bidirectional", "gated_bidirectional")
 
+
+def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "train",
         help="train a model on StaDyn-Synth (--task avos: two-stream video object segmentation)",
