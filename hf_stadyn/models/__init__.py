@@ -13,8 +13,13 @@ from .configuration_timesformer import StadynTimesformerConfig, tiny_timesformer
 from .configuration_videomae import StadynVideoMAEConfig, tiny_videomae_config
 from .modeling_timesformer import StadynTimesformerForVideoClassification
 from .modeling_videomae import StadynVideoMAEForVideoClassification
+from .configuration_avos import AVOSConfig, tiny_avos_config  # noqa: E402  (registers AutoConfig)
+from .modeling_avos import AVOSModel  # noqa: E402  (registers AutoModel)
 
 __all__ = [
+    "AVOSConfig",
+    "AVOSModel",
+    "tiny_avos_config",
     "StadynTimesformerConfig",
     "StadynTimesformerForVideoClassification",
     "StadynVideoMAEConfig",
