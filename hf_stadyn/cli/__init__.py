@@ -17,7 +17,7 @@ from typing import Sequence
 __all__ = ["main", "build_parser"]
 
 # Subcommand modules, in help order. A module that cannot be imported is reported, not hidden.
-_COMMANDS = ("probe", "synth", "train", "evaluate_cmd", "register_metric", "bench", "card")
+_COMMANDS = ("probe", "synth", "train", "card", "register_metric")
 
 
 def build_parser() -> argparse.ArgumentParser:
