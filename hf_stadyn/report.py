@@ -555,7 +555,7 @@ class BiasReport:
             self._stack(ax, self.reference, names, x + 0.2, width, hatch="//", label_suffix=" (reference)")
         ax.set_ylabel("share of dimensions (%)")
         ax.set_ylim(0, 100)
-        ax.set_title(f"Static/dynamic dims per layer: {self.model_id}", fontsize=10)
+        ax.set_title(_wrap_title(f"Static/dynamic dims per layer: {self.model_id}"), fontsize=10)
         rotated = _layer_ticks(ax, x, names)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         fig.subplots_adjust(left=0.08, right=0.76, bottom=0.22 if rotated else 0.1, top=0.9)
@@ -601,7 +601,7 @@ class BiasReport:
         ax.set_ylim(0, 108)
         tau = {self.layers[n].threshold for n in names}
         tau_s = ", ".join(f"{t:g}" for t in sorted(tau))
-        ax.set_title(f"Channel categories (tau = {tau_s}): {self.model_id}", fontsize=10)
+        ax.set_title(_wrap_title(f"Channel categories (tau = {tau_s}): {self.model_id}"), fontsize=10)
         rotated = _layer_ticks(ax, x, names)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         fig.subplots_adjust(left=0.08, right=0.8, bottom=0.22 if rotated else 0.1, top=0.9)
@@ -631,7 +631,7 @@ class BiasReport:
         ax.set_ylim(-1.05, 1.05)
         ax.set_xlabel("rho_D (dynamic)")
         ax.set_ylabel("rho_S (static)")
-        ax.set_title(f"Channel scores, layer {name} (tau = {lb.threshold:g}): {self.model_id}", fontsize=9)
+        ax.set_title(_wrap_title(f"Channel scores, layer {name} (tau = {lb.threshold:g}): {self.model_id}"), fontsize=9)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         fig.subplots_adjust(left=0.1, right=0.78, bottom=0.12, top=0.9)
         return fig
@@ -747,6 +747,13 @@ def _align_reference(
             missing, extra,
         )
     return {n: ref[n] for n in common}
+
+
+def _wrap_title(text: str, width: int = 70) -> str:
+    """Break a long figure title (long model ids) over lines so it is not clipped."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
 
 
 def _md(text: str) -> str:
