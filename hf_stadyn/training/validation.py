@@ -116,8 +116,11 @@ def train_and_probe(
 
     if split not in ("motion", "appearance"):
         raise ValueError(f"split must be 'motion' or 'appearance', got {split!r}")
+    # The appearance classes are shown by colour + texture (the "sensitive" cue): what a dynamic pair's
+    # two styles change. A shape/layout cue survives stylization, so a model that reads it is invariant
+    # across a dynamic pair and reads "dynamic" by the method's definition.
     train, evals, names = synth_datasets(split, num_train=num_train, num_eval=num_test, seed=seed,
-                                         config=validation_synth_config())
+                                         config=validation_synth_config(), trap_cue="sensitive")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(keep_dir) if keep_dir is not None else Path(tmp) / "run"
         cfg = ClassificationTrainingConfig(
