@@ -25,7 +25,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -470,7 +470,6 @@ def plot_bias_history(history: Sequence[BiasRecord], path: str | os.PathLike, *,
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    steps = [r.step for r in history]
     layers = list(dict.fromkeys(name for r in history for name in r.layers))
     has_sd = any(r.static_dropout is not None for r in history)
     ncols = 3 if has_sd else 2
@@ -518,7 +517,6 @@ def plot_bias_history(history: Sequence[BiasRecord], path: str | os.PathLike, *,
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    del steps
     return path
 
 
