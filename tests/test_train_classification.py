@@ -224,6 +224,20 @@ def test_video_folder_and_datasets_sources(tmp_path):
     assert all(got[str(tmp_path / "vids" / p)] == lbl for p, lbl in rows if str(tmp_path / "vids" / p) in got)
     with pytest.raises(ValueError, match="no 'video'"):
         hf_video_datasets(csv, num_frames=4, size=16, label_column="action")
+    # a save_to_disk DatasetDict with a Video feature (files embedded) and ClassLabel labels
+    import datasets
+
+    feats = datasets.Features({"video": datasets.Video(), "label": datasets.ClassLabel(names=["left", "right", "up"])})
+    paths = [str(tmp_path / "vids" / p) for p, _ in rows]
+    ids = [("left", "right", "up").index(lbl) for _, lbl in rows]
+    dd = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"video": paths[:4], "label": ids[:4]}, features=feats),
+        "test": datasets.Dataset.from_dict({"video": paths[4:], "label": ids[4:]}, features=feats),
+    })  # fmt: skip
+    dd.save_to_disk(str(tmp_path / "hf"))
+    tr3, ev3, names3 = hf_video_datasets(tmp_path / "hf", num_frames=4, size=16)
+    assert names3 == ["left", "right", "up"] and len(tr3) == 4 and len(ev3["eval"]) == len(rows) - 4
+    assert tr3[1]["frames"].shape == (4, 16, 16, 3) and tr3[1]["label"] == ids[1]
     with pytest.raises(ValueError, match="at least 2"):
         shutil.rmtree(tmp_path / "vids" / "up")
         shutil.rmtree(tmp_path / "vids" / "right")

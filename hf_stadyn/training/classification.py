@@ -144,7 +144,9 @@ _VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 
 class VideoFolderDataset(torch.utils.data.Dataset):
-    """Labelled videos: ``(path, label)`` pairs decoded to ``num_frames`` frames of ``size`` x ``size``.
+    """Labelled videos: ``(source, label)`` pairs decoded to ``num_frames`` frames of ``size`` x ``size``.
+
+    A source is a file path or the file's bytes (videos embedded in a ``datasets`` dataset).
 
     Training items sample a window of ``window`` source frames at a random start drawn from
     ``(seed, epoch, index)`` (call :meth:`set_epoch`); eval items (``train=False``) use the centre
@@ -153,7 +155,7 @@ class VideoFolderDataset(torch.utils.data.Dataset):
 
     def __init__(
         self,
-        videos: Sequence[tuple[str | os.PathLike, int]],
+        videos: Sequence[tuple[str | os.PathLike | bytes, int]],
         num_frames: int,
         size: int,
         *,
@@ -165,13 +167,17 @@ class VideoFolderDataset(torch.utils.data.Dataset):
 
         if not videos:
             raise ValueError("the video list is empty; give at least one (path, label).")
-        self.videos = [(str(p), int(lbl)) for p, lbl in videos]
+        self.videos = [(p if isinstance(p, (bytes, bytearray)) else str(p), int(lbl)) for p, lbl in videos]
         for p, _ in self.videos:
-            if not os.path.isfile(p):
+            if isinstance(p, str) and not os.path.isfile(p):
                 raise FileNotFoundError(f"video {p} does not exist; check the dataset's video paths.")
         self.num_frames, self.size, self.window = int(num_frames), int(size), int(window)
         self.train, self.seed, self.epoch = bool(train), int(seed), 0
-        self._lengths = [int(probe_video(p).num_frames) for p, _ in self.videos]
+        self._lengths = [int(probe_video(p, name=self._name(i)).num_frames) for i, (p, _) in enumerate(self.videos)]
+
+    def _name(self, index: int) -> str:
+        src = self.videos[index][0]
+        return src if isinstance(src, str) else f"video #{index} (embedded bytes)"
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -189,7 +195,7 @@ class VideoFolderDataset(torch.utils.data.Dataset):
             if self.train
             else None
         )
-        clip = read_clip(path, self.num_frames, window=window, rng=rng, size=self.size)
+        clip = read_clip(path, self.num_frames, window=window, rng=rng, size=self.size, name=self._name(index))
         return {"frames": torch.from_numpy(np.ascontiguousarray(clip.frames)), "label": label, "index": index}
 
 
@@ -298,6 +304,12 @@ def hf_video_datasets(
     for col in (video_column, label_column):
         if col not in train_ds.column_names:
             raise ValueError(f"{path} has columns {train_ds.column_names}, no {col!r}; pass --video-column/--label-column.")
+    video_feature = getattr(datasets, "Video", None)
+    if video_feature is not None and isinstance(train_ds.features[video_column], video_feature):
+        # a Video column: read the file paths, not decoded frames (we decode with PyAV ourselves)
+        train_ds = train_ds.cast_column(video_column, video_feature(decode=False))
+        if eval_ds is not None:
+            eval_ds = eval_ds.cast_column(video_column, video_feature(decode=False))
     feat = train_ds.features[label_column]
     if isinstance(feat, datasets.ClassLabel):
         names = list(feat.names)
@@ -308,15 +320,23 @@ def hf_video_datasets(
         lookup = {v: i for i, v in enumerate(values)}
         to_id = lookup.__getitem__
 
-    def rows(d: Any) -> list[tuple[str, int]]:
-        out = []
+    def rows(d: Any) -> list[tuple[Any, int]]:
+        out: list[tuple[Any, int]] = []
         for v, lbl in zip(d[video_column], d[label_column]):
-            if isinstance(v, Mapping):  # datasets Video feature decoded to {"path": ...}
-                v = v.get("path")
-            if not isinstance(v, str):
-                raise ValueError(f"column {video_column!r} must hold video file paths, got {type(v).__name__}.")
-            p = Path(v)
-            out.append((str(p if p.is_absolute() else base / p), to_id(lbl)))
+            data = None
+            if isinstance(v, Mapping):  # a Video feature read without decoding: {"path", "bytes"}
+                v, data = v.get("path"), v.get("bytes")
+            if isinstance(v, str):
+                p = Path(v) if Path(v).is_absolute() else base / v
+                if p.is_file() or not data:
+                    out.append((str(p), to_id(lbl)))
+                    continue
+            if data:  # embedded in the dataset (e.g. by save_to_disk): decode from memory
+                out.append((bytes(data), to_id(lbl)))
+                continue
+            raise ValueError(
+                f"column {video_column!r} must hold video file paths or a Video feature, got {type(v).__name__}."
+            )
         return out
 
     train_rows = rows(train_ds)
