@@ -109,11 +109,22 @@ class SynthConfig:
         motions: the motion classes in label order, a subset of :data:`MOTIONS` (>= 1, no repeats).
         num_appearances: number of appearance classes ``A`` (1-9); class ``k`` uses entry ``k`` of
             :data:`SHAPES`, :data:`COLORS`, :data:`TEXTURES` and :data:`BACKGROUNDS`.
-        speed: object speed in pixels per frame (translations, orbits; oscillation amplitude is
-            ``1.25 * speed``). About 2 px/frame is what a tiny video transformer learns at 32x32.
+        speed: object speed in pixels per frame (translations, and the mean speed of an
+            oscillation). About 2 px/frame is what a tiny video transformer learns at 32x32.
         speed_jitter: relative speed spread; each object's speed is ``speed * U(1 - j, 1 + j)``.
         object_scale: object radius as a fraction of ``size`` (0.16 gives about 5 px at 32x32).
         scale_range: (smallest, largest) object scale for "approach"/"recede" (geometric growth).
+        orbit_radius: orbit radius of "clockwise"/"counterclockwise" as a fraction of ``size``.
+        orbit_turns: fraction of the circle an orbit covers in a clip (jittered like the speed). An
+            orbit of 0.25 * size over 0.75 turns moves faster than ``speed`` (about 5 px/frame at
+            32x32, 8 frames): slower or smaller orbits stay inside a few 8x8 patches and the tiny
+            patch-8 transformers of the test suite did not learn their direction (chance level).
+        orbit_start_spread: orbits start within +- half this many degrees of the top of their
+            circle, so clockwise heads right first and counter-clockwise left. With a uniformly random
+            start (360) the two classes differ only in the sign of the path's curvature and a tiny
+            model trained from scratch stayed at chance; raise it for a harder task.
+        oscillation_amplitude: amplitude of "oscillate" as a fraction of ``size`` (jittered like the
+            speed); 0.094 is 3 px at 32x32, a mean speed of about 2 px/frame with the default period.
         oscillation_period: period in frames of "oscillate" (each clip jitters it by +-15 %).
         noise: standard deviation of per-pixel, per-frame Gaussian noise, in [0, 1] intensity units.
         color_jitter: relative per-channel spread of the object colour (0 keeps the palette exact).
@@ -131,7 +142,11 @@ class SynthConfig:
     speed_jitter: float = 0.2
     object_scale: float = 0.16
     scale_range: tuple[float, float] = (0.55, 1.65)
-    oscillation_period: float = 4.0
+    orbit_radius: float = 0.25
+    orbit_turns: float = 0.75
+    orbit_start_spread: float = 90.0
+    oscillation_amplitude: float = 0.094
+    oscillation_period: float = 6.0
     noise: float = 0.02
     color_jitter: float = 0.05
     camouflage: bool = False
@@ -168,7 +183,8 @@ class SynthConfig:
             bad(f"unknown motion class(es) {unknown}; choose from {', '.join(MOTIONS)}")
         if len(set(self.motions)) != len(self.motions):
             bad(f"motions has repeats: {list(self.motions)}")
-        for name in ("speed", "object_scale", "oscillation_period"):
+        for name in ("speed", "object_scale", "orbit_radius", "orbit_turns", "oscillation_amplitude",
+                     "oscillation_period"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 bad(f"{name} must be a positive number, got {v!r}")
@@ -178,12 +194,15 @@ class SynthConfig:
                 bad(f"{name} must be in [0, 1), got {v!r}")
         if len(self.scale_range) != 2 or not 0 < self.scale_range[0] < self.scale_range[1]:
             bad(f"scale_range must be (small, large) with 0 < small < large, got {self.scale_range}")
+        if not (isinstance(self.orbit_start_spread, (int, float)) and 0 <= self.orbit_start_spread <= 360):
+            bad(f"orbit_start_spread must be in [0, 360] degrees, got {self.orbit_start_spread!r}")
         if not isinstance(self.camouflage, bool):
             bad(f"camouflage must be a bool, got {self.camouflage!r}")
         # Geometry: every trajectory must keep the whole object inside the frame.
         radius = self.object_scale * self.size
         if radius < 2.0:
             bad(f"objects would be {radius:.1f} px in radius; raise object_scale or size (need >= 2 px)")
+        radius *= 1.15  # the farthest any shape reaches from its centre
         travel = (self.num_frames - 1) * self.speed * (1 + self.speed_jitter)
         if 2 * radius + travel + 2 > self.size:
             bad(
@@ -191,6 +210,15 @@ class SynthConfig:
                 f"({travel:.1f} px) plus the object ({2 * radius:.1f} px) does not fit in {self.size} px; "
                 "lower speed, num_frames or object_scale, or raise size"
             )
+        fastest = self.speed * (1 + self.speed_jitter)
+        orbit = self.orbit_radius * self.size
+        if 2 * (radius + orbit) + 2 > self.size:
+            bad(f"an orbit of radius {orbit:.1f} px around an object reaching {radius:.1f} px does not fit in "
+                f"{self.size} px; lower orbit_radius or object_scale")
+        amplitude = self.oscillation_amplitude * self.size * (1 + self.speed_jitter)
+        if 2 * (radius + amplitude) + 2 > self.size:
+            bad(f"an oscillation of amplitude {amplitude:.1f} px does not fit in {self.size} px; lower "
+                "oscillation_amplitude or object_scale")
         if 2 * radius * self.scale_range[1] + 2 > self.size:
             bad(f"the largest approach/recede object ({2 * radius * self.scale_range[1]:.1f} px) does not fit in "
                 f"{self.size} px; lower scale_range[1] or object_scale")

@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 _METADATA = "metadata.jsonl"
+# libx264 gave different bytes for the same frames with threaded encoding, and now and then with its
+# macroblock-tree rate control on these tiny frames; with both off, the same seed gives the same bytes.
+_X264_REPRODUCIBLE = {"threads": "1", "x264-params": "mbtree=0"}
 _SETTINGS = "synth.json"
 
 _CARD = """---
@@ -166,7 +169,7 @@ def generate(
         for i in tqdm(range(ds.num_clips), desc=f"writing {split} clips", disable=not progress):
             clip, cls = ds.clip(i)
             video_rel, mask_rel = f"videos/clip_{i:06d}.mp4", f"masks/clip_{i:06d}.npz"
-            write_video(tmp / video_rel, clip.frames, fps=fps, crf=crf)
+            write_video(tmp / video_rel, clip.frames, fps=fps, crf=crf, options=_X264_REPRODUCIBLE)
             np.savez_compressed(tmp / mask_rel, mask=clip.masks)
             row: dict[str, Any] = {
                 "video": video_rel,

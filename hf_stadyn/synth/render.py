@@ -38,6 +38,7 @@ _OBJECT_DRAWS = 32  # uniforms per object
 _N_BLOB_WAVES = 4
 _N_NOISE_WAVES = 3
 _TWO_PI = 2.0 * math.pi
+_EXTENT = 1.15  # shapes reach at most 1.15 object radii from their centre (bars, triangle vertices)
 
 
 @dataclass
@@ -64,16 +65,27 @@ def _box(u: np.ndarray, v: np.ndarray, a: float, b: float) -> np.ndarray:
     return np.hypot(np.maximum(du, 0.0), np.maximum(dv, 0.0)) + np.minimum(np.maximum(du, dv), 0.0)
 
 
+def _triangle(u: np.ndarray, v: np.ndarray, r: float) -> np.ndarray:
+    """Exact signed distance to an upward equilateral triangle of half side ``r``, centroid at the origin."""
+    k = math.sqrt(3.0)
+    px, py = np.abs(u) - r, -v + r / k
+    fold = px + k * py > 0
+    px, py = np.where(fold, (px - k * py) / 2, px), np.where(fold, (-k * px - py) / 2, py)
+    px = px - np.clip(px, -2 * r, 0.0)
+    return -np.hypot(px, py) * np.sign(py)
+
+
 def _sdf(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Signed distance (negative inside) of ``shape`` of radius about 1 at normalised coords ``u, v``."""
     if shape == "square":
         return _box(u, v, 0.85, 0.85)
     if shape == "disc":
         return np.sqrt(u * u + v * v) - 1.0
-    if shape == "triangle":  # pointing up on screen (y grows downwards); circumradius 1.15
-        return np.maximum(np.maximum(v, 0.866 * u - 0.5 * v), -0.866 * u - 0.5 * v) - 0.575
-    if shape == "diamond":
-        return (np.abs(u) + np.abs(v) - 1.1) * (1.0 / math.sqrt(2.0))
+    if shape == "triangle":  # equilateral, pointing up on screen (y grows downwards), circumradius 1.15
+        return _triangle(u, v, 1.0)
+    if shape == "diamond":  # a square turned by 45 degrees, vertices at distance 1.1
+        c = 1.0 / math.sqrt(2.0)
+        return _box((u + v) * c, (v - u) * c, 1.1 * c, 1.1 * c)
     if shape == "cross":
         return np.minimum(_box(u, v, 1.0, 0.36), _box(u, v, 0.36, 1.0))
     if shape == "ring":
@@ -173,7 +185,8 @@ def _trajectory(
     motion: str, u: np.ndarray, cfg: SynthConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Centre ``x, y`` and scale ``s`` per frame, each ``(T,)``, for one object from its uniforms ``u``."""
-    T, size, R = cfg.num_frames, float(cfg.size), cfg.radius
+    T, size = cfg.num_frames, float(cfg.size)
+    R = _EXTENT * cfg.radius  # the farthest any shape reaches from its centre, at scale 1
     t = np.arange(T, dtype=np.float64)
     speed = cfg.speed * (1.0 + cfg.speed_jitter * (2.0 * u[3] - 1.0))
     lo, hi = R + 0.5, size - 1.5 - R  # centre range that keeps the whole object in the frame
@@ -187,12 +200,13 @@ def _trajectory(
             pos = pos[::-1].copy()
         x, y = (pos, np.full(T, across)) if motion in ("left", "right") else (np.full(T, across), pos)
     elif motion in ("clockwise", "counterclockwise"):
-        r_max = (hi - lo) / 2.0
-        r = r_max * (0.55 + 0.45 * u[6])
+        r = cfg.orbit_radius * size
+        omega = _TWO_PI * cfg.orbit_turns / (T - 1) * (speed / cfg.speed)  # rad/frame, jittered like speed
         cx = lo + r + (hi - lo - 2 * r) * u[4]
         cy = lo + r + (hi - lo - 2 * r) * u[5]
         sign = 1.0 if motion == "clockwise" else -1.0  # y grows downwards: increasing angle is clockwise
-        theta = _TWO_PI * u[7] + sign * (speed / r) * t
+        start = -math.pi / 2 + math.radians(cfg.orbit_start_spread) * (u[7] - 0.5)  # near the top
+        theta = start + sign * omega * t
         x, y = cx + r * np.cos(theta), cy + r * np.sin(theta)
     elif motion in ("approach", "recede"):
         s_lo, s_hi = cfg.scale_range
@@ -203,9 +217,9 @@ def _trajectory(
         x = np.full(T, lo_s + (hi_s - lo_s) * u[4])
         y = np.full(T, lo_s + (hi_s - lo_s) * u[5])
     elif motion == "oscillate":
-        amp = 1.25 * speed
         axis = math.pi * u[8]
         period = cfg.oscillation_period * (0.85 + 0.3 * u[9])
+        amp = cfg.oscillation_amplitude * size * (speed / cfg.speed)  # jittered like the speed
         d = amp * np.sin(_TWO_PI * t / period + _TWO_PI * u[10])
         lo_o, hi_o = lo + amp, hi - amp
         cx = lo_o + (hi_o - lo_o) * u[4]
