@@ -10,7 +10,7 @@ _HELP = "generate a StaDyn-Synth video dataset (motion / appearance / bias-trap 
 _EPILOG = """examples:
   stadyn synth --out synth_motion --split motion --num-clips 2000
   stadyn synth --out trap_train --split trap --trap-share 0.99 --cue invariant
-  stadyn synth --out trap_test --split trap --test --test-variant conflicting --seed 1
+  stadyn synth --out trap_test --split trap --test --test-variant conflicting
   stadyn synth --out moca_like --split motion --camouflage --objects 2
 
 load it with hf_stadyn.synth.load_synth(OUT) or
@@ -57,7 +57,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--cue", choices=CUES, default="invariant",
                    help="attributes that carry the appearance class: invariant (shape + background layout, kept by "
                         "stylization), sensitive (colour + texture), both (default: %(default)s)")
-    p.add_argument("--test", action="store_true", help="write a test set (trap split: uses --test-variant)")
+    p.add_argument("--test", action="store_true", help="write a test set: never shares clips with the training set of the same seed "
+                        "(trap split: uses --test-variant)")
     p.add_argument("--test-variant", choices=TEST_VARIANTS, default="aligned",
                    help="trap test set: cue aligned with, conflicting with, or random w.r.t. the label (default: %(default)s)")
     p.add_argument("--camouflage", action="store_true",

@@ -76,6 +76,7 @@ class SynthDataset(torch.utils.data.Dataset):
         config = SynthConfig() if config is None else config
         if not isinstance(config, SynthConfig):
             raise ValueError(f"config must be a SynthConfig, got {type(config).__name__}")
+        config.validate()  # fields may have been changed after construction
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
         if isinstance(num_clips, bool) or not isinstance(num_clips, (int, np.integer)) or num_clips < 1:
