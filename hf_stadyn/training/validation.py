@@ -20,7 +20,7 @@ import torch
 
 from hf_stadyn.metric import LayerBias
 
-__all__ = ["GroundTruthRun", "train_and_probe", "probe_clip_pairs", "reference_reading", "validation_synth_config"]
+__all__ = ["GroundTruthRun", "train_and_probe", "read_trained_model", "probe_clip_pairs", "reference_reading", "validation_synth_config"]
 
 
 def validation_synth_config(num_frames: int = 8, size: int = 32):
@@ -106,13 +106,7 @@ def train_and_probe(
     """
     from accelerate.state import AcceleratorState
 
-    from hf_stadyn.probing.runner import probe
-    from hf_stadyn.training.classification import (
-        ClassificationTrainingConfig,
-        evaluate_classifier,
-        synth_datasets,
-        train_classification,
-    )
+    from hf_stadyn.training.classification import ClassificationTrainingConfig, synth_datasets, train_classification
 
     if split not in ("motion", "appearance"):
         raise ValueError(f"split must be 'motion' or 'appearance', got {split!r}")
@@ -132,7 +126,37 @@ def train_and_probe(
         from hf_stadyn.models.auto import load_model
 
         model = load_model(res.model_dir)
-    test = evals["test"]
+    return read_trained_model(model, arch, split, seed=seed, test=evals["test"], num_pairs=num_pairs, pairs=pairs,
+                              model_dir=str(Path(keep_dir) / "model") if keep_dir is not None else None,
+                              progress=progress)  # fmt: skip
+
+
+def read_trained_model(
+    model: Any,
+    arch: str,
+    split: str,
+    *,
+    seed: int = 0,
+    test: Any = None,
+    num_test: int = 1000,
+    num_pairs: int = 1500,
+    pairs: Any = None,
+    model_dir: str | None = None,
+    progress: bool = False,
+) -> GroundTruthRun:
+    """Accuracy, shuffle sensitivity and per-layer readings of a trained classifier.
+
+    ``test`` defaults to ``num_test`` StaDyn-Synth test clips of ``split`` (validation scene settings).
+    """
+    from accelerate.state import AcceleratorState
+
+    from hf_stadyn.probing.runner import probe
+    from hf_stadyn.training.classification import evaluate_classifier, synth_datasets
+
+    if test is None:
+        _, evals, _ = synth_datasets(split, num_train=1, num_eval=num_test, seed=seed,
+                                     config=validation_synth_config(), trap_cue="sensitive")  # fmt: skip
+        test = evals["test"]
     acc = evaluate_classifier(model, test, seed=seed)["accuracy"]
     shuf = evaluate_classifier(model, test, seed=seed, shuffle_frames=True)["accuracy"]
     if pairs is None:
@@ -143,8 +167,7 @@ def train_and_probe(
     return GroundTruthRun(
         arch=arch, split=split, seed=seed, accuracy=acc, shuffled_accuracy=shuf,
         shuffle_drop=(1.0 - shuf / acc) if acc > 0 else float("nan"),
-        layers=result.layers, last_layer=blocks[-1],
-        model_dir=str(Path(keep_dir) / "model") if keep_dir is not None else None,
+        layers=result.layers, last_layer=blocks[-1], model_dir=model_dir,
     )  # fmt: skip
 
 
