@@ -1027,7 +1027,8 @@ def train_classification(
         model_dir = _save_model(unwrapped, output_dir / MODEL_DIR, accelerator, progress=config.progress)
         if hook is not None:
             figure = hook.on_train_end(title=f"bias during training ({unwrapped.config.model_type})")
-    accelerator.end_training() if config.report_to else None
+    if config.report_to:
+        accelerator.end_training()
     sd = get_static_dropout(unwrapped)
     result = ClassificationTrainResult(
         output_dir=output_dir,
