@@ -17,24 +17,7 @@ load it with hf_stadyn.synth.load_synth(OUT) or
 datasets.load_dataset("json", data_files="OUT/metadata.jsonl", split="train")."""
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
+from hf_stadyn.cli._types import nonneg_int, positive_int  # noqa: E402
 
 
 def register(subparsers: Any) -> None:
@@ -48,10 +31,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--split", choices=SPLITS, default="motion",
                    help="motion: label = motion; appearance: label = appearance; trap: label = motion with a "
                         "static shortcut (default: %(default)s)")
-    p.add_argument("--num-clips", "-n", type=_positive_int, default=100, help="number of clips (default: %(default)s)")
-    p.add_argument("--frames", type=_positive_int, default=d.num_frames, help="frames per clip (default: %(default)s)")
-    p.add_argument("--size", type=_positive_int, default=d.size, help="frame height = width in pixels (default: %(default)s)")
-    p.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--num-clips", "-n", type=positive_int, default=100, help="number of clips (default: %(default)s)")
+    p.add_argument("--frames", type=positive_int, default=d.num_frames, help="frames per clip (default: %(default)s)")
+    p.add_argument("--size", type=positive_int, default=d.size, help="frame height = width in pixels (default: %(default)s)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--trap-share", type=float, default=0.99,
                    help="trap split, training: share of clips whose static cue agrees with the label (default: %(default)s)")
     p.add_argument("--cue", choices=CUES, default="invariant",
@@ -63,10 +46,10 @@ def register(subparsers: Any) -> None:
                    help="trap test set: cue aligned with, conflicting with, or random w.r.t. the label (default: %(default)s)")
     p.add_argument("--camouflage", action="store_true",
                    help="texture objects like the background so only motion reveals them (MoCA-like)")
-    p.add_argument("--objects", type=_positive_int, default=d.num_objects, help="objects per clip (default: %(default)s)")
+    p.add_argument("--objects", type=positive_int, default=d.num_objects, help="objects per clip (default: %(default)s)")
     p.add_argument("--motions", default=",".join(d.motions),
                    help=f"comma-separated motion classes, in label order, from: {', '.join(MOTIONS)} (default: all)")
-    p.add_argument("--appearances", type=_positive_int, default=d.num_appearances,
+    p.add_argument("--appearances", type=positive_int, default=d.num_appearances,
                    help="number of appearance classes, 1-9 (default: %(default)s)")
     p.add_argument("--speed", type=float, default=d.speed, help="object speed in pixels per frame (default: %(default)s)")
     p.add_argument("--noise", type=float, default=d.noise, help="per-pixel noise std in [0, 1) (default: %(default)s)")

@@ -27,35 +27,7 @@ logger = logging.getLogger(__name__)
 TASKS = ("classification", "avos")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return v
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
-    if not vals or any(v < 1 for v in vals):
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
-    return vals
-
+from hf_stadyn.cli._types import fraction, int_list, nonneg_int, positive_int, rate  # noqa: E402
 
 # Literal copies of hf_stadyn.models.configuration_avos.FUSION_TYPES / CROSS_CONNECTION_TYPES, so that
 # building the parser does not import transformers (every `stadyn` call would pay for it);
@@ -77,8 +49,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--output-dir", required=True, help="folder for the checkpoint and metrics.json")
     p.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty output folder")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, the init and the shuffling (default 0)")
-    p.add_argument("--epochs", type=_positive_int, default=5)
-    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--epochs", type=positive_int, default=5)
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--learning-rate", type=float, default=3e-3)
     p.add_argument("--progress", action="store_true", help="show progress bars")
     g = p.add_argument_group("avos")
@@ -86,16 +58,16 @@ def register(subparsers: Any) -> None:
     g.add_argument(
         "--cross-connection", choices=CROSS_CONNECTION_TYPES, default="none", help="cross-connections at levels 3-5"
     )
-    g.add_argument("--train-clips", type=_positive_int, default=200, help="training clips (default 200)")
+    g.add_argument("--train-clips", type=positive_int, default=200, help="training clips (default 200)")
     g.add_argument(
-        "--camouflage-fraction", type=_fraction, default=0.5,
+        "--camouflage-fraction", type=fraction, default=0.5,
         help="share of training clips in camouflage mode (default 0.5)",
     )  # fmt: skip
-    g.add_argument("--test-clips", type=_positive_int, default=40, help="test clips per mode (default 40)")
-    g.add_argument("--size", type=_positive_int, default=64, help="frame size in pixels (default 64)")
-    g.add_argument("--num-frames", type=_positive_int, default=8, help="frames per clip (default 8)")
+    g.add_argument("--test-clips", type=positive_int, default=40, help="test clips per mode (default 40)")
+    g.add_argument("--size", type=positive_int, default=64, help="frame size in pixels (default 64)")
+    g.add_argument("--num-frames", type=positive_int, default=8, help="frames per clip (default 8)")
     g.add_argument(
-        "--hidden-sizes", type=_int_list, default=[8, 16, 24, 32],
+        "--hidden-sizes", type=int_list, default=[8, 16, 24, 32],
         help="ResNet stage widths of each stream, comma-separated (default 8,16,24,32)",
     )  # fmt: skip
     g.add_argument("--flow-method", default="dis", help="optical flow method (hf_stadyn.video.compute_flow)")
@@ -192,26 +164,6 @@ def _train_avos(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- classification
-def _rate(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), got {text!r}") from None
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), got {text!r}")
-    return v
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
-
-
 def _add_classification_arguments(p: argparse.ArgumentParser) -> None:
     """Options of --task classification. It also reads the shared options (--output-dir, --seed,
     --epochs, --batch-size, --learning-rate, --overwrite, --progress) and, for StaDyn-Synth data,
@@ -231,7 +183,7 @@ def _add_classification_arguments(p: argparse.ArgumentParser) -> None:
                    help="StaDyn-Synth split (default trap: evaluated on aligned and conflicting clips)")  # fmt: skip
     g.add_argument("--trap-cue", choices=("invariant", "sensitive", "both"), default="invariant",
                    help="which appearance attributes carry the trap's static cue (default invariant)")  # fmt: skip
-    g.add_argument("--trap-share", type=_fraction, default=0.99,
+    g.add_argument("--trap-share", type=fraction, default=0.99,
                    help="share of training clips whose static cue agrees with the label (default 0.99)")  # fmt: skip
     g.add_argument("--eval-data", default=None, help="evaluation folder (same classes) for folder data")
     g.add_argument("--eval-fraction", type=float, default=0.2,
@@ -240,22 +192,22 @@ def _add_classification_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-column", default="label", help="label column of a datasets dataset")
     g.add_argument("--train-split", default="train", help="training split of a DatasetDict")
     g.add_argument("--eval-split", default=None, help="evaluation split of a DatasetDict (default test/validation)")
-    g.add_argument("--window", type=_positive_int, default=64,
+    g.add_argument("--window", type=positive_int, default=64,
                    help="source frames a training clip spans, subsampled to --num-frames (default 64)")  # fmt: skip
     g.add_argument("--model", default="videomae",
                    help="'videomae' or 'timesformer' (a new tiny model) or a checkpoint folder to fine-tune")  # fmt: skip
-    g.add_argument("--hidden-size", type=_positive_int, default=64, help="tiny model width (default 64)")
-    g.add_argument("--num-layers", type=_positive_int, default=4, help="tiny model depth (default 4)")
-    g.add_argument("--num-heads", type=_positive_int, default=4, help="tiny model attention heads (default 4)")
+    g.add_argument("--hidden-size", type=positive_int, default=64, help="tiny model width (default 64)")
+    g.add_argument("--num-layers", type=positive_int, default=4, help="tiny model depth (default 4)")
+    g.add_argument("--num-heads", type=positive_int, default=4, help="tiny model attention heads (default 4)")
     g.add_argument("--weight-decay", type=float, default=0.05)
     g.add_argument("--warmup-ratio", type=float, default=0.1)
     g.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping (0 disables)")
     g.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no")
     g.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is present")
-    g.add_argument("--num-workers", type=_nonneg_int, default=0, help="DataLoader workers (default 0)")
-    g.add_argument("--dropout", type=_rate, default=0.0,
+    g.add_argument("--num-workers", type=nonneg_int, default=0, help="DataLoader workers (default 0)")
+    g.add_argument("--dropout", type=rate, default=0.0,
                    help="ordinary dropout at the classifier input (the same-rate control; default off)")  # fmt: skip
-    g.add_argument("--static-dropout", type=_rate, default=None, metavar="P",
+    g.add_argument("--static-dropout", type=rate, default=None, metavar="P",
                    help="enable StaticDropout with drop probability P per static channel and sample")  # fmt: skip
     g.add_argument("--sd-layer", default="pre_classifier",
                    help="StaticDropout layer: pre_classifier (default) or a block, e.g. block_3")  # fmt: skip
@@ -263,25 +215,25 @@ def _add_classification_arguments(p: argparse.ArgumentParser) -> None:
                    help="static set: top-k by rho_S - rho_D (default), the 'static' category, random channels "
                         "(the control) or none (with --sd-p-other: ordinary dropout at --sd-layer)")  # fmt: skip
     g.add_argument("--sd-fraction", type=float, default=0.25, help="static set size as a share of C (default 0.25)")
-    g.add_argument("--sd-num-static", type=_positive_int, default=None, help="static set size in channels")
+    g.add_argument("--sd-num-static", type=positive_int, default=None, help="static set size in channels")
     g.add_argument("--sd-tau", type=float, default=0.5, help="category threshold (default 0.5)")
-    g.add_argument("--sd-p-other", type=_rate, default=0.0, help="ordinary dropout on the other channels")
-    g.add_argument("--sd-refresh-every", type=_nonneg_int, default=None,
+    g.add_argument("--sd-p-other", type=rate, default=0.0, help="ordinary dropout on the other channels")
+    g.add_argument("--sd-refresh-every", type=nonneg_int, default=None,
                    help="optimizer steps between static-set refreshes (default: each epoch; 0: never)")  # fmt: skip
-    g.add_argument("--sd-refresh-until", type=_positive_int, default=None,
+    g.add_argument("--sd-refresh-until", type=positive_int, default=None,
                    help="last step of a refresh (default: half of training)")  # fmt: skip
-    g.add_argument("--sd-probe-pairs", type=_positive_int, default=256, help="probe pairs per measurement")
+    g.add_argument("--sd-probe-pairs", type=positive_int, default=256, help="probe pairs per measurement")
     g.add_argument("--augment", choices=("stylize",), default=None,
                    help="stylize: restyle training clips with the pair styles (the stylization control)")  # fmt: skip
-    g.add_argument("--augment-p", type=_fraction, default=1.0, help="share of clips restyled (default 1)")
+    g.add_argument("--augment-p", type=fraction, default=1.0, help="share of clips restyled (default 1)")
     g.add_argument("--augment-styles", default=None, help="comma-separated style names (default: the pair styles)")
     g.add_argument("--no-track-bias", action="store_true", help="do not measure the bias during training")
-    g.add_argument("--track-every", type=_nonneg_int, default=None,
+    g.add_argument("--track-every", type=nonneg_int, default=None,
                    help="optimizer steps between bias measurements (default: each epoch)")  # fmt: skip
-    g.add_argument("--probe-pairs", type=_positive_int, default=256, help="probe pairs for bias tracking")
-    g.add_argument("--save-every-epochs", type=_positive_int, default=1)
-    g.add_argument("--save-total-limit", type=_positive_int, default=2, help="checkpoints kept (default 2)")
-    g.add_argument("--stop-after-steps", type=_positive_int, default=None,
+    g.add_argument("--probe-pairs", type=positive_int, default=256, help="probe pairs for bias tracking")
+    g.add_argument("--save-every-epochs", type=positive_int, default=1)
+    g.add_argument("--save-total-limit", type=positive_int, default=2, help="checkpoints kept (default 2)")
+    g.add_argument("--stop-after-steps", type=positive_int, default=None,
                    help="end this session after N optimizer steps (checkpointed); continue with --resume")  # fmt: skip
     g.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
     g.add_argument("--report-to", default=None, help="accelerate trackers, comma-separated (e.g. tensorboard)")

@@ -1,0 +1,44 @@
+"""argparse value types shared by the subcommands (a bad value gives a clear usage error, exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+__all__ = ["positive_int", "nonneg_int", "fraction", "rate", "int_list"]
+
+
+def _number(text: str, cast: Callable[[str], float], ok: Callable[[float], bool], what: str):
+    try:
+        value = cast(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, lambda v: v >= 1, "a positive integer")
+
+
+def nonneg_int(text: str) -> int:
+    return _number(text, int, lambda v: v >= 0, "a non-negative integer")
+
+
+def fraction(text: str) -> float:
+    return _number(text, float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
+
+
+def rate(text: str) -> float:
+    return _number(text, float, lambda v: 0.0 <= v < 1.0, "a rate in [0, 1)")
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
+    if not vals or any(v < 1 for v in vals):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return vals
