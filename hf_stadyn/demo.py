@@ -388,8 +388,10 @@ def analyze_video(
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="stadyn-demo-"))
     paths = report.save(out)
     figure = next(p for p in paths.values() if p.name == FIGURE_LAYERS)
-    return _summary(report, info, video_name) + report.to_markdown(heading_level=2, title=False), str(figure), str(
-        paths["json"]
+    return (
+        _summary(report, info, video_name) + report.to_markdown(heading_level=2, title=False),
+        str(figure),
+        str(paths["json"]),
     )
 
 

@@ -28,10 +28,11 @@ import logging
 import math
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,13 +43,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 __all__ = [
-    "SCHEMA",
-    "SCHEMA_VERSION",
+    "FIGURE_CATEGORIES",
+    "FIGURE_LAYERS",
+    "FIGURE_SIZE",
     "REPORT_JSON",
     "REPORT_MD",
-    "FIGURE_LAYERS",
-    "FIGURE_CATEGORIES",
-    "FIGURE_SIZE",
+    "SCHEMA",
+    "SCHEMA_VERSION",
     "BiasReport",
     "library_versions",
     "rho_figure_name",
@@ -142,8 +143,7 @@ def _canonical(obj: Any, where: str) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_canonical(x, f"{where}[{i}]") for i, x in enumerate(obj)]
     raise ValueError(
-        f"{where} holds a {type(obj).__name__}, which JSON cannot store; pass numbers, strings, "
-        "lists or dicts."
+        f"{where} holds a {type(obj).__name__}, which JSON cannot store; pass numbers, strings, lists or dicts."
     )
 
 
@@ -256,13 +256,13 @@ class BiasReport:
         revision: str | None = None,
         pair_settings: Mapping[str, Any] | None = None,
         seed: Any = None,
-        reference: Mapping[str, LayerBias] | "BiasReport" | None = None,
+        reference: Mapping[str, LayerBias] | BiasReport | None = None,
         reference_info: Mapping[str, Any] | None = None,
         align_reference: bool = False,
         extra: Mapping[str, Any] | None = None,
         created: str | None = None,
         versions: Mapping[str, str | None] | None = None,
-    ) -> "BiasReport":
+    ) -> BiasReport:
         """Build a report from ``StaticDynamicEstimator.compute()`` results.
 
         Args:
@@ -337,11 +337,11 @@ class BiasReport:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "BiasReport":
+    def from_dict(cls, d: Mapping[str, Any]) -> BiasReport:
         """Inverse of :meth:`to_dict`. Raises ValueError for other documents or newer schemas."""
         if not isinstance(d, Mapping) or d.get("schema") != SCHEMA:
             raise ValueError(
-                f"not a hf-stadyn bias report (expected \"schema\": {SCHEMA!r}); was it written by BiasReport.save?"
+                f'not a hf-stadyn bias report (expected "schema": {SCHEMA!r}); was it written by BiasReport.save?'
             )
         version = d.get("schema_version")
         if not isinstance(version, int) or version < 1 or version > SCHEMA_VERSION:
@@ -368,14 +368,16 @@ class BiasReport:
                 schema_version=version,
             )
         except (KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f"bias report is missing or has a malformed field ({e!r}); the file may be damaged.") from None
+            raise ValueError(
+                f"bias report is missing or has a malformed field ({e!r}); the file may be damaged."
+            ) from None
 
     def to_json(self) -> str:
         """Deterministic JSON text (ends with a newline)."""
         return _dumps(self.to_dict()) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "BiasReport":
+    def from_json(cls, text: str) -> BiasReport:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
@@ -383,7 +385,7 @@ class BiasReport:
         return cls.from_dict(d)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "BiasReport":
+    def load(cls, path: str | os.PathLike) -> BiasReport:
         """Read a report from a JSON file, or from a folder holding ``report.json`` / ``bias_report.json``."""
         p = Path(path)
         if p.is_dir():
@@ -438,9 +440,7 @@ class BiasReport:
         return out
 
     # -- markdown --------------------------------------------------------------------------------
-    def to_markdown(
-        self, figures: Mapping[str, str] | None = None, heading_level: int = 1, title: bool = True
-    ) -> str:
+    def to_markdown(self, figures: Mapping[str, str] | None = None, heading_level: int = 1, title: bool = True) -> str:
         """Markdown tables: per-layer shares and scores, channel categories, reference deltas.
 
         Args:
@@ -479,7 +479,7 @@ class BiasReport:
             "",
             f"{hh} Channel categories",
             "",
-            f"| layer | tau | dynamic | static | joint | none | dead |",
+            "| layer | tau | dynamic | static | joint | none | dead |",
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for name, lb in self.layers.items():
@@ -488,7 +488,7 @@ class BiasReport:
         lines += [
             "",
             "Counts of channels with rho_D, rho_S above/below tau (strict); % over all C channels. Dead "
-            "(zero-variance) channels are counted as \"none\" and listed apart.",
+            '(zero-variance) channels are counted as "none" and listed apart.',
             "",
         ]
         if self.reference is not None:
@@ -515,7 +515,7 @@ class BiasReport:
         lines = [
             f"{hh} Compared with the reference: {_md(str(desc))}",
             "",
-            "An untrained network reads \"maximally static\" because mean pooling ignores frame order; the "
+            'An untrained network reads "maximally static" because mean pooling ignores frame order; the '
             "informative reading is the move away from it. Deltas are trained minus reference; z = delta / "
             "combined standard error.",
             "",
@@ -539,7 +539,7 @@ class BiasReport:
         return lines
 
     # -- figures ---------------------------------------------------------------------------------
-    def figure_layers(self, dpi: int = DEFAULT_DPI) -> "Figure":
+    def figure_layers(self, dpi: int = DEFAULT_DPI) -> Figure:
         """Stacked bars per layer: dynamic / static / residual dims %, with interval error bars.
 
         Error bars sit on the top of the dynamic and static segments and span the jackknife interval
@@ -571,18 +571,26 @@ class BiasReport:
         bottom = np.zeros(len(lbs))
         for k in ("dynamic", "static", "residual"):
             vals = np.array([lb.percent[k] for lb in lbs])
-            ax.bar(xs, vals, width, bottom=bottom, color=_COLORS[k], hatch=hatch, edgecolor="white",
-                   linewidth=0.5, label=k + label_suffix)
+            ax.bar(
+                xs,
+                vals,
+                width,
+                bottom=bottom,
+                color=_COLORS[k],
+                hatch=hatch,
+                edgecolor="white",
+                linewidth=0.5,
+                label=k + label_suffix,
+            )
             if k != "residual":
                 top = bottom + vals
                 err = np.array([_err(lb, f"percent_{k}") for lb in lbs]).T  # (2, n)
                 ok = ~np.isnan(err[0])
                 if ok.any():
-                    ax.errorbar(xs[ok], top[ok], yerr=err[:, ok], fmt="none", ecolor="black", elinewidth=0.8,
-                                capsize=2)
+                    ax.errorbar(xs[ok], top[ok], yerr=err[:, ok], fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
             bottom = bottom + vals
 
-    def figure_categories(self, dpi: int = DEFAULT_DPI) -> "Figure":
+    def figure_categories(self, dpi: int = DEFAULT_DPI) -> Figure:
         """Stacked bars per layer: % of channels in each category (dynamic, static, joint, none)."""
         fig, ax = _new_figure(dpi)
         names = self.layer_names
@@ -607,7 +615,7 @@ class BiasReport:
         fig.subplots_adjust(left=0.08, right=0.8, bottom=0.22 if rotated else 0.1, top=0.9)
         return fig
 
-    def figure_channels(self, layer: str | None = None, dpi: int = DEFAULT_DPI) -> "Figure":
+    def figure_channels(self, layer: str | None = None, dpi: int = DEFAULT_DPI) -> Figure:
         """Scatter of rho_S (y) vs rho_D (x) per channel of ``layer`` (default: the last) with tau lines.
 
         Channels are coloured by category; the reference's channels (if any) are grey crosses.
@@ -617,14 +625,28 @@ class BiasReport:
         fig, ax = _new_figure(dpi)
         if self.reference is not None and name in self.reference:
             r = self.reference[name]
-            ax.scatter(r.rho_dynamic, r.rho_static, s=10, marker="x", color="#8a8a8a", linewidths=0.6,
-                       label="reference", zorder=1)
+            ax.scatter(
+                r.rho_dynamic,
+                r.rho_static,
+                s=10,
+                marker="x",
+                color="#8a8a8a",
+                linewidths=0.6,
+                label="reference",
+                zorder=1,
+            )
         cats = np.asarray(lb.categories, dtype=object)
         for k in CATEGORIES:
             m = cats == k
             if m.any():
-                ax.scatter(lb.rho_dynamic[m], lb.rho_static[m], s=12, color=_COLORS[k] if k != "none" else "#6f6f6f",
-                           label=f"{k} ({int(m.sum())})", zorder=2)
+                ax.scatter(
+                    lb.rho_dynamic[m],
+                    lb.rho_static[m],
+                    s=12,
+                    color=_COLORS[k] if k != "none" else "#6f6f6f",
+                    label=f"{k} ({int(m.sum())})",
+                    zorder=2,
+                )
         ax.axvline(lb.threshold, color="black", linestyle="--", linewidth=0.8)
         ax.axhline(lb.threshold, color="black", linestyle="--", linewidth=0.8)
         ax.set_xlim(-1.05, 1.05)
@@ -718,9 +740,7 @@ class BiasReport:
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def _align_reference(
-    layers: dict[str, LayerBias], ref: dict[str, LayerBias], align: bool
-) -> dict[str, LayerBias]:
+def _align_reference(layers: dict[str, LayerBias], ref: dict[str, LayerBias], align: bool) -> dict[str, LayerBias]:
     missing = [n for n in layers if n not in ref]
     extra = [n for n in ref if n not in layers]
     if (missing or extra) and not align:
@@ -744,7 +764,8 @@ def _align_reference(
     if missing or extra:
         logger.warning(
             "reference aligned to the results: no reference for %s; dropped reference-only layers %s",
-            missing, extra,
+            missing,
+            extra,
         )
     return {n: ref[n] for n in common}
 

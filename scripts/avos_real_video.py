@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -130,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     train, test = data.subset(range(n_train)), data.subset(range(n_train, len(data)))
     test.clip_id[:] = 1
     fg_share = float(masks.mean())
-    print(f"shot {path.name} frames {args.start}-{args.end - 1}: {len(shot)} frames {shot.shape[2]}x{shot.shape[1]} -> "
-          f"{w}x{h}; MOG2 foreground {100 * fg_share:.1f} % of pixels; train {len(train)} / test {len(test)} frames")
+    print(
+        f"shot {path.name} frames {args.start}-{args.end - 1}: {len(shot)} frames {shot.shape[2]}x{shot.shape[1]} -> "
+        f"{w}x{h}; MOG2 foreground {100 * fg_share:.1f} % of pixels; train {len(train)} / test {len(test)} frames"
+    )
 
     # motion-only baseline: flow magnitude above a threshold chosen on the training frames
     flow = compute_flow(frames)[: len(data)]
@@ -140,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     base = SegmentationMetrics()
     base.update(mag[n_train:] > best, masks[n_train : len(data)], clip_ids=[1] * len(test))
     baseline = base.compute()
-    print(f"flow-magnitude baseline (|flow| > {best:.2f} px): J {baseline.J:.3f} F {baseline.F:.3f} AUC {baseline.auc:.3f}")
+    print(
+        f"flow-magnitude baseline (|flow| > {best:.2f} px): J {baseline.J:.3f} F {baseline.F:.3f} AUC {baseline.auc:.3f}"
+    )
 
     if args.init_from:
         model = AVOSModel.from_pretrained(args.init_from)
@@ -151,26 +154,35 @@ def main(argv: list[str] | None = None) -> int:
     before = evaluate_avos(model, test)
     tr = train_avos(model, train, AVOSTrainingArguments(epochs=args.epochs, batch_size=8, seed=args.seed))
     after = evaluate_avos(model, test)
-    print(f"AVOS {model.config.fusion}/{model.config.cross_connection}: loss {tr.epoch_losses[0]:.3f} -> "
-          f"{tr.epoch_losses[-1]:.3f} in {tr.num_steps} steps; held-out J {before.J:.3f} -> {after.J:.3f}, "
-          f"F {before.F:.3f} -> {after.F:.3f}, AUC {before.auc:.3f} -> {after.auc:.3f}")
+    print(
+        f"AVOS {model.config.fusion}/{model.config.cross_connection}: loss {tr.epoch_losses[0]:.3f} -> "
+        f"{tr.epoch_losses[-1]:.3f} in {tr.num_steps} steps; held-out J {before.J:.3f} -> {after.J:.3f}, "
+        f"F {before.F:.3f} -> {after.F:.3f}, AUC {before.auc:.3f} -> {after.auc:.3f}"
+    )
 
     pairs = TwoStreamPairDataset([frames], seed=args.seed)
     probed = probe_avos(model, pairs, num_pairs=args.probe_pairs, batch_size=16)
-    print(f"probe ({len(pairs) if args.probe_pairs is None else args.probe_pairs} two-stream pairs of the shot): "
-          "layer  s_D  s_S  dynamic/static %  units dynamic/static/joint %")
+    print(
+        f"probe ({len(pairs) if args.probe_pairs is None else args.probe_pairs} two-stream pairs of the shot): "
+        "layer  s_D  s_S  dynamic/static %  units dynamic/static/joint %"
+    )
     for name, lb in probed.items():
         cp = lb.category_percent
-        print(f"  {name:11s} {lb.s_dynamic:6.3f} {lb.s_static:6.3f}  {lb.percent['dynamic']:5.1f} / {lb.percent['static']:5.1f}"
-              f"   {cp['dynamic']:5.1f} / {cp['static']:5.1f} / {cp['joint']:5.1f}")
+        print(
+            f"  {name:11s} {lb.s_dynamic:6.3f} {lb.s_static:6.3f}  {lb.percent['dynamic']:5.1f} / {lb.percent['static']:5.1f}"
+            f"   {cp['dynamic']:5.1f} / {cp['static']:5.1f} / {cp['joint']:5.1f}"
+        )
     results = {
         "video": str(path.name),
         "frames": [args.start, args.end],
         "size": [h, w],
         "mog2_foreground_share": fg_share,
         "flow_baseline": {"threshold_px": float(best), **baseline.to_dict()},
-        "model": {"fusion": model.config.fusion, "cross_connection": model.config.cross_connection,
-                  "init_from": args.init_from},  # fmt: skip
+        "model": {
+            "fusion": model.config.fusion,
+            "cross_connection": model.config.cross_connection,
+            "init_from": args.init_from,
+        },
         "train": tr.to_dict(),
         "eval_before": before.to_dict(),
         "eval_after": after.to_dict(),

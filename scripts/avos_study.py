@@ -17,9 +17,7 @@ Writes ``avos_study.json`` (every number) and ``avos_study.md`` (the tables of d
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import platform
 import resource
 import sys
@@ -189,8 +187,15 @@ def render_markdown(results: dict) -> str:
         rs = by[lab]
         cells = []
         for layer in layers:
-            t = [np.mean([r[key][layer]["category_percent"][c] for r in rs]) for key in ("units_trained",) for c in ("dynamic", "static", "joint")]
-            i = [np.mean([r["units_init"][layer]["category_percent"][c] for r in rs]) for c in ("dynamic", "static", "joint")]
+            t = [
+                np.mean([r[key][layer]["category_percent"][c] for r in rs])
+                for key in ("units_trained",)
+                for c in ("dynamic", "static", "joint")
+            ]
+            i = [
+                np.mean([r["units_init"][layer]["category_percent"][c] for r in rs])
+                for c in ("dynamic", "static", "joint")
+            ]
             cells.append(f"{t[0]:.0f} / {t[1]:.0f} / {t[2]:.0f} ({i[0]:.0f} / {i[1]:.0f} / {i[2]:.0f})")
         lines.append(f"| {lab} | " + " | ".join(cells) + " |")
     lines += ["", "#### Layer-level dynamic / static % (METHOD.md §3) of the fusion layers (trained)", ""]
@@ -219,7 +224,12 @@ def render_markdown(results: dict) -> str:
             base = _ms([r["unit_masking"][f"{mode}/dynamic"]["baseline"] for r in rs])
             dd = _ms([r["unit_masking"][f"{mode}/dynamic"]["drop"] for r in rs])
             sd = _ms([r["unit_masking"][f"{mode}/static"]["drop"] for r in rs])
-            rd = _ms([np.mean([r["unit_masking"][f"{mode}/{c}"]["random_drop_mean"] for c in ("dynamic", "static")]) for r in rs])
+            rd = _ms(
+                [
+                    np.mean([r["unit_masking"][f"{mode}/{c}"]["random_drop_mean"] for c in ("dynamic", "static")])
+                    for r in rs
+                ]
+            )
             lines.append(f"| {lab} | {mode} | {base} | {dd} | {sd} | {rd} |")
     return "\n".join(lines) + "\n"
 

@@ -42,25 +42,43 @@ def main() -> None:
     for arch in args.archs.split(","):
         ref = reference_reading(arch, pairs, args.num_pairs, seed=args.seed)
         last = [k for k in ref if k.startswith("block_")][-1]
-        refs[arch] = {"percent": ref[last].percent, "s_dynamic": ref[last].s_dynamic, "s_static": ref[last].s_static,
-                      "intervals": {k: v.to_dict() for k, v in ref[last].intervals.items()}}
+        refs[arch] = {
+            "percent": ref[last].percent,
+            "s_dynamic": ref[last].s_dynamic,
+            "s_static": ref[last].s_static,
+            "intervals": {k: v.to_dict() for k, v in ref[last].intervals.items()},
+        }
         for split in ("motion", "appearance"):
-            run = train_and_probe(arch, split, seed=args.seed, num_train=args.num_train, pairs=pairs,
-                                  num_pairs=args.num_pairs, **SETTINGS[arch])
+            run = train_and_probe(
+                arch,
+                split,
+                seed=args.seed,
+                num_train=args.num_train,
+                pairs=pairs,
+                num_pairs=args.num_pairs,
+                **SETTINGS[arch],
+            )
             rows.append(run.summary())
-            print(json.dumps({k: rows[-1][k] for k in ("arch", "split", "accuracy", "shuffle_drop", "percent")}), flush=True)
+            print(
+                json.dumps({k: rows[-1][k] for k in ("arch", "split", "accuracy", "shuffle_drop", "percent")}),
+                flush=True,
+            )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "ground_truth.json").write_text(json.dumps({"runs": rows, "reference": refs, "args": vars(args),
-                                                       "seconds": round(time.time() - t0)}, indent=2) + "\n")
+    (out / "ground_truth.json").write_text(
+        json.dumps({"runs": rows, "reference": refs, "args": vars(args), "seconds": round(time.time() - t0)}, indent=2)
+        + "\n"
+    )
     lines = [
         "| model | trained on | test acc. | shuffled acc. (drop) | dynamic % [95 % CI] | static % [95 % CI] | s_D | s_S |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for arch in args.archs.split(","):
         r = refs[arch]
-        lines.append(f"| {arch} | (initialisation) | - | - | {fmt_iv(r['intervals']['percent_dynamic'])} | "
-                     f"{fmt_iv(r['intervals']['percent_static'])} | {r['s_dynamic']:.3f} | {r['s_static']:.3f} |")
+        lines.append(
+            f"| {arch} | (initialisation) | - | - | {fmt_iv(r['intervals']['percent_dynamic'])} | "
+            f"{fmt_iv(r['intervals']['percent_static'])} | {r['s_dynamic']:.3f} | {r['s_static']:.3f} |"
+        )
         for row in rows:
             if row["arch"] != arch:
                 continue

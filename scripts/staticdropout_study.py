@@ -160,7 +160,9 @@ def decode_accuracy(model_dir: Path, te: dict[str, torch.Tensor]) -> dict[str, f
     }
 
 
-def channel_selectivity(model_dir: Path, layer: str, static_set: list[int], te: dict[str, torch.Tensor]) -> dict[str, Any]:
+def channel_selectivity(
+    model_dir: Path, layer: str, static_set: list[int], te: dict[str, torch.Tensor]
+) -> dict[str, Any]:
     """How much of each factor the static set holds: per channel eta^2 (share of the channel's variance
     explained by the motion / appearance class, on clips with independent motion and appearance)."""
     from hf_stadyn.probing import extract_features
@@ -305,7 +307,13 @@ def main(argv: list[str] | None = None) -> int:
     steps_per_epoch = math.ceil(scale.trap_clips / 32)
     grid: list[tuple[str, StaticDropoutConfig, int | None]] = []
     if args.no_tuning or args.quick:
-        grid.append(("p0.5_k25_pre_epoch", StaticDropoutConfig(p=0.5, top_k_fraction=0.25, num_probe_pairs=scale.probe_pairs), None))
+        grid.append(
+            (
+                "p0.5_k25_pre_epoch",
+                StaticDropoutConfig(p=0.5, top_k_fraction=0.25, num_probe_pairs=scale.probe_pairs),
+                None,
+            )
+        )
     else:
         for p, frac, layer, refresh, tag in (
             (0.5, 0.25, "pre_classifier", None, "epoch"),
@@ -332,7 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     best = max(tuning, key=lambda r: r["validation_accuracy"])
     sd_cfg = StaticDropoutConfig.from_dict(best["config"])
     sd_refresh = best["refresh_every"]
-    logger.info("tuning: best %s (validation conflicting %.3f; plain %.3f)", best["setting"], best["validation_accuracy"], plain_val)
+    logger.info(
+        "tuning: best %s (validation conflicting %.3f; plain %.3f)",
+        best["setting"],
+        best["validation_accuracy"],
+        plain_val,
+    )
 
     # ---- 3. the comparison, paired seeds
     rows: list[dict[str, Any]] = []
@@ -356,7 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "pretrained": {"decoding_accuracy": pre_decode, "bias": pre_bias, "selectivity": selectivity},
         "tuning": {"grid": tuning, "plain_validation_accuracy": plain_val, "chosen": best},
-        "static_dropout": {**sd_cfg.to_dict(), "refresh_every": sd_refresh if sd_refresh is not None else steps_per_epoch},
+        "static_dropout": {
+            **sd_cfg.to_dict(),
+            "refresh_every": sd_refresh if sd_refresh is not None else steps_per_epoch,
+        },
         "scale": dataclasses.asdict(scale),
         "seeds": args.seeds,
         "runs": rows,
@@ -416,7 +432,11 @@ def render_table(by, ref, sd_cfg, sd_refresh, steps_per_epoch, pre_decode, pre_b
               "| StaticDropout minus | difference | seeds where StaticDropout is better |", "|---|---|---|"]  # fmt: skip
     sd_rows = {r["seed"]: r for r in by["static_dropout"]}
     for c in CONTROLS:
-        pairs = [(sd_rows[r["seed"]]["conflicting_accuracy"], r["conflicting_accuracy"]) for r in by[c] if r["seed"] in sd_rows]
+        pairs = [
+            (sd_rows[r["seed"]]["conflicting_accuracy"], r["conflicting_accuracy"])
+            for r in by[c]
+            if r["seed"] in sd_rows
+        ]
         diffs = [a - b for a, b in pairs]
         wins = sum(d > 0 for d in diffs)
         lines.append(f"| {names[c]} | {fmt_ci(diffs)} | {wins} of {len(diffs)} |")
@@ -429,8 +449,7 @@ def render_table(by, ref, sd_cfg, sd_refresh, steps_per_epoch, pre_decode, pre_b
         f"Pre-trained model: decodes motion {100 * pre_decode['motion']:.1f} %, appearance "
         f"{100 * pre_decode['appearance']:.1f} %.",
         "",
-        "Tuning (validation conflicting accuracy, mean over tuning seeds; plain fine-tuning "
-        f"{100 * plain_val:.1f} %):",
+        f"Tuning (validation conflicting accuracy, mean over tuning seeds; plain fine-tuning {100 * plain_val:.1f} %):",
         "",
         "| setting | validation conflicting acc. (%) |",
         "|---|---|",
@@ -455,8 +474,11 @@ def render_table(by, ref, sd_cfg, sd_refresh, steps_per_epoch, pre_decode, pre_b
         f"eta^2 > 0.2 and {sel['channels_with_eta_motion_above_0.2']} have motion eta^2 > 0.2.",
     ]
     cs = summary.get("compute_seconds")
-    lines += ["", f"Compute time (pre-training + all runs): {cs / 60:.1f} min" if cs else "",
-              f"This invocation: {summary['seconds'] / 60:.1f} min with {summary['threads']} torch thread(s)."]
+    lines += [
+        "",
+        f"Compute time (pre-training + all runs): {cs / 60:.1f} min" if cs else "",
+        f"This invocation: {summary['seconds'] / 60:.1f} min with {summary['threads']} torch thread(s).",
+    ]
     return "\n".join(lines)
 
 

@@ -22,7 +22,6 @@ from hf_stadyn.models.auto import DEFAULT_MODEL_DIR
 from hf_stadyn.synth import SynthConfig
 from hf_stadyn.training.classification import ClassificationTrainingConfig, synth_datasets, train_classification
 
-
 #: The default model's classes (four directions: what a tiny transformer learns reliably on CPU).
 DEFAULT_MOTIONS = ("left", "right", "up", "down")
 
@@ -38,8 +37,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     synth = SynthConfig(motions=DEFAULT_MOTIONS, num_appearances=4)
-    train, evals, names = synth_datasets("motion", num_train=args.train_clips, num_eval=1000, seed=args.seed,
-                                         config=synth)
+    train, evals, names = synth_datasets(
+        "motion", num_train=args.train_clips, num_eval=1000, seed=args.seed, config=synth
+    )
     with tempfile.TemporaryDirectory() as tmp:
         cfg = ClassificationTrainingConfig(
             output_dir=tmp, model="videomae", epochs=args.epochs, seed=args.seed, cpu=True,
@@ -52,11 +52,23 @@ def main() -> None:
             shutil.rmtree(out)
         shutil.copytree(res.model_dir, out)
     acc = res.final
-    (out / "training.json").write_text(json.dumps({
-        "script": "scripts/train_default_model.py", "seed": args.seed, "train_clips": args.train_clips,
-        "epochs": args.epochs, "learning_rate": args.learning_rate, "split": "motion",
-        "synth_config": {"motions": list(DEFAULT_MOTIONS), "num_appearances": 4}, "final": acc,
-    }, indent=2, sort_keys=True) + "\n")
+    (out / "training.json").write_text(
+        json.dumps(
+            {
+                "script": "scripts/train_default_model.py",
+                "seed": args.seed,
+                "train_clips": args.train_clips,
+                "epochs": args.epochs,
+                "learning_rate": args.learning_rate,
+                "split": "motion",
+                "synth_config": {"motions": list(DEFAULT_MOTIONS), "num_appearances": 4},
+                "final": acc,
+            },
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n"
+    )
     print(json.dumps(acc, indent=2, sort_keys=True))
 
 

@@ -17,24 +17,24 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
 
-import functools  # noqa: E402
-import importlib.util  # noqa: E402
-import logging  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import functools
+import importlib.util
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
 
-import gradio as gr  # noqa: E402
+import gradio as gr
 
 if importlib.util.find_spec("hf_stadyn") is None:  # run from a checkout without installing
     _ROOT = Path(__file__).resolve().parent.parent
     if (_ROOT / "hf_stadyn" / "__init__.py").is_file():
         sys.path.insert(0, str(_ROOT))
 
-from hf_stadyn.demo import (  # noqa: E402
+from hf_stadyn.demo import (
     DEFAULT_LIMITS,
     DEFAULT_NUM_PAIRS,
     MODEL_ENV,
@@ -85,7 +85,7 @@ def _examples() -> tuple[tuple[str], ...]:
 def build_demo(model: Any = None, limits: DemoLimits = DEFAULT_LIMITS, examples: bool = True) -> gr.Blocks:
     """The Gradio page. ``model``: see :func:`hf_stadyn.demo.load_demo_model` (None: STADYN_MODEL or default)."""
 
-    def analyze(video: str | None, num_pairs: float, seed: float, progress=gr.Progress(track_tqdm=True)):
+    def analyze(video: str | None, num_pairs: float, seed: float, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 (Gradio's idiom)
         if not video:
             raise gr.Error("Upload a video first (or pick an example below).")
         OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
@@ -94,9 +94,7 @@ def build_demo(model: Any = None, limits: DemoLimits = DEFAULT_LIMITS, examples:
         try:
             seed_i = int(seed) if seed is not None and float(seed).is_integer() else seed
             pairs_i = int(num_pairs) if num_pairs is not None and float(num_pairs).is_integer() else num_pairs
-            return analyze_video(
-                video, pairs_i, seed_i, model=model, out_dir=out_dir, limits=limits, progress=True
-            )
+            return analyze_video(video, pairs_i, seed_i, model=model, out_dir=out_dir, limits=limits, progress=True)
         except (ValueError, FileNotFoundError) as e:
             shutil.rmtree(out_dir, ignore_errors=True)
             raise gr.Error(str(e), title="Cannot analyze this video") from None
@@ -113,9 +111,12 @@ def build_demo(model: Any = None, limits: DemoLimits = DEFAULT_LIMITS, examples:
             with gr.Column(scale=2):
                 video = gr.Video(sources=["upload"], format=None, include_audio=True, label="Video", height=320)
                 num_pairs = gr.Slider(
-                    limits.min_pairs, limits.max_pairs, value=min(max(DEFAULT_NUM_PAIRS, limits.min_pairs),
-                                                                  limits.max_pairs),
-                    step=1, label="Number of pairs", info="more pairs: tighter intervals, longer run",
+                    limits.min_pairs,
+                    limits.max_pairs,
+                    value=min(max(DEFAULT_NUM_PAIRS, limits.min_pairs), limits.max_pairs),
+                    step=1,
+                    label="Number of pairs",
+                    info="more pairs: tighter intervals, longer run",
                 )
                 seed = gr.Number(0, precision=0, minimum=0, label="Seed", info="same seed, same pairs")
                 button = gr.Button("Analyze", variant="primary", elem_id="analyze-button")
@@ -123,9 +124,7 @@ def build_demo(model: Any = None, limits: DemoLimits = DEFAULT_LIMITS, examples:
                 if examples:
                     rows = _examples()
                     if rows:
-                        gr.Examples(
-                            [list(r) for r in rows], inputs=[video], label="Synthetic examples (StaDyn-Synth)"
-                        )
+                        gr.Examples([list(r) for r in rows], inputs=[video], label="Synthetic examples (StaDyn-Synth)")
             with gr.Column(scale=3):
                 figure = gr.Image(type="filepath", label="Dims per layer", interactive=False, elem_id="layer-figure")
                 report_json = gr.File(label="report.json", interactive=False, elem_id="report-json")

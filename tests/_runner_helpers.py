@@ -49,7 +49,12 @@ class InMemoryPairs(torch.utils.data.Dataset):
             other = clip[np.roll(np.arange(self.t), 1)]
         else:  # dynamic: same order, another "style" (inverted colours)
             other = 255 - clip
-        return {"clip_a": torch.from_numpy(clip), "clip_b": torch.from_numpy(other.copy()), "factor": factor, "index": i}
+        return {
+            "clip_a": torch.from_numpy(clip),
+            "clip_b": torch.from_numpy(other.copy()),
+            "factor": factor,
+            "index": i,
+        }
 
 
 LAYERS = {"stage1": "cthw", "stage2": "cthw"}

@@ -45,13 +45,14 @@ import tempfile
 import textwrap
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import pytest
 
-__all__ = ["FakeHub", "HubServer", "HubURL", "create_app", "hub_server", "hub_env", "run_in_hub_env"]
+__all__ = ["FakeHub", "HubServer", "HubURL", "create_app", "hub_env", "hub_server", "run_in_hub_env"]
 
 USER = "tester"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -178,7 +179,7 @@ def create_app(hub: FakeHub | None = None):
         for path in sorted(files):
             if not path.startswith(base):
                 continue
-            rest = path[len(base):]
+            rest = path[len(base) :]
             if not recursive and "/" in rest:
                 dirs.add(base + rest.split("/", 1)[0])
                 continue
@@ -188,8 +189,10 @@ def create_app(hub: FakeHub | None = None):
                     dirs.add(base + "/".join(parts[:i]))
             data = files[path]
             out.append({"type": "file", "path": path, "oid": _git_blob_sha1(data), "size": len(data)})
-        out += [{"type": "directory", "path": d, "oid": hashlib.sha1(d.encode()).hexdigest(), "size": 0}
-                for d in sorted(dirs)]
+        out += [
+            {"type": "directory", "path": d, "oid": hashlib.sha1(d.encode()).hexdigest(), "size": 0}
+            for d in sorted(dirs)
+        ]
         return out
 
     def info(repo: _Repo, sha: str) -> dict[str, Any]:
@@ -408,7 +411,7 @@ def create_app(hub: FakeHub | None = None):
             async def head_file(ns: str, name: str, revision: str, path: str):
                 return resolve_file(repo_type, ns, name, revision, path, head=True)
 
-            return get_file, head_file
+            return get_file, head_file  # noqa: B023 (bound through make's default argument)
 
         get_file, head_file = make()
         route = prefix + "/{ns}/{name}/resolve/{revision}/{path:path}"

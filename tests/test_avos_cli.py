@@ -16,8 +16,9 @@ _TINY = ["--train-clips", "4", "--test-clips", "2", "--epochs", "1", "--batch-si
 
 def test_train_avos_end_to_end(tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["train", "--task", "avos", "--fusion", "convex", "--cross-connection", "bidirectional",
-               "-o", str(out), *_TINY])
+    rc = main(
+        ["train", "--task", "avos", "--fusion", "convex", "--cross-connection", "bidirectional", "-o", str(out), *_TINY]
+    )
     assert rc == 0
     assert "camouflage J" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
@@ -69,5 +70,5 @@ def test_cli_choices_match_the_config():
     import hf_stadyn.cli.train as cli_train
     from hf_stadyn.models.configuration_avos import CROSS_CONNECTION_TYPES, FUSION_TYPES
 
-    assert cli_train.FUSION_TYPES == tuple(FUSION_TYPES)
-    assert cli_train.CROSS_CONNECTION_TYPES == tuple(CROSS_CONNECTION_TYPES)
+    assert tuple(FUSION_TYPES) == cli_train.FUSION_TYPES
+    assert tuple(CROSS_CONNECTION_TYPES) == cli_train.CROSS_CONNECTION_TYPES

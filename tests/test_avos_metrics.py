@@ -101,9 +101,9 @@ def test_streaming_metrics_average_per_clip():
     m.update(np.zeros((1, 16, 16)), gt[None], clip_ids=["b"])
     s = m.compute()
     assert s.num_frames == 3 and s.num_clips == 2
-    assert s.J == pytest.approx(0.5)  # clip a: 1, clip b: 0
+    assert pytest.approx(0.5) == s.J  # clip a: 1, clip b: 0
     assert s.mIoU == pytest.approx(2 / 3)  # per frame
-    assert s.F == pytest.approx(0.5)
+    assert pytest.approx(0.5) == s.F
     assert s.success[0.5] == pytest.approx(2 / 3) and s.auc == pytest.approx(2 / 3)
     assert set(s.to_dict()) >= {"J", "F", "mIoU", "success", "auc"}
     # (B, 1, H, W) inputs and one-clip-per-call default

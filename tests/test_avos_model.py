@@ -75,7 +75,12 @@ def test_streams_only_mix_through_cross_connections():
     """Without cross-connections the motion stream never sees the RGB frame; with them it does."""
     x, f, _ = _inputs()
     x2 = torch.randn_like(x)
-    for cross, mixes in [("none", False), ("motion_to_appearance", False), ("bidirectional", True), ("gated_bidirectional", True)]:
+    for cross, mixes in [
+        ("none", False),
+        ("motion_to_appearance", False),
+        ("bidirectional", True),
+        ("gated_bidirectional", True),
+    ]:
         model = _model("gated", cross).eval()
         with torch.no_grad():
             a = model(pixel_values=x, flow_values=f, output_hidden_states=True)
@@ -194,11 +199,17 @@ def test_config_validation_messages():
 def test_fuse_a_subset_of_levels():
     from transformers import ResNetConfig
 
-    bb = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], layer_type="basic",
-                      out_features=["stage2", "stage3", "stage4"])
+    bb = ResNetConfig(
+        embedding_size=8,
+        hidden_sizes=[8, 16, 24, 32],
+        depths=[1, 1, 1, 1],
+        layer_type="basic",
+        out_features=["stage2", "stage3", "stage4"],
+    )
     torch.manual_seed(0)
-    model = AVOSModel(AVOSConfig(backbone_config=bb, fusion="convex", cross_connection="gated_bidirectional",
-                                 decoder_hidden_size=8))
+    model = AVOSModel(
+        AVOSConfig(backbone_config=bb, fusion="convex", cross_connection="gated_bidirectional", decoder_hidden_size=8)
+    )
     x, f, _ = _inputs()
     out = model(pixel_values=x, flow_values=f, output_hidden_states=True)
     assert out.logits.shape == (2, 1, 64, 64) and len(out.fusion_hidden_states) == 3
@@ -241,12 +252,18 @@ def test_save_load_round_trip_and_auto(tmp_path):
 def test_pretrained_backbone_from_a_folder(tmp_path):
     from transformers import ResNetBackbone, ResNetConfig
 
-    bb_cfg = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], layer_type="basic",
-                          out_features=["stem", "stage1", "stage2", "stage3", "stage4"])
+    bb_cfg = ResNetConfig(
+        embedding_size=8,
+        hidden_sizes=[8, 16, 24, 32],
+        depths=[1, 1, 1, 1],
+        layer_type="basic",
+        out_features=["stem", "stage1", "stage2", "stage3", "stage4"],
+    )
     torch.manual_seed(3)
     ResNetBackbone(bb_cfg).save_pretrained(tmp_path / "bb")
-    cfg = AVOSConfig(backbone_config=bb_cfg, backbone=str(tmp_path / "bb"), use_pretrained_backbone=True,
-                     decoder_hidden_size=8)
+    cfg = AVOSConfig(
+        backbone_config=bb_cfg, backbone=str(tmp_path / "bb"), use_pretrained_backbone=True, decoder_hidden_size=8
+    )
     model = AVOSModel(cfg)
     ref = ResNetBackbone.from_pretrained(tmp_path / "bb").state_dict()
     for stream in (model.appearance_backbone, model.motion_backbone):
@@ -296,7 +313,12 @@ def test_remote_code_without_hf_stadyn(tmp_path):
     env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", OMP_NUM_THREADS="1")
     proc = subprocess.run(
         [sys.executable, str(tmp_path / "run.py"), str(tmp_path / "ckpt"), str(tmp_path / "io.pt")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     module, same = proc.stdout.strip().splitlines()[-1].split()

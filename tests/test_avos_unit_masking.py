@@ -61,9 +61,8 @@ def test_mask_channels_hook_is_scoped_and_not_in_place():
     assert torch.equal(y[:, [0, 2]], x[:, [0, 2]]) and not y[:, [1, 3]].any()
     assert bool((x == 1).all())  # the input was not edited
     assert torch.equal(layer(x), x)  # hook removed
-    with pytest.raises(ValueError, match="out of range"):
-        with mask_channels(layer, [7]):
-            layer(x)
+    with pytest.raises(ValueError, match="out of range"), mask_channels(layer, [7]):
+        layer(x)
 
 
 class _Readout(torch.nn.Module):

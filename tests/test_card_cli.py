@@ -36,8 +36,20 @@ def report_dir(tmp_path, report):
 
 def test_card_folder_from_report_folder_and_json(tmp_path, report, report_dir, capsys):
     out = tmp_path / "card"
-    rc = main(["card", str(report_dir), "--out", str(out), "--base-model", "org/base", "--dataset", "org/videos",
-               "--license", "apache-2.0"])
+    rc = main(
+        [
+            "card",
+            str(report_dir),
+            "--out",
+            str(out),
+            "--base-model",
+            "org/base",
+            "--dataset",
+            "org/videos",
+            "--license",
+            "apache-2.0",
+        ]
+    )
     assert rc == 0
     assert str(out) in capsys.readouterr().out
     from huggingface_hub import ModelCard
@@ -55,14 +67,27 @@ def test_card_folder_from_report_folder_and_json(tmp_path, report, report_dir, c
     for name in (FIGURE_LAYERS, FIGURE_CATEGORIES, rho_figure_name("block_1")):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     # the CLI is a thin wrapper: byte for byte what the library writes with the same arguments
-    lib = write_model_card_folder(report, tmp_path / "lib", base_model="org/base", dataset="org/videos",
-                                  license="apache-2.0")
+    lib = write_model_card_folder(
+        report, tmp_path / "lib", base_model="org/base", dataset="org/videos", license="apache-2.0"
+    )
     assert (out / "README.md").read_bytes() == (lib / "README.md").read_bytes()
 
     # a JSON path works as well as a folder; options reach the card
     out2 = tmp_path / "card2"
-    rc = main(["card", str(report_dir / "report.json"), "--out", str(out2), "--layer", "block_0",
-               "--scatter-layer", "block_0", "--model-name", "tiny"])
+    rc = main(
+        [
+            "card",
+            str(report_dir / "report.json"),
+            "--out",
+            str(out2),
+            "--layer",
+            "block_0",
+            "--scatter-layer",
+            "block_0",
+            "--model-name",
+            "tiny",
+        ]
+    )
     assert rc == 0
     card2 = ModelCard.load(out2 / "README.md")
     assert card2.data.model_name == "tiny"
@@ -113,16 +138,20 @@ def test_card_bad_inputs_exit_2_with_a_clear_message(tmp_path, report_dir, capsy
 
 def test_card_push_to_local_hub(tmp_path, report, report_dir, hub_server):  # noqa: F811
     out = tmp_path / "card"
-    proc = run_in_hub_env(hub_server, f"""
+    proc = run_in_hub_env(
+        hub_server,
+        f"""
         import sys
         from hf_stadyn.cli import main
         sys.exit(main(["card", {str(report_dir)!r}, "--out", {str(out)!r}, "--push", "tester/tiny-card",
                        "--base-model", "org/base"]))
-    """)
+    """,
+    )
     assert "pushed the model card of tester/tiny-video to tester/tiny-card" in proc.stdout
     remote = hub_server.hub.files("tester/tiny-card")
-    assert sorted(remote) == sorted(["README.md", CARD_REPORT_JSON, FIGURE_LAYERS, FIGURE_CATEGORIES,
-                                     rho_figure_name("block_1")])
+    assert sorted(remote) == sorted(
+        ["README.md", CARD_REPORT_JSON, FIGURE_LAYERS, FIGURE_CATEGORIES, rho_figure_name("block_1")]
+    )
     # what was pushed is what was written locally
     for name, data in remote.items():
         assert data == (out / name).read_bytes(), name
@@ -138,8 +167,9 @@ def test_card_push_failures_exit_2_with_a_clear_message(report_dir, monkeypatch,
         if failure == "unreachable":
             raise httpx2.ConnectError("[Errno 111] Connection refused")
         response = httpx2.Response(401, request=httpx2.Request("POST", "http://hub.test/api/repos/create"))
-        raise HfHubHTTPError("401 Client Error: Unauthorized for url: http://hub.test/api/repos/create",
-                             response=response)
+        raise HfHubHTTPError(
+            "401 Client Error: Unauthorized for url: http://hub.test/api/repos/create", response=response
+        )
 
     monkeypatch.setattr("hf_stadyn.hub.push_report", failing_push)
     monkeypatch.setenv("HF_ENDPOINT", "http://hub.test")

@@ -264,7 +264,7 @@ def test_block_hook_uses_one_mask_for_all_tokens():
     h0.remove(), h1.remove()
     out = seen["out"]  # after our hook (hooks run in registration order)
     # dropped channels are zero at every token of a sample, kept ones nowhere
-    zero = (out[..., [2, 5]] == 0)
+    zero = out[..., [2, 5]] == 0
     assert torch.equal(zero.all(dim=1), zero.any(dim=1))
     assert zero.any() and not zero.all()
 
@@ -284,7 +284,7 @@ def test_from_config_rebuilds_and_save_pretrained_keeps_plain_loadable(tmp_path)
     from safetensors import safe_open
 
     with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
-        assert not [k for k in f.keys() if "static" in k]  # the set lives in config.json
+        assert not [k for k in f if "static" in k]  # the set lives in config.json
     loaded = AutoModelForVideoClassification.from_pretrained(tmp_path)
     assert loaded.config.static_dropout["static_channels"] == [4, 8, 9]
     sd = static_dropout_from_config(loaded)

@@ -76,7 +76,9 @@ def test_measure_bias_matches_a_direct_estimate():
 
 def test_tracker_refreshes_on_schedule_and_writes_history(tmp_path):
     model = _model()
-    cfg = StaticDropoutConfig(p=0.5, num_static=8, refresh_every=3, refresh_until=6, num_probe_pairs=16, probe_batch_size=8)
+    cfg = StaticDropoutConfig(
+        p=0.5, num_static=8, refresh_every=3, refresh_until=6, num_probe_pairs=16, probe_batch_size=8
+    )
     apply_static_dropout(model, cfg)
     model.train()
     tracker = BiasTracker(ProbePairs(_clips(), 16, seed=1), static_dropout=cfg, every=2, output_dir=tmp_path)

@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from hub_server import hub_server, run_in_hub_env  # noqa: F401  (pytest fixture)
 from huggingface_hub import ModelCard
+from test_report import make_results
 
 from hf_stadyn.hub import CARD_REPORT_JSON, bias_model_card, push_report, write_model_card_folder
 from hf_stadyn.report import FIGURE_CATEGORIES, FIGURE_LAYERS, BiasReport, rho_figure_name
-from hub_server import hub_server, run_in_hub_env  # noqa: F401  (pytest fixture)
-from test_report import make_results
 
 LAYERS = ("embed", "block.0", "block.1")
 
@@ -33,8 +33,14 @@ def _metrics(card) -> dict[str, object]:
 
 
 def test_card_model_index_round_trips(tmp_path, report):
-    card = bias_model_card(report, base_model="MCG-NJU/videomae-base", dataset="org/toy-videos",
-                           dataset_split="test", license="apache-2.0", tags=["videomae"])
+    card = bias_model_card(
+        report,
+        base_model="MCG-NJU/videomae-base",
+        dataset="org/toy-videos",
+        dataset_split="test",
+        license="apache-2.0",
+        tags=["videomae"],
+    )
     card.save(tmp_path / "README.md")
     loaded = ModelCard.load(tmp_path / "README.md")
     data = loaded.data
@@ -45,9 +51,12 @@ def test_card_model_index_round_trips(tmp_path, report):
     deltas = report.reference_deltas()["block.1"]
     m = _metrics(loaded)
     assert set(m) == {
-        "static_dynamic_bias/dynamic_percent", "static_dynamic_bias/static_percent",
-        "static_dynamic_bias/s_dynamic", "static_dynamic_bias/s_static",
-        "static_dynamic_bias/dynamic_percent_delta", "static_dynamic_bias/static_percent_delta",
+        "static_dynamic_bias/dynamic_percent",
+        "static_dynamic_bias/static_percent",
+        "static_dynamic_bias/s_dynamic",
+        "static_dynamic_bias/s_static",
+        "static_dynamic_bias/dynamic_percent_delta",
+        "static_dynamic_bias/static_percent_delta",
     }
     assert m["static_dynamic_bias/dynamic_percent"].metric_value == last.percent["dynamic"]
     assert m["static_dynamic_bias/static_percent"].metric_value == last.percent["static"]
@@ -58,7 +67,8 @@ def test_card_model_index_round_trips(tmp_path, report):
     assert sd.metric_args["layer"] == "block.1"
     assert sd.metric_args["ci_low"] == pytest.approx(last.intervals["s_dynamic"].low)
     assert m["static_dynamic_bias/dynamic_percent"].metric_args["share_ci_high"] == pytest.approx(
-        last.intervals["percent_dynamic"].high)
+        last.intervals["percent_dynamic"].high
+    )
     for r in loaded.data.eval_results:
         assert r.task_type == "video-classification"
         assert r.dataset_type == "org/toy-videos" and r.dataset_split == "test"
@@ -111,7 +121,9 @@ def test_card_bad_inputs(tmp_path, report):
 def test_push_report_round_trips_through_local_hub(tmp_path, report, hub_server):  # noqa: F811
     report_path = tmp_path / "bias_report.json"
     report_path.write_text(report.to_json())
-    proc = run_in_hub_env(hub_server, f"""
+    proc = run_in_hub_env(
+        hub_server,
+        f"""
         import json, sys
         from huggingface_hub import HfApi, ModelCard, hf_hub_download
         from hf_stadyn.report import BiasReport
@@ -131,7 +143,8 @@ def test_push_report_round_trips_through_local_hub(tmp_path, report, hub_server)
             "metrics": {{r.metric_type: r.metric_value for r in card.data.eval_results}},
             "files": sorted(api.list_repo_files("tester/tiny-bias")),
         }}))
-    """)
+    """,
+    )
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["equal"] is True
     last = report.layers["block.1"]
@@ -149,7 +162,9 @@ def test_push_report_round_trips_through_local_hub(tmp_path, report, hub_server)
 
 def test_fake_hub_serves_push_to_hub_and_from_pretrained(hub_server):  # noqa: F811
     pytest.importorskip("transformers")
-    proc = run_in_hub_env(hub_server, """
+    proc = run_in_hub_env(
+        hub_server,
+        """
         import json, torch
         from transformers import AutoModelForVideoClassification, VideoMAEConfig, VideoMAEForVideoClassification
         from transformers.utils import logging
@@ -176,11 +191,15 @@ def test_fake_hub_serves_push_to_hub_and_from_pretrained(hub_server):  # noqa: F
             except (RemoteEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as e:
                 errors[name] = type(e).__name__
         print(json.dumps({"same": same, "errors": errors}))
-    """)
+    """,
+    )
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["same"] is True
-    assert out["errors"] == {"entry": "RemoteEntryNotFoundError", "repo": "RepositoryNotFoundError",
-                             "revision": "RevisionNotFoundError"}
+    assert out["errors"] == {
+        "entry": "RemoteEntryNotFoundError",
+        "repo": "RepositoryNotFoundError",
+        "revision": "RevisionNotFoundError",
+    }
     files = hub_server.hub.files("tester/tiny-videomae")
     assert {"config.json", "model.safetensors"} <= set(files)
     head = [p for m, p in hub_server.hub.requests if m == "HEAD" and p.endswith("/model.safetensors")]

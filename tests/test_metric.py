@@ -188,7 +188,6 @@ def test_zero_scores_give_21_2_percent():
     pi_d, pi_s, pi_r = shares_from_scores(0.0, 0.0)
     assert pi_d == pytest.approx(1 / (2 + math.e))
     # dims use floor; at C = 2048 (a ResNet-50 stage) that is 21.2 % each
-    za = np.zeros((4, 2048))
     assert round(100 * math.floor(pi_d * 2048) / 2048, 1) == 21.2
     assert round(100 * pi_d, 1) == 21.2
 

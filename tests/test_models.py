@@ -308,7 +308,9 @@ def test_feature_dropout_is_the_hook_point_right_before_the_classifier():
     model.set_feature_dropout(Zero())
     logits = _logits(model, x)
     assert torch.allclose(logits, model.classifier.bias.expand_as(logits))  # classifier saw the zeros
-    torch.testing.assert_close(model.pooled_features(x, ["pre_classifier"])["pre_classifier"], before)  # probed before it
+    torch.testing.assert_close(
+        model.pooled_features(x, ["pre_classifier"])["pre_classifier"], before
+    )  # probed before it
     assert set(model.state_dict()) == set(_ours("timesformer").state_dict())
     with pytest.raises(ValueError, match="nn.Module"):
         model.set_feature_dropout(lambda z: z)

@@ -53,7 +53,10 @@ def clip() -> np.ndarray:
 
 def rel_flow_error(a: np.ndarray, b: np.ndarray, reference_flow: np.ndarray) -> float:
     """Mean end-point error between the flows of a and b, relative to the mean reference flow magnitude."""
-    return float(np.linalg.norm(compute_flow(a) - compute_flow(b), axis=-1).mean() / np.linalg.norm(reference_flow, axis=-1).mean())
+    return float(
+        np.linalg.norm(compute_flow(a) - compute_flow(b), axis=-1).mean()
+        / np.linalg.norm(reference_flow, axis=-1).mean()
+    )
 
 
 def frame_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -87,7 +90,9 @@ def test_shuffle_is_never_the_identity_and_keeps_the_frames(clip):
             assert not np.array_equal(shuffled, clip[:t])
             seen.add(tuple(perm))
         # uniform over the non-identity permutations: all of them appear for small T, many for larger T
-        assert len(seen) == (math.factorial(t) - 1 if t <= 3 else len(seen)) and len(seen) >= min(40, math.factorial(t) - 1)
+        assert len(seen) == (math.factorial(t) - 1 if t <= 3 else len(seen)) and len(seen) >= min(
+            40, math.factorial(t) - 1
+        )
     a, pa = shuffle_frames(clip, np.random.default_rng(7))
     b, pb = shuffle_frames(clip, np.random.default_rng(7))
     np.testing.assert_array_equal(pa, pb)
@@ -266,7 +271,9 @@ def test_two_stream_pairs(clip):
         np.testing.assert_array_equal(dy.flow_b, flows[t])
         assert np.abs(dy.rgb_a.astype(int) - dy.rgb_b).mean() > 10
     again = make_two_stream_pair(clip, flows, 2, STATIC, np.random.default_rng(2))
-    np.testing.assert_array_equal(again.flow_b, make_two_stream_pair(clip, flows, 2, STATIC, np.random.default_rng(2)).flow_b)
+    np.testing.assert_array_equal(
+        again.flow_b, make_two_stream_pair(clip, flows, 2, STATIC, np.random.default_rng(2)).flow_b
+    )
     with pytest.raises(ValueError, match="index"):
         make_two_stream_pair(clip, flows, len(clip), STATIC, np.random.default_rng(0))
     with pytest.raises(ValueError, match="flow_images"):

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from test_pairs import scene
 
 from hf_stadyn.pairs import DEFAULT_STYLES, DYNAMIC, STATIC, PairDataset, TwoStreamPairDataset, list_videos, make_pair
 from hf_stadyn.video import flow_images, read_video, sample_indices, write_video
-
-from test_pairs import scene
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def test_list_of_paths_and_hf_dataset_sources_agree(folder):
     ds_video = datasets.Dataset.from_dict({"video": paths}).cast_column("video", datasets.Video())
     by_video_feature = PairDataset(ds_video, **kw)  # read with decode=False: no torchcodec needed
     ds_bytes = datasets.Dataset.from_dict(
-        {"video": [{"bytes": open(p, "rb").read(), "path": None} for p in paths]},
+        {"video": [{"bytes": Path(p).read_bytes(), "path": None} for p in paths]},
         features=datasets.Features({"video": datasets.Video(decode=False)}),
     )
     by_bytes = PairDataset(ds_bytes, **kw)
@@ -122,7 +123,9 @@ def test_in_memory_sources_and_factor_balance():
         idx = sample_indices(10, 4, 8, rng)
         pair = make_pair(clips[i % 3][idx], factor, rng)
         assert item["factor"] == factor and item["start"] == idx[0] and item["video"] == f"<clip {i % 3}>"
-        assert np.array_equal(item["clip_a"].numpy(), pair.clip_a) and np.array_equal(item["clip_b"].numpy(), pair.clip_b)
+        assert np.array_equal(item["clip_a"].numpy(), pair.clip_a) and np.array_equal(
+            item["clip_b"].numpy(), pair.clip_b
+        )
 
     made = []
 
@@ -138,8 +141,14 @@ def test_in_memory_sources_and_factor_balance():
     # resize applies to arrays exactly as to decoded video
     one = PairDataset([clips[0]], num_frames=2, size=16, window=2, seed=0, static_fraction=1.0, styles=["palette"])
     assert one[0]["clip_a"].shape == (2, 16, 16, 3)
-    assert all(PairDataset(clips, num_frames=4, seed=1, num_pairs=20, static_fraction=1.0)[i]["factor"] == STATIC for i in range(20))
-    assert all(PairDataset(clips, num_frames=4, seed=1, num_pairs=20, static_fraction=0.0)[i]["factor"] == DYNAMIC for i in range(20))
+    assert all(
+        PairDataset(clips, num_frames=4, seed=1, num_pairs=20, static_fraction=1.0)[i]["factor"] == STATIC
+        for i in range(20)
+    )
+    assert all(
+        PairDataset(clips, num_frames=4, seed=1, num_pairs=20, static_fraction=0.0)[i]["factor"] == DYNAMIC
+        for i in range(20)
+    )
 
 
 def test_pathway_items():

@@ -220,9 +220,7 @@ def test_probe_per_frame_maps_pooled_per_clip_and_channels_last():
     torch.manual_seed(0)
     model = PerFrameCNN()
     x = torch.randn(3, 4, 3, 10, 10)
-    feats = extract_features(
-        model, x, {"conv": "frames", "to_tokens": "thwc"}, num_frames=4
-    )
+    feats = extract_features(model, x, {"conv": "frames", "to_tokens": "thwc"}, num_frames=4)
     with torch.no_grad():
         maps = model.conv(x.flatten(0, 1)).unflatten(0, (3, 4))  # (B, T, C, H, W)
     torch.testing.assert_close(feats["conv"], maps.mean(dim=(1, 3, 4)))

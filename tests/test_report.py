@@ -25,8 +25,17 @@ from hf_stadyn.report import (
 LAYERS = ("embed", "block.0", "block.1")
 
 
-def make_results(seed: int, *, c: int = 24, n: int = 160, dyn_share: float = 0.8, stat_share: float = 0.2,
-                 layers=LAYERS, dead: bool = True, n_by_layer=None):
+def make_results(
+    seed: int,
+    *,
+    c: int = 24,
+    n: int = 160,
+    dyn_share: float = 0.8,
+    stat_share: float = 0.2,
+    layers=LAYERS,
+    dead: bool = True,
+    n_by_layer=None,
+):
     """Real estimator results on synthetic pairs with a known lean.
 
     A dynamic pair keeps a fraction ``dyn_share`` of its feature variance shared between the
@@ -159,7 +168,7 @@ def _table(md: str, header_start: str) -> dict[str, list[str]]:
     lines = md.splitlines()
     i = next(k for k, line in enumerate(lines) if line.startswith(header_start))
     rows = {}
-    for line in lines[i + 2:]:
+    for line in lines[i + 2 :]:
         if not line.startswith("|"):
             break
         cells = [c.strip() for c in line.strip("|").split("|")]
@@ -177,8 +186,11 @@ def test_markdown_holds_the_numbers(results):
         c, pairs, dyn, stat, res, sd, ss = main[name]
         assert int(c) == lb.num_channels
         assert pairs == f"{lb.num_pairs['dynamic']} / {lb.num_pairs['static']}"
-        assert (float(dyn), float(stat), float(res)) == (lb.percent["dynamic"], lb.percent["static"],
-                                                         lb.percent["residual"])
+        assert (float(dyn), float(stat), float(res)) == (
+            lb.percent["dynamic"],
+            lb.percent["static"],
+            lb.percent["residual"],
+        )
         iv = lb.intervals["s_dynamic"]
         assert sd == f"{lb.s_dynamic:.3f} [{iv.low:.3f}, {iv.high:.3f}]"
         assert ss.startswith(f"{lb.s_static:.3f} [")
@@ -241,7 +253,7 @@ def _image(path):
 
 
 def _has_colour(im: np.ndarray, hex_colour: str, min_pixels: int = 50) -> bool:
-    rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+    rgb = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)])
     return int((np.abs(im.astype(int) - rgb).sum(-1) <= 6).sum()) >= min_pixels
 
 
@@ -325,8 +337,12 @@ def test_bad_inputs_raise_value_error(results, tmp_path):
         report.save(tmp_path / "file")
     # dicts from LayerBias.to_dict() are accepted and give the same report
     as_dicts = {k: v.to_dict() for k, v in results.items()}
-    assert BiasReport.from_results(as_dicts, model_id="org/tiny-videomae", pair_settings=report.pair_settings,
-                                   seed=report.seed) == report
+    assert (
+        BiasReport.from_results(
+            as_dicts, model_id="org/tiny-videomae", pair_settings=report.pair_settings, seed=report.seed
+        )
+        == report
+    )
 
 
 def test_results_without_intervals(tmp_path):

@@ -16,7 +16,7 @@ from hf_stadyn.metric import StaticDynamicEstimator
 from hf_stadyn.probing.runner import probe
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _runner_helpers import LAYERS, InMemoryPairs, Tiny3DCNN, to_cnn_input  # noqa: E402
+from _runner_helpers import LAYERS, InMemoryPairs, Tiny3DCNN, to_cnn_input
 
 
 @pytest.fixture(autouse=True)
@@ -63,17 +63,41 @@ def test_interrupted_run_resumes_to_identical_result(tmp_path):
     whole = probe(model, InMemoryPairs(50), layers=LAYERS, forward_fn=to_cnn_input, batch_size=4, progress=False)
     ckpt = tmp_path / "ckpt"
     with pytest.raises(KeyboardInterrupt):
-        probe(model, InMemoryPairs(50, interrupt_at=33), layers=LAYERS, forward_fn=to_cnn_input, batch_size=4,
-              checkpoint_dir=ckpt, checkpoint_every=2, progress=False)
+        probe(
+            model,
+            InMemoryPairs(50, interrupt_at=33),
+            layers=LAYERS,
+            forward_fn=to_cnn_input,
+            batch_size=4,
+            checkpoint_dir=ckpt,
+            checkpoint_every=2,
+            progress=False,
+        )
     saved = torch.load(ckpt / "probe_state_rank0.pt", weights_only=False)
     assert 0 < saved["done"] <= 33
-    resumed = probe(model, InMemoryPairs(50), layers=LAYERS, forward_fn=to_cnn_input, batch_size=4,
-                    checkpoint_dir=ckpt, resume=True, progress=False)
+    resumed = probe(
+        model,
+        InMemoryPairs(50),
+        layers=LAYERS,
+        forward_fn=to_cnn_input,
+        batch_size=4,
+        checkpoint_dir=ckpt,
+        resume=True,
+        progress=False,
+    )
     for layer in LAYERS:
         assert resumed.layers[layer].to_dict() == whole.layers[layer].to_dict()
     with pytest.raises(ValueError, match="cannot resume"):
-        probe(model, InMemoryPairs(60), layers=LAYERS, forward_fn=to_cnn_input, num_pairs=60,
-              checkpoint_dir=ckpt, resume=True, progress=False)
+        probe(
+            model,
+            InMemoryPairs(60),
+            layers=LAYERS,
+            forward_fn=to_cnn_input,
+            num_pairs=60,
+            checkpoint_dir=ckpt,
+            resume=True,
+            progress=False,
+        )
 
 
 def test_bad_options():
@@ -112,13 +136,31 @@ def test_two_processes_gloo_equal_one_process(tmp_path):
     script.write_text(WORKER)
     here = str(Path(__file__).parent)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    one = subprocess.run([sys.executable, str(script), here, str(tmp_path / "one.json")], env=env,
-                         capture_output=True, text=True, timeout=300)
+    one = subprocess.run(
+        [sys.executable, str(script), here, str(tmp_path / "one.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert one.returncode == 0, one.stderr
     two = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561",
-         str(script), here, str(tmp_path / "two.json")],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29561",
+            str(script),
+            here,
+            str(tmp_path / "two.json"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert two.returncode == 0, two.stderr[-3000:]
     a = json.loads((tmp_path / "one.json").read_text())

@@ -22,8 +22,14 @@ from hf_stadyn.video import read_video, write_video
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "spaces_app" / "app.py"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -96,8 +102,9 @@ def test_analyze_video_equals_the_runner_on_the_same_pairs(tmp_path, tiny_model,
         assert im.format == "PNG" and im.size == (int(FIGURE_SIZE[0] * 100), int(FIGURE_SIZE[1] * 100))
 
     # reading each clip from the file (a video too large to hold decoded) gives the same report
-    _, _, js_file = analyze_video(videos["clip"], 16, seed=3, model=tiny_model, out_dir=tmp_path / "b",
-                                  limits=DemoLimits(max_decoded_mb=1e-6))
+    _, _, js_file = analyze_video(
+        videos["clip"], 16, seed=3, model=tiny_model, out_dir=tmp_path / "b", limits=DemoLimits(max_decoded_mb=1e-6)
+    )
     assert Path(js_file).read_bytes() == Path(js).read_bytes()
     # another seed draws other windows, styles and shuffles
     _, _, js_other = analyze_video(videos["clip"], 16, seed=4, model=tiny_model, out_dir=tmp_path / "c")
@@ -221,8 +228,9 @@ def space(tmp_path_factory, tiny_model):
     os.environ[demo_mod.MODEL_ENV] = str(folder)
     app = _load_app()
     demo = app.build_demo(limits=DemoLimits(max_duration_s=5))
-    demo.queue().launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True,
-                        max_file_size="50mb")
+    demo.queue().launch(
+        server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True, max_file_size="50mb"
+    )
     try:
         yield demo, folder
     finally:
@@ -291,5 +299,7 @@ def test_default_model_when_shipped(tmp_path, monkeypatch, videos):
     md, _, js = analyze_video(videos["clip"], 16, 0, out_dir=tmp_path)
     report = BiasReport.load(js)
     assert report.model_id == demo_mod.DEFAULT_MODEL_NAME and "**Model** `hf-stadyn default model`" in md
-    assert report.layers[report.last_layer].num_pairs["dynamic"] + report.layers[report.last_layer].num_pairs[
-        "static"] == 16
+    assert (
+        report.layers[report.last_layer].num_pairs["dynamic"] + report.layers[report.last_layer].num_pairs["static"]
+        == 16
+    )

@@ -187,8 +187,13 @@ def test_trap_share_is_met_and_test_variants_set_the_cue():
     assert abs(agree[:500].mean() - 0.99) < 0.01
     assert all(c["label"] == c["motion"] for c in cls)
     assert all((c["appearance"] == c["label"]) == c["cue_agrees"] for c in cls)
-    assert abs(np.mean([SynthDataset("trap", 2000, seed=6, trap_share=0.7).classes(i)["cue_agrees"]
-                        for i in range(2000)]) - 0.7) < 0.01
+    assert (
+        abs(
+            np.mean([SynthDataset("trap", 2000, seed=6, trap_share=0.7).classes(i)["cue_agrees"] for i in range(2000)])
+            - 0.7
+        )
+        < 0.01
+    )
     labels = np.bincount([c["label"] for c in cls], minlength=9)
     assert labels.min() > 250  # every motion class is drawn
     for variant, want in (("aligned", 1.0), ("conflicting", 0.0)):
@@ -202,8 +207,11 @@ def test_trap_share_is_met_and_test_variants_set_the_cue():
 
 @pytest.mark.parametrize("cue", ["invariant", "sensitive", "both"])
 def test_cue_selects_which_attributes_carry_the_class(cue):
-    tied = {"invariant": {"shape", "background"}, "sensitive": {"color", "texture"},
-            "both": {"shape", "color", "texture", "background"}}[cue]
+    tied = {
+        "invariant": {"shape", "background"},
+        "sensitive": {"color", "texture"},
+        "both": {"shape", "color", "texture", "background"},
+    }[cue]
     names = {"shape": SHAPES, "color": COLOR_NAMES, "texture": TEXTURES, "background": BACKGROUNDS}
     conflicting = SynthDataset("trap", 60, seed=2, trap_cue=cue, train=False, test_variant="conflicting")
     aligned = SynthDataset("trap", 60, seed=2, trap_cue=cue, train=False, test_variant="aligned")

@@ -25,10 +25,17 @@ def test_generate_is_byte_deterministic_and_loads_with_datasets(tmp_path):
     a = generate(tmp_path / "a", split="trap", num_clips=5, config=SMALL, seed=3, trap_share=0.5)
     b = generate(tmp_path / "b", split="trap", num_clips=5, config=SMALL, seed=3, trap_share=0.5)
     c = generate(tmp_path / "c", split="trap", num_clips=5, config=SMALL, seed=4, trap_share=0.5)
-    assert _files(a) == _files(b) == [
-        "README.md", *[f"masks/clip_{i:06d}.npz" for i in range(5)], "metadata.jsonl", "synth.json",
-        *[f"videos/clip_{i:06d}.mp4" for i in range(5)],
-    ]
+    assert (
+        _files(a)
+        == _files(b)
+        == [
+            "README.md",
+            *[f"masks/clip_{i:06d}.npz" for i in range(5)],
+            "metadata.jsonl",
+            "synth.json",
+            *[f"videos/clip_{i:06d}.mp4" for i in range(5)],
+        ]
+    )
     for name in _files(a):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     assert (a / "videos/clip_000000.mp4").read_bytes() != (c / "videos/clip_000000.mp4").read_bytes()
@@ -41,7 +48,11 @@ def test_generate_is_byte_deterministic_and_loads_with_datasets(tmp_path):
         row = ds[i]
         clip, cls = ref.clip(i)
         assert (row["label"], row["motion"], row["appearance"], row["cue_agrees"]) == (
-            cls["label"], cls["motion"], cls["appearance"], cls["cue_agrees"])
+            cls["label"],
+            cls["motion"],
+            cls["appearance"],
+            cls["cue_agrees"],
+        )
         assert row["label_name"] == SMALL.motions[cls["label"]] and os.path.isabs(row["video"])
         assert np.array_equal(load_masks(row["mask"]), clip.masks)
         video = read_video(row["video"])
@@ -102,9 +113,33 @@ def _cli(args: list[str]) -> int:
 
 def test_cli_writes_a_loadable_folder(tmp_path, capsys):
     out = tmp_path / "cam"
-    rc = _cli(["synth", "--out", str(out), "--split", "appearance", "--num-clips", "4", "--frames", "6",
-               "--size", "32", "--seed", "2", "--cue", "both", "--camouflage", "--objects", "2",
-               "--motions", "up,down", "--appearances", "3", "--no-progress"])
+    rc = _cli(
+        [
+            "synth",
+            "--out",
+            str(out),
+            "--split",
+            "appearance",
+            "--num-clips",
+            "4",
+            "--frames",
+            "6",
+            "--size",
+            "32",
+            "--seed",
+            "2",
+            "--cue",
+            "both",
+            "--camouflage",
+            "--objects",
+            "2",
+            "--motions",
+            "up,down",
+            "--appearances",
+            "3",
+            "--no-progress",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert "wrote 4 appearance clips" in capsys.readouterr().out
     ds = load_synth(out)
@@ -115,16 +150,60 @@ def test_cli_writes_a_loadable_folder(tmp_path, capsys):
     assert settings["config"]["num_objects"] == 2 and settings["trap_cue"] == "both"
     # the same command reproduces the same files
     again = tmp_path / "again"
-    _cli(["synth", "--out", str(again), "--split", "appearance", "--num-clips", "4", "--frames", "6",
-          "--size", "32", "--seed", "2", "--cue", "both", "--camouflage", "--objects", "2",
-          "--motions", "up,down", "--appearances", "3", "--no-progress"])
+    _cli(
+        [
+            "synth",
+            "--out",
+            str(again),
+            "--split",
+            "appearance",
+            "--num-clips",
+            "4",
+            "--frames",
+            "6",
+            "--size",
+            "32",
+            "--seed",
+            "2",
+            "--cue",
+            "both",
+            "--camouflage",
+            "--objects",
+            "2",
+            "--motions",
+            "up,down",
+            "--appearances",
+            "3",
+            "--no-progress",
+        ]
+    )
     assert (out / "metadata.jsonl").read_bytes() == (again / "metadata.jsonl").read_bytes()
 
 
 def test_cli_trap_test_variant(tmp_path):
     out = tmp_path / "trap"
-    assert _cli(["synth", "-o", str(out), "--split", "trap", "-n", "6", "--test", "--test-variant", "conflicting",
-                 "--motions", "left,right", "--appearances", "2", "--no-progress"]) == 0
+    assert (
+        _cli(
+            [
+                "synth",
+                "-o",
+                str(out),
+                "--split",
+                "trap",
+                "-n",
+                "6",
+                "--test",
+                "--test-variant",
+                "conflicting",
+                "--motions",
+                "left,right",
+                "--appearances",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     ds = load_synth(out)
     assert not any(ds["cue_agrees"]) and all(r["appearance"] != r["label"] for r in ds)
     assert json.loads((out / "synth.json").read_text())["train"] is False

@@ -97,7 +97,9 @@ def test_plain_transformers_loads_the_checkpoint_with_identical_logits(cli_run, 
     )
     env = _env()
     env["PYTHONPATH"] = ""  # hf_stadyn is not importable there
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("VideoMAEForVideoClassification")
     ours = load_video_classifier(cli_run / "model").eval()
@@ -135,7 +137,9 @@ def test_resume_continues_identically(tmp_path, tiny_trap):
     assert rest.history == full.history and rest.static_channels == full.static_channels
 
     def steps(p):
-        return [(r["step"], r["static_dropout"]["static_channels"]) for r in map(json.loads, p.read_text().splitlines())]
+        return [
+            (r["step"], r["static_dropout"]["static_channels"]) for r in map(json.loads, p.read_text().splitlines())
+        ]
 
     assert steps(rest.bias_history) == steps(full.bias_history)
     # a finished run refuses to start again without --resume / --overwrite
@@ -196,7 +200,12 @@ def _write_videos(root: Path, n_per_class: int = 2) -> list[tuple[str, str]]:
     from hf_stadyn.synth import SynthDataset
     from hf_stadyn.video import write_video
 
-    ds = SynthDataset("motion", 3 * n_per_class, SynthConfig(num_frames=6, size=16, speed=1.0, motions=("left", "right", "up")), seed=0)
+    ds = SynthDataset(
+        "motion",
+        3 * n_per_class,
+        SynthConfig(num_frames=6, size=16, speed=1.0, motions=("left", "right", "up")),
+        seed=0,
+    )
     rows = []
     for i in range(len(ds)):
         item = ds[i]

@@ -12,9 +12,9 @@ import argparse
 import importlib
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 # Subcommand modules, in help order. A module that cannot be imported is reported, not hidden.
 _COMMANDS = ("probe", "synth", "train", "card", "register_metric")
@@ -69,8 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean a bad input or option (one clear line, exit code 2), not a bug."""
-    errors: list[type[BaseException]] = [ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
-                                         PermissionError]
+    errors: list[type[BaseException]] = [
+        ValueError,
+        FileNotFoundError,
+        NotADirectoryError,
+        IsADirectoryError,
+        PermissionError,
+    ]
     try:  # invalid config fields (transformers configs are strict dataclasses) and Hub lookups
         from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, StrictDataclassError
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from collections.abc import Callable
 
-__all__ = ["positive_int", "nonneg_int", "fraction", "rate", "int_list"]
+__all__ = ["fraction", "int_list", "nonneg_int", "positive_int", "rate"]
 
 
 def _number(text: str, cast: Callable[[str], float], ok: Callable[[float], bool], what: str):

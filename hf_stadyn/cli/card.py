@@ -7,6 +7,7 @@ and :func:`hf_stadyn.hub.push_report`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 from pathlib import Path
@@ -29,13 +30,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-name", metavar="NAME", default=None, help="name in the card title and model-index")
     p.add_argument("--layer", default=None, help="layer whose values go to the model-index (default: the last)")
     p.add_argument(
-        "--scatter-layer", dest="scatter_layers", action="append", metavar="LAYER", default=None,
+        "--scatter-layer",
+        dest="scatter_layers",
+        action="append",
+        metavar="LAYER",
+        default=None,
         help="draw the rho_S vs rho_D scatter for this layer (repeatable; default: the last layer)",
     )
     p.add_argument("--license", default=None, help="license of the model, e.g. apache-2.0")
     p.add_argument("--push", metavar="REPO_ID", default=None, help="upload the card folder to this model repo")
     p.add_argument(
-        "--token", default=None,
+        "--token",
+        default=None,
         help="Hub token for --push (default: HF_TOKEN or the logged-in token; prefer those, a token on the "
         "command line is visible to other users of the machine)",
     )
@@ -84,14 +90,16 @@ def _push(report, args: argparse.Namespace, card_kwargs: dict):
     endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
     network_errors: tuple[type[BaseException], ...] = (OSError,)
     for mod in ("httpx2", "httpx"):  # huggingface_hub 2.x talks httpx2; 1.x httpx
-        try:
+        with contextlib.suppress(ImportError, AttributeError):
             network_errors += (importlib.import_module(mod).TransportError,)
-        except (ImportError, AttributeError):
-            pass
     try:
         return push_report(
-            args.push, report, token=args.token, private=True if args.private else None,
-            scatter_layers=args.scatter_layers, **card_kwargs,
+            args.push,
+            report,
+            token=args.token,
+            private=True if args.private else None,
+            scatter_layers=args.scatter_layers,
+            **card_kwargs,
         )
     except OfflineModeIsEnabled:
         raise ValueError("cannot push: HF_HUB_OFFLINE is set; unset it (and check HF_ENDPOINT) to upload.") from None
@@ -105,5 +113,6 @@ def _push(report, args: argparse.Namespace, card_kwargs: dict):
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ValueError(f"pushing to {args.push} at {endpoint} failed ({first}); {hint}.") from None
     except network_errors as e:  # connection refused, DNS failure, timeouts
-        raise ValueError(f"cannot reach the Hub at {endpoint} to push {args.push} ({e}); check the network "
-                         "and HF_ENDPOINT.") from None
+        raise ValueError(
+            f"cannot reach the Hub at {endpoint} to push {args.push} ({e}); check the network and HF_ENDPOINT."
+        ) from None

@@ -26,21 +26,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--model", default=None,
-                   help="Hub model id or local folder (VideoMAE, TimeSformer or hf-stadyn AVOS); default: embedded")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="Hub model id or local folder (VideoMAE, TimeSformer or hf-stadyn AVOS); default: embedded",
+    )
     p.add_argument("--revision", default=None, help="Hub revision of --model")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--videos", nargs="+", default=None, metavar="PATH", help="a folder of videos or video files")
-    src.add_argument("--dataset", default=None,
-                     help="a datasets folder (save_to_disk, or a StaDyn-Synth export) or a Hub dataset id")
-    src.add_argument("--synth", default=None, choices=("motion", "appearance", "trap"),
-                     help="render StaDyn-Synth clips of this split in memory (default when no videos are given)")
+    src.add_argument(
+        "--dataset", default=None, help="a datasets folder (save_to_disk, or a StaDyn-Synth export) or a Hub dataset id"
+    )
+    src.add_argument(
+        "--synth",
+        default=None,
+        choices=("motion", "appearance", "trap"),
+        help="render StaDyn-Synth clips of this split in memory (default when no videos are given)",
+    )
     p.add_argument("--video-column", default="video", help="video column of --dataset (file paths or bytes)")
     p.add_argument("--split", default="train", help="split of a Hub --dataset")
     p.add_argument("--synth-clips", type=int, default=128, help="number of StaDyn-Synth clips for --synth")
     p.add_argument("--layers", default=None, help="comma-separated layer names (default: all probe layers)")
-    p.add_argument("--num-pairs", type=int, default=None,
-                   help="pairs to probe, about half per factor (default: 3000; 1500 for the embedded default run)")
+    p.add_argument(
+        "--num-pairs",
+        type=int,
+        default=None,
+        help="pairs to probe, about half per factor (default: 3000; 1500 for the embedded default run)",
+    )
     p.add_argument("--batch-size", type=int, default=32, help="pairs per forward (2x clips per batch)")
     p.add_argument("--window", type=int, default=64, help="source frames a clip spans (looped if shorter)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (pairs, styles, reference)")
@@ -48,8 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run")
     p.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16"), help="autocast (GPU)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers making pairs")
-    p.add_argument("--reference", action=argparse.BooleanOptionalAction, default=None,
-                   help="also probe the same architecture at initialisation (default: on for the embedded model)")
+    p.add_argument(
+        "--reference",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also probe the same architecture at initialisation (default: on for the embedded model)",
+    )
     p.add_argument("--output", default="stadyn-report", help="output folder")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report in --output")
@@ -116,7 +132,10 @@ def _pairs(args: argparse.Namespace, spec: dict[str, Any]):
     if args.videos:
         paths = [Path(v) for v in args.videos]
         source: Any = str(paths[0]) if len(paths) == 1 and paths[0].is_dir() else [str(p) for p in paths]
-        return PairDataset(source, window=args.window, **common), {"source": "videos", "videos": [str(p) for p in paths]}
+        return PairDataset(source, window=args.window, **common), {
+            "source": "videos",
+            "videos": [str(p) for p in paths],
+        }
     if args.dataset:
         ds = _load_dataset(args)
         return (
@@ -255,9 +274,14 @@ def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, laye
         shutil.rmtree(state, ignore_errors=True)
         last = report.last_layer
         lb = result.layers[last]
-        print(f"probed {args.num_pairs} pairs ({lb.num_pairs['dynamic']} dynamic, {lb.num_pairs['static']} static) "
-              f"on {len(result.layers)} layers of {model_id}")
-        print(f"{'layer':<16} {'dynamic %':>9} {'static %':>9} {'s_D':>7} {'s_S':>7}" + ("   ref dyn/stat %" if reference else ""))
+        print(
+            f"probed {args.num_pairs} pairs ({lb.num_pairs['dynamic']} dynamic, {lb.num_pairs['static']} static) "
+            f"on {len(result.layers)} layers of {model_id}"
+        )
+        print(
+            f"{'layer':<16} {'dynamic %':>9} {'static %':>9} {'s_D':>7} {'s_S':>7}"
+            + ("   ref dyn/stat %" if reference else "")
+        )
         for name, r in result.layers.items():
             line = f"{name:<16} {r.percent['dynamic']:>9.1f} {r.percent['static']:>9.1f} {r.s_dynamic:>7.3f} {r.s_static:>7.3f}"
             if reference:

@@ -25,33 +25,73 @@ def register(subparsers: Any) -> None:
 
     d = SynthConfig()
     p = subparsers.add_parser(
-        "synth", help=_HELP, description=_HELP + ".", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+        "synth",
+        help=_HELP,
+        description=_HELP + ".",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", "-o", required=True, help="output folder (new or empty; see --overwrite)")
-    p.add_argument("--split", choices=SPLITS, default="motion",
-                   help="motion: label = motion; appearance: label = appearance; trap: label = motion with a "
-                        "static shortcut (default: %(default)s)")
+    p.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="motion",
+        help="motion: label = motion; appearance: label = appearance; trap: label = motion with a "
+        "static shortcut (default: %(default)s)",
+    )
     p.add_argument("--num-clips", "-n", type=positive_int, default=100, help="number of clips (default: %(default)s)")
     p.add_argument("--frames", type=positive_int, default=d.num_frames, help="frames per clip (default: %(default)s)")
-    p.add_argument("--size", type=positive_int, default=d.size, help="frame height = width in pixels (default: %(default)s)")
+    p.add_argument(
+        "--size", type=positive_int, default=d.size, help="frame height = width in pixels (default: %(default)s)"
+    )
     p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--trap-share", type=float, default=0.99,
-                   help="trap split, training: share of clips whose static cue agrees with the label (default: %(default)s)")
-    p.add_argument("--cue", choices=CUES, default="invariant",
-                   help="attributes that carry the appearance class: invariant (shape + background layout, kept by "
-                        "stylization), sensitive (colour + texture), both (default: %(default)s)")
-    p.add_argument("--test", action="store_true", help="write a test set: never shares clips with the training set of the same seed "
-                        "(trap split: uses --test-variant)")
-    p.add_argument("--test-variant", choices=TEST_VARIANTS, default="aligned",
-                   help="trap test set: cue aligned with, conflicting with, or random w.r.t. the label (default: %(default)s)")
-    p.add_argument("--camouflage", action="store_true",
-                   help="texture objects like the background so only motion reveals them (MoCA-like)")
-    p.add_argument("--objects", type=positive_int, default=d.num_objects, help="objects per clip (default: %(default)s)")
-    p.add_argument("--motions", default=",".join(d.motions),
-                   help=f"comma-separated motion classes, in label order, from: {', '.join(MOTIONS)} (default: all)")
-    p.add_argument("--appearances", type=positive_int, default=d.num_appearances,
-                   help="number of appearance classes, 1-9 (default: %(default)s)")
-    p.add_argument("--speed", type=float, default=d.speed, help="object speed in pixels per frame (default: %(default)s)")
+    p.add_argument(
+        "--trap-share",
+        type=float,
+        default=0.99,
+        help="trap split, training: share of clips whose static cue agrees with the label (default: %(default)s)",
+    )
+    p.add_argument(
+        "--cue",
+        choices=CUES,
+        default="invariant",
+        help="attributes that carry the appearance class: invariant (shape + background layout, kept by "
+        "stylization), sensitive (colour + texture), both (default: %(default)s)",
+    )
+    p.add_argument(
+        "--test",
+        action="store_true",
+        help="write a test set: never shares clips with the training set of the same seed "
+        "(trap split: uses --test-variant)",
+    )
+    p.add_argument(
+        "--test-variant",
+        choices=TEST_VARIANTS,
+        default="aligned",
+        help="trap test set: cue aligned with, conflicting with, or random w.r.t. the label (default: %(default)s)",
+    )
+    p.add_argument(
+        "--camouflage",
+        action="store_true",
+        help="texture objects like the background so only motion reveals them (MoCA-like)",
+    )
+    p.add_argument(
+        "--objects", type=positive_int, default=d.num_objects, help="objects per clip (default: %(default)s)"
+    )
+    p.add_argument(
+        "--motions",
+        default=",".join(d.motions),
+        help=f"comma-separated motion classes, in label order, from: {', '.join(MOTIONS)} (default: all)",
+    )
+    p.add_argument(
+        "--appearances",
+        type=positive_int,
+        default=d.num_appearances,
+        help="number of appearance classes, 1-9 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--speed", type=float, default=d.speed, help="object speed in pixels per frame (default: %(default)s)"
+    )
     p.add_argument("--noise", type=float, default=d.noise, help="per-pixel noise std in [0, 1) (default: %(default)s)")
     p.add_argument("--fps", type=float, default=8.0, help="frame rate of the mp4 files (default: %(default)s)")
     p.add_argument("--crf", type=int, default=18, help="libx264 quality 0-51, 0 = lossless luma (default: %(default)s)")

@@ -114,9 +114,26 @@ def _train_avos(args: argparse.Namespace) -> int:
     n_camo = int(round(args.camouflage_fraction * args.train_clips))
     parts = []
     if args.train_clips - n_camo > 0:
-        parts.append(build_avos_frames(args.train_clips - n_camo, synth_config=synth, seed=args.seed, flow_method=args.flow_method, progress=args.progress))
+        parts.append(
+            build_avos_frames(
+                args.train_clips - n_camo,
+                synth_config=synth,
+                seed=args.seed,
+                flow_method=args.flow_method,
+                progress=args.progress,
+            )
+        )
     if n_camo > 0:
-        parts.append(build_avos_frames(n_camo, synth_config=synth, camouflage=True, seed=args.seed + 1, flow_method=args.flow_method, progress=args.progress))
+        parts.append(
+            build_avos_frames(
+                n_camo,
+                synth_config=synth,
+                camouflage=True,
+                seed=args.seed + 1,
+                flow_method=args.flow_method,
+                progress=args.progress,
+            )
+        )
     train = AVOSFrames.concat(parts)
     tests = {
         mode: build_avos_frames(args.test_clips, synth_config=synth, camouflage=mode == "camouflage", seed=args.seed, train=False, flow_method=args.flow_method)
@@ -294,7 +311,9 @@ def _train_classification(args: argparse.Namespace) -> int:
         path = Path(data)
         if not path.exists():
             raise FileNotFoundError(f"--data {data} does not exist; give 'synth', a class-folder tree or a dataset.")
-        is_hf = path.is_file() or any((path / f).is_file() for f in ("dataset_info.json", "dataset_dict.json", "state.json"))
+        is_hf = path.is_file() or any(
+            (path / f).is_file() for f in ("dataset_info.json", "dataset_dict.json", "state.json")
+        )
         common = dict(num_frames=args.num_frames, size=args.size, eval_fraction=args.eval_fraction,
                       window=args.window, seed=args.seed)  # fmt: skip
         if is_hf:
@@ -307,7 +326,11 @@ def _train_classification(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     result = train_classification(config, train, evals, label_names=names)
     accs = ", ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in result.final.items() if k.endswith("/accuracy"))
-    where = f"checkpoint in {result.model_dir}" if result.model_dir else f"stopped at step {result.steps_done}; rerun with --resume"
+    where = (
+        f"checkpoint in {result.model_dir}"
+        if result.model_dir
+        else f"stopped at step {result.steps_done}; rerun with --resume"
+    )
     print(
         f"trained {args.model} on {data} ({len(train)} clips, {result.epochs_done} epochs) in {time.perf_counter() - t0:.0f} s; "
         f"accuracy: {accs or 'n/a'}; {where}"

@@ -26,8 +26,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -41,12 +42,12 @@ __all__ = [
     "SELECTIONS",
     "StaticDropout",
     "StaticDropoutConfig",
-    "select_static_channels",
     "apply_static_dropout",
-    "static_dropout_from_config",
     "get_static_dropout",
-    "set_static_channels",
     "remove_static_dropout",
+    "select_static_channels",
+    "set_static_channels",
+    "static_dropout_from_config",
 ]
 
 logger = logging.getLogger(__name__)
@@ -123,13 +124,17 @@ class StaticDropout(nn.Module):
         m[self.static_channels] = True
         return m
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):  # noqa: D401,E501
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         # The static set changes size between refreshes: resize the buffer to the saved one first.
         key = prefix + "static_channels"
         if key in state_dict:
             saved = state_dict[key]
             self.static_channels = torch.empty_like(saved, dtype=torch.long, device=self.static_channels.device)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -299,7 +304,7 @@ class StaticDropoutConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "StaticDropoutConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> StaticDropoutConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -308,7 +313,7 @@ class StaticDropoutConfig:
 
 
 def select_static_channels(
-    bias: "LayerBias",
+    bias: LayerBias,
     config: StaticDropoutConfig | None = None,
     *,
     rng: np.random.Generator | None = None,
@@ -421,7 +426,7 @@ def _record_config(model: nn.Module, cfg: StaticDropoutConfig | None) -> None:
         return
     value = cfg.to_dict() if cfg is not None else None
     if hasattr(config, "stadyn"):  # hf_stadyn configs: a dict field for our settings
-        stadyn = dict(getattr(config, "stadyn") or {})
+        stadyn = dict(config.stadyn or {})
         if value is None:
             stadyn.pop(CONFIG_KEY, None)
         else:
@@ -548,7 +553,9 @@ def _block_hook(sd: StaticDropout):
             first = next(iter(output))
             output[first] = sd(output[first])
             return output
-        raise ValueError(f"cannot apply StaticDropout to the output of {type(module).__name__} ({type(output).__name__}).")
+        raise ValueError(
+            f"cannot apply StaticDropout to the output of {type(module).__name__} ({type(output).__name__})."
+        )
 
     return hook
 

@@ -25,9 +25,10 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,7 +45,7 @@ from .static_dropout import (
     set_static_channels,
 )
 
-__all__ = ["ProbePairs", "measure_bias", "BiasRecord", "BiasTracker", "StaticDropoutCallback", "StaticDropoutHook"]
+__all__ = ["BiasRecord", "BiasTracker", "ProbePairs", "StaticDropoutCallback", "StaticDropoutHook", "measure_bias"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +93,9 @@ class ProbePairs(torch.utils.data.Dataset):
         try:
             n = len(clips)
         except TypeError:
-            raise ValueError("clips must be a sequence of (T, H, W, 3) uint8 clips or a dataset of dicts with 'frames'.") from None
+            raise ValueError(
+                "clips must be a sequence of (T, H, W, 3) uint8 clips or a dataset of dicts with 'frames'."
+            ) from None
         if n == 0:
             raise ValueError("clips is empty; give at least one clip to build probe pairs from.")
         self.clips = clips
@@ -181,7 +184,9 @@ def measure_bias(
     for start in range(0, len(mine), batch_size):
         idx = mine[start : start + batch_size]
         items = [pairs[i] for i in idx]
-        clips = torch.stack([torch.as_tensor(it["clip_a"]) for it in items] + [torch.as_tensor(it["clip_b"]) for it in items])
+        clips = torch.stack(
+            [torch.as_tensor(it["clip_a"]) for it in items] + [torch.as_tensor(it["clip_b"]) for it in items]
+        )
         pv = fn(clips)
         feats = extract_features(model, {input_name: pv}, layer_arg)
         b = len(items)
@@ -219,7 +224,7 @@ class BiasRecord:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "BiasRecord":
+    def from_dict(cls, d: Mapping[str, Any]) -> BiasRecord:
         return cls(
             step=int(d["step"]),
             epoch=None if d.get("epoch") is None else float(d["epoch"]),
@@ -294,7 +299,9 @@ class BiasTracker:
         if every is None:
             every = static_dropout.refresh_every if static_dropout is not None else 0
         if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-            raise ValueError(f"every must be a non-negative int (optimizer steps; 0 = before training only), got {every!r}.")
+            raise ValueError(
+                f"every must be a non-negative int (optimizer steps; 0 = before training only), got {every!r}."
+            )
         self.every = every
         self.layers = list(layers) if layers is not None else None
         if self.layers is not None and not self.layers:
@@ -445,7 +452,9 @@ class BiasTracker:
             try:
                 records.append(BiasRecord.from_dict(json.loads(line)))
             except (ValueError, KeyError) as e:
-                raise ValueError(f"{path}:{n} is not a bias record ({e}); delete the file to start the history anew.") from None
+                raise ValueError(
+                    f"{path}:{n} is not a bias record ({e}); delete the file to start the history anew."
+                ) from None
         self.history = [r for r in records if up_to_step is None or r.step <= up_to_step]
 
     def state_dict(self) -> dict[str, Any]:
@@ -607,7 +616,7 @@ class StaticDropoutCallback(_make_trainer_callback_base()):  # type: ignore[misc
         self.tracker = tracker
         self.trainer = trainer
 
-    def attach(self, trainer: Any) -> "StaticDropoutCallback":
+    def attach(self, trainer: Any) -> StaticDropoutCallback:
         self.trainer = trainer
         return self
 

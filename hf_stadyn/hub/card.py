@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from hf_stadyn._io import atomic_write_text
 from hf_stadyn.report import DEFAULT_DPI, BiasReport
@@ -162,7 +163,11 @@ def bias_model_card(
         raise ValueError(f"tags must be a list of strings, got {tags!r}.")
     all_tags = list(dict.fromkeys([*_BASE_TAGS, *(tags or ())]))
     eval_results = bias_eval_results(
-        report, layer=layer, dataset=dataset, dataset_name=dataset_name, dataset_split=dataset_split,
+        report,
+        layer=layer,
+        dataset=dataset,
+        dataset_name=dataset_name,
+        dataset_split=dataset_split,
         dataset_config=dataset_config,
     )
     data = ModelCardData(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from hf_stadyn.hub.card import _check_report, write_model_card_folder
 from hf_stadyn.report import BiasReport

@@ -18,23 +18,24 @@ across batches, processes (``torch.distributed`` all-reduce with SUM) and resume
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 __all__ = [
-    "DYNAMIC",
-    "STATIC",
-    "FACTORS",
     "CATEGORIES",
+    "DYNAMIC",
+    "FACTORS",
+    "STATIC",
     "Interval",
     "LayerBias",
     "LayerStats",
     "StaticDynamicEstimator",
-    "shares_from_scores",
-    "scores_from_shares",
     "parse_factors",
+    "scores_from_shares",
+    "shares_from_scores",
 ]
 
 DYNAMIC = 0
@@ -65,8 +66,7 @@ def parse_factors(factors: Any, batch: int, *, name: str = "factors") -> np.ndar
     arr = np.asarray(factors, dtype=object).reshape(-1)
     if arr.shape[0] != batch:
         raise ValueError(
-            f"{name} has {arr.shape[0]} labels but the features have {batch} pairs; "
-            "give one factor label per pair."
+            f"{name} has {arr.shape[0]} labels but the features have {batch} pairs; give one factor label per pair."
         )
     out = np.empty(batch, dtype=np.int64)
     for i, f in enumerate(arr):
@@ -91,16 +91,14 @@ def _as_float64(x: Any, name: str):
     if isinstance(x, torch.Tensor):
         if not (x.is_floating_point()):
             raise ValueError(
-                f"{name} has dtype {x.dtype}; pooled features must be floating point "
-                "(cast with .float())."
+                f"{name} has dtype {x.dtype}; pooled features must be floating point (cast with .float())."
             )
         t = x.detach().to(torch.float64)
     else:
         arr = np.asarray(x)
         if arr.dtype.kind != "f":
             raise ValueError(
-                f"{name} has dtype {arr.dtype}; pooled features must be floating point "
-                "(cast with .astype(np.float32))."
+                f"{name} has dtype {arr.dtype}; pooled features must be floating point (cast with .astype(np.float32))."
             )
         t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
     if t.ndim != 2:
@@ -131,7 +129,7 @@ class Interval:
     def to_dict(self) -> dict[str, float]:
         return {"estimate": self.estimate, "low": self.low, "high": self.high, "stderr": self.stderr}
 
-    def overlaps(self, other: "Interval") -> bool:
+    def overlaps(self, other: Interval) -> bool:
         return not (self.high < other.low or other.high < self.low)
 
 
@@ -220,7 +218,7 @@ class LayerBias:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "LayerBias":
+    def from_dict(cls, d: Mapping[str, Any]) -> LayerBias:
         return cls(
             layer=d["layer"],
             num_channels=int(d["num_channels"]),
@@ -280,7 +278,7 @@ class LayerStats:
             0, slot.to(self.n.device), torch.ones_like(slot, dtype=torch.float64, device=self.n.device)
         )
 
-    def merge_(self, other: "LayerStats") -> None:
+    def merge_(self, other: LayerStats) -> None:
         if other.num_channels != self.num_channels or other.num_chunks != self.num_chunks:
             raise ValueError(
                 f"cannot merge statistics of shape (C={other.num_channels}, K={other.num_chunks}) "
@@ -399,8 +397,7 @@ class LayerStats:
         z = NormalDist().inv_cdf(0.5 + confidence / 2)
         names = ["s_dynamic", "s_static", "percent_dynamic", "percent_static", "percent_residual"]
         return {
-            nm: Interval(float(p), float(p - z * e), float(p + z * e), float(e))
-            for nm, p, e in zip(names, point, se)
+            nm: Interval(float(p), float(p - z * e), float(p + z * e), float(e)) for nm, p, e in zip(names, point, se)
         }
 
 
@@ -488,9 +485,7 @@ class StaticDynamicEstimator:
         else:
             ids = np.asarray(pair_ids).reshape(-1)
             if ids.shape[0] != batch or ids.dtype.kind not in "iu" or (ids < 0).any():
-                raise ValueError(
-                    f"pair_ids must be {batch} non-negative integers (one per pair), got {ids!r}."
-                )
+                raise ValueError(f"pair_ids must be {batch} non-negative integers (one per pair), got {ids!r}.")
         stats = self.layers.get(layer)
         if stats is None:
             stats = self.layers[layer] = LayerStats(c, self.num_chunks)
@@ -511,12 +506,10 @@ class StaticDynamicEstimator:
         self.layers.clear()
         self._next_pair_id.clear()
 
-    def merge(self, other: "StaticDynamicEstimator") -> "StaticDynamicEstimator":
+    def merge(self, other: StaticDynamicEstimator) -> StaticDynamicEstimator:
         """Add another estimator's statistics into this one (in place) and return self."""
         if other.num_chunks != self.num_chunks:
-            raise ValueError(
-                f"cannot merge estimators with num_chunks {other.num_chunks} and {self.num_chunks}."
-            )
+            raise ValueError(f"cannot merge estimators with num_chunks {other.num_chunks} and {self.num_chunks}.")
         for name, st in other.layers.items():
             if name in self.layers:
                 self.layers[name].merge_(st)
@@ -562,7 +555,7 @@ class StaticDynamicEstimator:
             self.layers[name] = st
             self._next_pair_id[name] = int(s["next_pair_id"])
 
-    def sync(self, accelerator: Any = None) -> "StaticDynamicEstimator":
+    def sync(self, accelerator: Any = None) -> StaticDynamicEstimator:
         """Sum the statistics over all processes (in place), via accelerate or torch.distributed.
 
         Every process must have seen the same layers (call after a first batch everywhere).

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["METRIC_NAME", "metric_path", "register_metric", "load_metric", "modules_cache_dir"]
+__all__ = ["METRIC_NAME", "load_metric", "metric_path", "modules_cache_dir", "register_metric"]
 
 METRIC_NAME = "static_dynamic_bias"
 _FILES = (f"{METRIC_NAME}.py", "README.md")

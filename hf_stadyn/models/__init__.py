@@ -9,23 +9,23 @@ for our configs). Checkpoints saved by our classes are upstream checkpoints by d
 from __future__ import annotations
 
 from ._upstream import UpstreamCompatibleConfigMixin
+from .configuration_avos import AVOSConfig, tiny_avos_config
 from .configuration_timesformer import StadynTimesformerConfig, tiny_timesformer_config
 from .configuration_videomae import StadynVideoMAEConfig, tiny_videomae_config
+from .modeling_avos import AVOSModel
 from .modeling_timesformer import StadynTimesformerForVideoClassification
 from .modeling_videomae import StadynVideoMAEForVideoClassification
-from .configuration_avos import AVOSConfig, tiny_avos_config  # noqa: E402  (registers AutoConfig)
-from .modeling_avos import AVOSModel  # noqa: E402  (registers AutoModel)
 
 __all__ = [
     "AVOSConfig",
     "AVOSModel",
-    "tiny_avos_config",
     "StadynTimesformerConfig",
     "StadynTimesformerForVideoClassification",
     "StadynVideoMAEConfig",
     "StadynVideoMAEForVideoClassification",
     "UpstreamCompatibleConfigMixin",
     "register_auto_classes",
+    "tiny_avos_config",
     "tiny_timesformer_config",
     "tiny_videomae_config",
 ]

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["load_model", "SUPPORTED_MODEL_TYPES", "DEFAULT_MODEL_DIR"]
+__all__ = ["DEFAULT_MODEL_DIR", "SUPPORTED_MODEL_TYPES", "load_model"]
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-__all__ = ["AVOSConfig", "FUSION_TYPES", "CROSS_CONNECTION_TYPES", "SOFT_LOSS_TYPES", "tiny_avos_config"]
+__all__ = ["CROSS_CONNECTION_TYPES", "FUSION_TYPES", "SOFT_LOSS_TYPES", "AVOSConfig", "tiny_avos_config"]
 
 FUSION_TYPES = ("concat", "gated", "convex")
 CROSS_CONNECTION_TYPES = ("none", "motion_to_appearance", "bidirectional", "gated_bidirectional")
@@ -71,7 +71,7 @@ class AVOSConfig(PreTrainedConfig):
     """
 
     model_type = "stadyn_avos"
-    sub_configs_defaults = {
+    sub_configs_defaults = {  # noqa: RUF012 (transformers' class-level sub-config table)
         "backbone_config": SubConfigSpec(
             config_class=AutoConfig, model_type="resnet", init_kwargs={"out_features": list(_DEFAULT_STAGES)}
         ),
@@ -111,7 +111,9 @@ class AVOSConfig(PreTrainedConfig):
                 f"{CROSS_CONNECTION_TYPES}."
             )
         if self.soft_loss not in SOFT_LOSS_TYPES:
-            raise ValueError(f"AVOSConfig.soft_loss = {self.soft_loss!r} is not supported; choose one of {SOFT_LOSS_TYPES}.")
+            raise ValueError(
+                f"AVOSConfig.soft_loss = {self.soft_loss!r} is not supported; choose one of {SOFT_LOSS_TYPES}."
+            )
         if int(self.decoder_hidden_size) < 1:
             raise ValueError(f"AVOSConfig.decoder_hidden_size must be >= 1, got {self.decoder_hidden_size!r}.")
         if float(self.bce_weight) < 0 or float(self.soft_loss_weight) < 0:

@@ -56,9 +56,7 @@ class StadynTimesformerConfig(UpstreamCompatibleConfigMixin, TimesformerConfig):
                 "'joint_space_time'."
             )
         if self.attention_type not in ("divided_space_time", "joint_space_time"):
-            raise ValueError(
-                f"attention_type={self.attention_type!r}; use 'divided_space_time' or 'joint_space_time'."
-            )
+            raise ValueError(f"attention_type={self.attention_type!r}; use 'divided_space_time' or 'joint_space_time'.")
         if self.time_embed_init_std is not None and not self.time_embed_init_std >= 0:
             raise ValueError(f"time_embed_init_std={self.time_embed_init_std} must be >= 0 (or None for zeros).")
         for size in _pair(self.image_size):

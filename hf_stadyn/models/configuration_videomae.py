@@ -52,9 +52,7 @@ class StadynVideoMAEConfig(UpstreamCompatibleConfigMixin, VideoMAEConfig):
         for size in _pair(self.image_size):
             for patch in _pair(self.patch_size):
                 if size % patch:
-                    raise ValueError(
-                        f"image_size={self.image_size} is not a multiple of patch_size={self.patch_size}."
-                    )
+                    raise ValueError(f"image_size={self.image_size} is not a multiple of patch_size={self.patch_size}.")
 
 
 def _pair(value: Any) -> tuple[int, ...]:

@@ -39,13 +39,13 @@ __all__ = [
     "AVOSModel",
     "AVOSPreTrainedModel",
     "AVOSSegmentationOutput",
-    "avos_loss",
-    "ConcatFusion",
-    "GatedFusion",
-    "ConvexFusion",
-    "MotionToAppearance",
     "BidirectionalCross",
+    "ConcatFusion",
+    "ConvexFusion",
     "GatedBidirectionalCross",
+    "GatedFusion",
+    "MotionToAppearance",
+    "avos_loss",
 ]
 
 
@@ -135,7 +135,9 @@ class GatedFusion(nn.Module):
         super().__init__()
         hidden = max(channels // 4, 4)
         self.proj = _conv_bn_relu(2 * channels, channels)
-        self.channel_gate = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels))
+        self.channel_gate = nn.Sequential(
+            nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels)
+        )
         self.spatial_gate = _gate_conv(channels, 1, 3)
         self.global_gate = nn.Linear(channels, 1)
 

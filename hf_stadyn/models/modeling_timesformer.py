@@ -25,9 +25,7 @@ from .configuration_timesformer import StadynTimesformerConfig
 
 __all__ = ["StadynTimesformerForVideoClassification"]
 
-register_upstream_weight_conversions(
-    StadynTimesformerConfig.model_type, StadynTimesformerConfig.upstream_model_type
-)
+register_upstream_weight_conversions(StadynTimesformerConfig.model_type, StadynTimesformerConfig.upstream_model_type)
 
 
 class StadynTimesformerForVideoClassification(BiasProbingMixin, TimesformerForVideoClassification):
@@ -117,7 +115,9 @@ class StadynTimesformerForVideoClassification(BiasProbingMixin, TimesformerForVi
                     self.config.problem_type = "multi_label_classification"
             if self.config.problem_type == "regression":
                 loss_fct = MSELoss()
-                loss = loss_fct(logits.squeeze(), labels.squeeze()) if self.num_labels == 1 else loss_fct(logits, labels)
+                loss = (
+                    loss_fct(logits.squeeze(), labels.squeeze()) if self.num_labels == 1 else loss_fct(logits, labels)
+                )
             elif self.config.problem_type == "single_label_classification":
                 loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
             else:

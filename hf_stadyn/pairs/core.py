@@ -11,8 +11,9 @@ Every random choice is drawn from the ``numpy.random.Generator`` passed in, in a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -21,15 +22,15 @@ from .styles import StyleLike, _check_clip, _style_name, resolve_styles
 
 __all__ = [
     "DYNAMIC",
-    "STATIC",
     "FACTOR_NAMES",
+    "STATIC",
     "Pair",
     "TwoStreamPair",
+    "make_pair",
+    "make_two_stream_pair",
     "parse_factor",
     "shuffle_frames",
     "shuffle_pathways",
-    "make_pair",
-    "make_two_stream_pair",
 ]
 
 #: Factor labels, equal to ``hf_stadyn.metric.DYNAMIC`` / ``STATIC``.
@@ -126,7 +127,9 @@ def shuffle_frames(clip: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarr
     return clip[perm], perm
 
 
-def shuffle_pathways(pathways: Sequence[np.ndarray], rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def shuffle_pathways(
+    pathways: Sequence[np.ndarray], rng: np.random.Generator
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Shuffle each pathway of a multi-pathway input (e.g. SlowFast slow/fast) independently."""
     shuffled, perms = [], []
     for p in pathways:
@@ -253,7 +256,8 @@ def make_two_stream_pair(
         hue = float(rng.uniform(*_check_range(hue_range, "hue_range", 0.0, 1.0)))
         sat = float(rng.uniform(*_check_range(sat_range, "sat_range", 0.0, 1.0)))
         flow_b = apply_flow_jitter(flow, hue, sat)
-        return TwoStreamPair(rgb_a, flow, rgb_a.copy(), flow_b, STATIC, _style_name(style_a), _style_name(style_a),
-                             hue, sat)
+        return TwoStreamPair(
+            rgb_a, flow, rgb_a.copy(), flow_b, STATIC, _style_name(style_a), _style_name(style_a), hue, sat
+        )
     rgb_b = _apply_style(style_b, frame, style_b.sample_params(rng))[0]
     return TwoStreamPair(rgb_a, flow, rgb_b, flow.copy(), DYNAMIC, _style_name(style_a), _style_name(style_b))

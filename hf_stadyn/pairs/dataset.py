@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -245,7 +246,9 @@ class PairDataset(torch.utils.data.Dataset):
             clip = [clip[(np.arange(p) * t) // p] for p in self.pathways]
         pair = make_pair(clip, factor, rng, self.styles)
         if pair.permutation is None:
-            perm: Any = [torch.arange(c.shape[0]) for c in clip] if isinstance(clip, list) else torch.arange(clip.shape[0])
+            perm: Any = (
+                [torch.arange(c.shape[0]) for c in clip] if isinstance(clip, list) else torch.arange(clip.shape[0])
+            )
         else:
             perm = _to_tensor(pair.permutation)
         return {
@@ -373,8 +376,9 @@ class TwoStreamPairDataset(torch.utils.data.Dataset):
         factor = STATIC if rng.random() < self.static_fraction else DYNAMIC
         j, t = self.locate(i)
         frames, flows, name = self.sequence(j)
-        pair = make_two_stream_pair(frames, flows, t, factor, rng, self.styles,
-                                    hue_range=self.hue_range, sat_range=self.sat_range)
+        pair = make_two_stream_pair(
+            frames, flows, t, factor, rng, self.styles, hue_range=self.hue_range, sat_range=self.sat_range
+        )
         return {
             "rgb_a": torch.from_numpy(np.ascontiguousarray(pair.rgb_a)),
             "flow_a": torch.from_numpy(np.ascontiguousarray(pair.flow_a)),

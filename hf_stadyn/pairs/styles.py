@@ -35,22 +35,24 @@ Plug in your own (e.g. a neural style network) with :func:`register_style`::
 from __future__ import annotations
 
 import abc
+import contextlib
 import threading
-from typing import Any, Callable, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Any, Union
 
 import cv2
 import numpy as np
 
 __all__ = [
-    "Stylizer",
-    "StyleLike",
     "DEFAULT_STYLES",
-    "register_style",
-    "unregister_style",
+    "StyleLike",
+    "Stylizer",
     "get_style",
     "list_styles",
+    "register_style",
     "resolve_styles",
     "stylize",
+    "unregister_style",
 ]
 
 #: Styles used by pairs and datasets when ``styles=None``.
@@ -114,10 +116,8 @@ def register_style(name: str, stylizer: Any = None, *, overwrite: bool = False) 
         with _LOCK:
             if name in _REGISTRY and not overwrite:
                 raise ValueError(f"style {name!r} is already registered; pass overwrite=True to replace it")
-            try:
+            with contextlib.suppress(AttributeError):
                 instance.name = name
-            except AttributeError:
-                pass
             _REGISTRY[name] = instance
         return obj
 
@@ -410,5 +410,9 @@ class OpenCVStylization(Stylizer):
         return {"sigma_s": float(rng.uniform(20, 80)), "sigma_r": float(rng.uniform(0.2, 0.6))}
 
     def apply(self, clip: np.ndarray, params: dict[str, float]) -> np.ndarray:
-        return np.stack([cv2.stylization(np.ascontiguousarray(f), sigma_s=params["sigma_s"], sigma_r=params["sigma_r"])
-                         for f in clip])
+        return np.stack(
+            [
+                cv2.stylization(np.ascontiguousarray(f), sigma_s=params["sigma_s"], sigma_r=params["sigma_r"])
+                for f in clip
+            ]
+        )

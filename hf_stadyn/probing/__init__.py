@@ -19,12 +19,12 @@ from .mixin import (
 )
 
 __all__ = [
-    "BiasProbingMixin",
-    "FeatureProbe",
     "IMAGENET_DEFAULT_MEAN",
     "IMAGENET_DEFAULT_STD",
     "IMAGENET_STANDARD_MEAN",
     "IMAGENET_STANDARD_STD",
+    "BiasProbingMixin",
+    "FeatureProbe",
     "LayerSpec",
     "Layout",
     "ProbeInputSpec",

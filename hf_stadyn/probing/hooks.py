@@ -15,15 +15,16 @@ from __future__ import annotations
 import contextlib
 import difflib
 import logging
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from .layouts import Layout, Selector, first_tensor, parse_layout, pool
 
-__all__ = ["LayerSpec", "FeatureProbe", "extract_features", "parse_autocast_dtype", "eval_mode"]
+__all__ = ["FeatureProbe", "LayerSpec", "eval_mode", "extract_features", "parse_autocast_dtype"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +80,7 @@ def _resolve_layers(
 ) -> dict[str, LayerSpec]:
     """Turn the user's ``layers`` argument into ``{output name: LayerSpec}`` and validate it."""
     if isinstance(layers, (str, bytes)):
-        raise ValueError(
-            f"layers={layers!r} is a single string; give a list of names or a mapping {{name: layout}}."
-        )
+        raise ValueError(f"layers={layers!r} is a single string; give a list of names or a mapping {{name: layout}}.")
     named = _probe_specs_of(model)
     modules = dict(model.named_modules())
     specs: dict[str, LayerSpec] = {}
@@ -207,7 +206,7 @@ class FeatureProbe:
     def attached(self) -> bool:
         return bool(self._handles)
 
-    def attach(self) -> "FeatureProbe":
+    def attach(self) -> FeatureProbe:
         """Register the hooks (idempotent)."""
         if self._handles:
             return self
@@ -232,7 +231,7 @@ class FeatureProbe:
         for rows in self._store.values():
             rows.clear()
 
-    def __enter__(self) -> "FeatureProbe":
+    def __enter__(self) -> FeatureProbe:
         return self.attach()
 
     def __exit__(self, *exc: Any) -> None:
@@ -388,9 +387,7 @@ def extract_features(
             f"inputs must be a tensor, a sequence of positional arguments or a mapping of keyword arguments, "
             f"got {type(inputs).__name__}."
         )
-    autocast = (
-        torch.autocast(device_type=target.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-    )
+    autocast = torch.autocast(device_type=target.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
     with eval_mode(model), torch.inference_mode(), autocast, probe:
         model(*args, **kwargs)
         return probe.pop()

@@ -24,12 +24,13 @@ averaged with a float32 accumulator).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 
-__all__ = ["Layout", "pool", "parse_layout", "first_tensor", "Selector"]
+__all__ = ["Layout", "Selector", "first_tensor", "parse_layout", "pool"]
 
 #: A function that picks the tensor to pool out of a module's output (or forward inputs).
 Selector = Callable[[Any], torch.Tensor]

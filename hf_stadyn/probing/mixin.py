@@ -15,7 +15,8 @@ feeds the classifier, captured before ``feature_dropout`` when the model has one
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence, TypedDict
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -25,13 +26,13 @@ from .hooks import LayerSpec, extract_features
 from .layouts import Layout, parse_layout
 
 __all__ = [
-    "BiasProbingMixin",
-    "ProbeInputSpec",
-    "clips_to_pixel_values",
     "IMAGENET_DEFAULT_MEAN",
     "IMAGENET_DEFAULT_STD",
     "IMAGENET_STANDARD_MEAN",
     "IMAGENET_STANDARD_STD",
+    "BiasProbingMixin",
+    "ProbeInputSpec",
+    "clips_to_pixel_values",
 ]
 
 # The image processors' defaults (transformers.utils.constants; notes/hf_ecosystem.md §1.4).
@@ -83,20 +84,22 @@ def clips_to_pixel_values(
     """
     if isinstance(clips, np.ndarray):
         if clips.dtype != np.uint8:
-            raise ValueError(f"clips must be uint8 RGB (0-255), got numpy dtype {clips.dtype}; convert or use pixel_values.")
+            raise ValueError(
+                f"clips must be uint8 RGB (0-255), got numpy dtype {clips.dtype}; convert or use pixel_values."
+            )
         x = torch.from_numpy(np.ascontiguousarray(clips))
     elif isinstance(clips, torch.Tensor):
         if clips.dtype != torch.uint8:
-            raise ValueError(f"clips must be uint8 RGB (0-255), got torch dtype {clips.dtype}; convert or use pixel_values.")
+            raise ValueError(
+                f"clips must be uint8 RGB (0-255), got torch dtype {clips.dtype}; convert or use pixel_values."
+            )
         x = clips
     else:
         raise ValueError(f"clips must be a numpy array or torch tensor (B, T, H, W, 3), got {type(clips).__name__}.")
     if x.ndim == 4:
         x = x.unsqueeze(0)
     if x.ndim != 5 or x.shape[-1] != len(mean):
-        raise ValueError(
-            f"clips must have shape (B, T, H, W, {len(mean)}) (channels last), got {tuple(clips.shape)}."
-        )
+        raise ValueError(f"clips must have shape (B, T, H, W, {len(mean)}) (channels last), got {tuple(clips.shape)}.")
     if len(mean) != len(std):
         raise ValueError(f"mean has {len(mean)} values but std has {len(std)}.")
     if num_frames is not None and x.shape[1] != num_frames:
@@ -212,9 +215,7 @@ class BiasProbingMixin:
         num_frames = getattr(config, "num_frames", None)
         image_size = getattr(config, "image_size", None)
         if num_frames is None or image_size is None:
-            raise ValueError(
-                f"{type(self).__name__}.config has no num_frames/image_size; override probe_input_spec()."
-            )
+            raise ValueError(f"{type(self).__name__}.config has no num_frames/image_size; override probe_input_spec().")
         h, w = _as_hw(image_size)
         return ProbeInputSpec(
             num_frames=int(num_frames),

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -209,8 +210,11 @@ def probe(
             torch.save({"estimator": estimator.state_dict(), "done": done, "num_pairs": num_pairs, "world": world}, tmp)
 
     bar = tqdm(
-        total=len(my_indices), initial=done, disable=not (progress and accelerator.is_main_process),
-        desc="probing pairs", unit="pair",
+        total=len(my_indices),
+        initial=done,
+        disable=not (progress and accelerator.is_main_process),
+        desc="probing pairs",
+        unit="pair",
     )
     try:
         if probe_ctx is not None:

@@ -26,20 +26,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 __all__ = [
     "RANKING_CATEGORIES",
-    "channel_scores",
-    "select_channels",
-    "random_channels",
-    "mask_channels",
-    "resolve_layer_module",
     "UnitMaskingResult",
+    "channel_scores",
+    "mask_channels",
+    "random_channels",
+    "resolve_layer_module",
+    "select_channels",
     "unit_masking",
 ]
 
@@ -269,6 +270,12 @@ def unit_masking(
     )
     logger.info(
         "unit masking %s %s top %.0f%% (%d ch): drop %.4f vs random %.4f +- %.4f",
-        layer, category, 100 * fraction, channels.size, res.drop, res.random_drop_mean, res.random_drop_std,
+        layer,
+        category,
+        100 * fraction,
+        channels.size,
+        res.drop,
+        res.random_drop_mean,
+        res.random_drop_std,
     )
     return res

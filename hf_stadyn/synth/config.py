@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = [
-    "MOTIONS",
-    "SHAPES",
+    "BACKGROUNDS",
     "COLORS",
     "COLOR_NAMES",
-    "TEXTURES",
-    "BACKGROUNDS",
     "CUES",
     "CUE_ATTRIBUTES",
+    "MOTIONS",
+    "SHAPES",
     "SPLITS",
     "TEST_VARIANTS",
+    "TEXTURES",
     "SynthConfig",
 ]
 
@@ -183,8 +184,14 @@ class SynthConfig:
             bad(f"unknown motion class(es) {unknown}; choose from {', '.join(MOTIONS)}")
         if len(set(self.motions)) != len(self.motions):
             bad(f"motions has repeats: {list(self.motions)}")
-        for name in ("speed", "object_scale", "orbit_radius", "orbit_turns", "oscillation_amplitude",
-                     "oscillation_period"):
+        for name in (
+            "speed",
+            "object_scale",
+            "orbit_radius",
+            "orbit_turns",
+            "oscillation_amplitude",
+            "oscillation_period",
+        ):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 bad(f"{name} must be a positive number, got {v!r}")
@@ -210,18 +217,23 @@ class SynthConfig:
                 f"({travel:.1f} px) plus the object ({2 * radius:.1f} px) does not fit in {self.size} px; "
                 "lower speed, num_frames or object_scale, or raise size"
             )
-        fastest = self.speed * (1 + self.speed_jitter)
         orbit = self.orbit_radius * self.size
         if 2 * (radius + orbit) + 2 > self.size:
-            bad(f"an orbit of radius {orbit:.1f} px around an object reaching {radius:.1f} px does not fit in "
-                f"{self.size} px; lower orbit_radius or object_scale")
+            bad(
+                f"an orbit of radius {orbit:.1f} px around an object reaching {radius:.1f} px does not fit in "
+                f"{self.size} px; lower orbit_radius or object_scale"
+            )
         amplitude = self.oscillation_amplitude * self.size * (1 + self.speed_jitter)
         if 2 * (radius + amplitude) + 2 > self.size:
-            bad(f"an oscillation of amplitude {amplitude:.1f} px does not fit in {self.size} px; lower "
-                "oscillation_amplitude or object_scale")
+            bad(
+                f"an oscillation of amplitude {amplitude:.1f} px does not fit in {self.size} px; lower "
+                "oscillation_amplitude or object_scale"
+            )
         if 2 * radius * self.scale_range[1] + 2 > self.size:
-            bad(f"the largest approach/recede object ({2 * radius * self.scale_range[1]:.1f} px) does not fit in "
-                f"{self.size} px; lower scale_range[1] or object_scale")
+            bad(
+                f"the largest approach/recede object ({2 * radius * self.scale_range[1]:.1f} px) does not fit in "
+                f"{self.size} px; lower scale_range[1] or object_scale"
+            )
 
     # ------------------------------------------------------------------ derived
     @property
@@ -255,7 +267,7 @@ class SynthConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "SynthConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> SynthConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:

@@ -39,7 +39,7 @@ from .._io import atomic_write_json, atomic_write_text
 from .config import SynthConfig
 from .dataset import SynthDataset
 
-__all__ = ["generate", "load_synth", "load_masks", "FORMAT_VERSION"]
+__all__ = ["FORMAT_VERSION", "generate", "load_masks", "load_synth"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +79,11 @@ The `video` and `mask` columns are paths relative to this folder; masks are `.np
 
 def _describe(ds: SynthDataset) -> str:
     cfg = ds.config
-    cue = {"invariant": "object shape + background layout", "sensitive": "object colour + texture",
-           "both": "object shape, colour, texture + background layout"}[ds.trap_cue]
+    cue = {
+        "invariant": "object shape + background layout",
+        "sensitive": "object colour + texture",
+        "both": "object shape, colour, texture + background layout",
+    }[ds.trap_cue]
     parts = []
     if ds.split == "motion":
         parts.append("Label = motion class; appearance random.")
@@ -88,8 +91,10 @@ def _describe(ds: SynthDataset) -> str:
         parts.append(f"Label = appearance class, shown by {cue}; motion random.")
     else:
         if ds.train:
-            parts.append(f"Bias trap: label = motion class; the static cue ({cue}) agrees with the label in "
-                         f"{100 * ds.trap_share:g} % of clips.")
+            parts.append(
+                f"Bias trap: label = motion class; the static cue ({cue}) agrees with the label in "
+                f"{100 * ds.trap_share:g} % of clips."
+            )
         else:
             parts.append(f"Bias trap, test variant '{ds.test_variant}': label = motion class; static cue: {cue}.")
     if cfg.camouflage:
@@ -192,16 +197,31 @@ def generate(
             }
             lines.append(json.dumps(row))
         atomic_write_text(tmp / _METADATA, "\n".join(lines) + "\n")
-        settings = {"format_version": FORMAT_VERSION, "hf_stadyn_version": __version__, "fps": float(fps),
-                    "crf": crf, **ds.settings()}
+        settings = {
+            "format_version": FORMAT_VERSION,
+            "hf_stadyn_version": __version__,
+            "fps": float(fps),
+            "crf": crf,
+            **ds.settings(),
+        }
         atomic_write_json(tmp / _SETTINGS, settings)
         split_name = "train" if train else "test"
         atomic_write_text(
             tmp / "README.md",
             _CARD.format(
-                split=split, split_name=split_name, metadata=_METADATA, settings=_SETTINGS, version=__version__,
-                num_clips=ds.num_clips, num_frames=cfg.num_frames, size=cfg.size, fps=float(fps), seed=ds.seed,
-                description=_describe(ds), num_classes=ds.num_classes, label_names=", ".join(ds.label_names),
+                split=split,
+                split_name=split_name,
+                metadata=_METADATA,
+                settings=_SETTINGS,
+                version=__version__,
+                num_clips=ds.num_clips,
+                num_frames=cfg.num_frames,
+                size=cfg.size,
+                fps=float(fps),
+                seed=ds.seed,
+                description=_describe(ds),
+                num_classes=ds.num_classes,
+                label_names=", ".join(ds.label_names),
             ),
         )
         os.chmod(tmp, 0o755)  # mkdtemp creates 0o700

@@ -14,8 +14,9 @@ noise; only the tied attributes differ (the aligned and conflicting test variant
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -181,9 +182,7 @@ def _wave_params(u: np.ndarray, n: int, wl_lo: float, wl_hi: float) -> np.ndarra
 
 
 # ----------------------------------------------------------------------------------------- trajectories
-def _trajectory(
-    motion: str, u: np.ndarray, cfg: SynthConfig
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _trajectory(motion: str, u: np.ndarray, cfg: SynthConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Centre ``x, y`` and scale ``s`` per frame, each ``(T,)``, for one object from its uniforms ``u``."""
     T, size = cfg.num_frames, float(cfg.size)
     R = _EXTENT * cfg.radius  # the farthest any shape reaches from its centre, at scale 1

@@ -9,13 +9,14 @@ a run is reproducible and a resumed run sees the same augmented clips.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["StylizeAugment", "AugmentedDataset"]
+__all__ = ["AugmentedDataset", "StylizeAugment"]
 
 
 @dataclass

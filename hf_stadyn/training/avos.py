@@ -14,13 +14,13 @@ camouflage mode; :func:`avos_frames_from_video` makes them from any frames and m
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,16 +29,16 @@ from .seg_metrics import SegmentationMetrics, SegmentationScores
 
 __all__ = [
     "AVOSFrames",
-    "AVOSTrainingArguments",
     "AVOSTrainResult",
-    "build_avos_frames",
+    "AVOSTrainingArguments",
     "avos_frames_from_video",
-    "build_avos_model",
     "avos_inputs",
-    "train_avos",
-    "predict_avos",
+    "build_avos_frames",
+    "build_avos_model",
     "evaluate_avos",
+    "predict_avos",
     "probe_avos",
+    "train_avos",
 ]
 
 logger = logging.getLogger(__name__)
@@ -90,12 +90,12 @@ class AVOSFrames:
     def image_size(self) -> tuple[int, int]:
         return int(self.rgb.shape[1]), int(self.rgb.shape[2])
 
-    def subset(self, index: Sequence[int] | torch.Tensor) -> "AVOSFrames":
+    def subset(self, index: Sequence[int] | torch.Tensor) -> AVOSFrames:
         idx = torch.as_tensor(index, dtype=torch.long)
         return AVOSFrames(self.rgb[idx], self.flow[idx], self.mask[idx], self.clip_id[idx], dict(self.info))
 
     @staticmethod
-    def concat(parts: Sequence["AVOSFrames"]) -> "AVOSFrames":
+    def concat(parts: Sequence[AVOSFrames]) -> AVOSFrames:
         """Join sets; clip ids are offset so that clips stay distinct."""
         if not parts:
             raise ValueError("AVOSFrames.concat needs at least one set.")
@@ -180,9 +180,7 @@ def build_avos_frames(
     parts = []
     for i in tqdm(range(len(ds)), disable=not progress, desc="rendering AVOS clips", unit="clip"):
         item = ds[i]
-        parts.append(
-            avos_frames_from_video(item["frames"].numpy(), item["mask"].numpy(), flow_method=flow_method)
-        )
+        parts.append(avos_frames_from_video(item["frames"].numpy(), item["mask"].numpy(), flow_method=flow_method))
     out = AVOSFrames.concat(parts)  # clip ids 0 .. num_clips - 1
     out.info = {
         "source": "stadyn-synth",
@@ -283,7 +281,9 @@ class AVOSTrainResult:
 
 def _mean_std(model: torch.nn.Module) -> tuple[list[float], list[float]]:
     cfg = getattr(model, "config", None)
-    return list(getattr(cfg, "image_mean", (0.485, 0.456, 0.406))), list(getattr(cfg, "image_std", (0.229, 0.224, 0.225)))
+    return list(getattr(cfg, "image_mean", (0.485, 0.456, 0.406))), list(
+        getattr(cfg, "image_std", (0.229, 0.224, 0.225))
+    )
 
 
 def train_avos(
@@ -316,7 +316,9 @@ def train_avos(
     mean, std = _mean_std(model)
     gen = torch.Generator().manual_seed(int(args.seed))
     index = torch.utils.data.TensorDataset(torch.arange(len(data)))
-    loader = torch.utils.data.DataLoader(index, batch_size=args.batch_size, shuffle=True, generator=gen, drop_last=len(data) > args.batch_size)
+    loader = torch.utils.data.DataLoader(
+        index, batch_size=args.batch_size, shuffle=True, generator=gen, drop_last=len(data) > args.batch_size
+    )
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     optimizer = torch.optim.AdamW(
@@ -331,7 +333,9 @@ def train_avos(
     step_losses: list[float] = []
     epoch_losses: list[float] = []
     t0 = time.perf_counter()
-    bar = tqdm(total=total, disable=not (args.progress and accelerator.is_main_process), desc="training AVOS", unit="step")
+    bar = tqdm(
+        total=total, disable=not (args.progress and accelerator.is_main_process), desc="training AVOS", unit="step"
+    )
     for epoch in range(args.epochs):
         losses = []
         for (idx,) in loader:

@@ -31,9 +31,10 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,8 +54,8 @@ from hf_stadyn.debias import (
 from .augment import AugmentedDataset, StylizeAugment
 
 __all__ = [
-    "ClassificationTrainingConfig",
     "ClassificationTrainResult",
+    "ClassificationTrainingConfig",
     "ClipTensorDataset",
     "VideoFolderDataset",
     "build_classifier",
@@ -303,7 +304,9 @@ def hf_video_datasets(
         train_ds, eval_ds = ds, None
     for col in (video_column, label_column):
         if col not in train_ds.column_names:
-            raise ValueError(f"{path} has columns {train_ds.column_names}, no {col!r}; pass --video-column/--label-column.")
+            raise ValueError(
+                f"{path} has columns {train_ds.column_names}, no {col!r}; pass --video-column/--label-column."
+            )
     video_feature = getattr(datasets, "Video", None)
     if video_feature is not None and isinstance(train_ds.features[video_column], video_feature):
         # a Video column: read the file paths, not decoded frames (we decode with PyAV ourselves)
@@ -448,8 +451,17 @@ class ClassificationTrainingConfig:
             bad(f"model must be one of {ARCHITECTURES} or a checkpoint folder, got {self.model!r}")
         if self.model not in ARCHITECTURES and not Path(self.model).exists():
             bad(f"model {self.model!r} is neither {' / '.join(ARCHITECTURES)} nor an existing checkpoint folder")
-        for name in ("num_frames", "image_size", "hidden_size", "num_layers", "num_heads", "epochs", "batch_size",
-                     "eval_batch_size", "save_every_epochs"):
+        for name in (
+            "num_frames",
+            "image_size",
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "epochs",
+            "batch_size",
+            "eval_batch_size",
+            "save_every_epochs",
+        ):
             pos_int(name)
         for name in ("seed", "num_workers"):
             pos_int(name, allow_zero=True)
@@ -484,8 +496,10 @@ class ClassificationTrainingConfig:
         if self.static_dropout is not None and not isinstance(self.static_dropout, StaticDropoutConfig):
             bad("static_dropout must be a StaticDropoutConfig, a dict of its fields or None")
         if self.static_dropout is not None and self.dropout > 0 and self.static_dropout.layer == "pre_classifier":
-            bad("dropout and StaticDropout both sit at the classifier input; use StaticDropoutConfig.p_other "
-                "for ordinary dropout on the other channels")
+            bad(
+                "dropout and StaticDropout both sit at the classifier input; use StaticDropoutConfig.p_other "
+                "for ordinary dropout on the other channels"
+            )
         if self.resume and self.overwrite:
             bad("resume and overwrite exclude each other")
 
@@ -531,7 +545,9 @@ class ClassificationTrainResult:
 
 
 # ====================================================================== model
-def build_classifier(config: ClassificationTrainingConfig, num_labels: int, label_names: Sequence[str] | None = None) -> nn.Module:
+def build_classifier(
+    config: ClassificationTrainingConfig, num_labels: int, label_names: Sequence[str] | None = None
+) -> nn.Module:
     """A new tiny classifier or a checkpoint with a ``num_labels`` head (random init from ``seed``)."""
     from hf_stadyn import models
     from hf_stadyn.models.auto import load_model
@@ -684,7 +700,7 @@ def evaluate_classifier(
     out: dict[str, Any] = {
         "accuracy": float((p == y).float().mean()) if len(y) else float("nan"),
         "loss": float(l_.mean()) if len(y) else float("nan"),
-        "num_clips": int(len(y)),
+        "num_clips": len(y),
     }
     if return_predictions:
         out["predictions"], out["labels"] = p.tolist(), y.tolist()
@@ -721,10 +737,9 @@ def _save_checkpoint(accelerator: Any, output_dir: Path, state: dict[str, Any], 
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written checkpoint behind
         raise
-    if accelerator.is_main_process:
-        if limit is not None:
-            for old in _checkpoint_dirs(output_dir)[:-limit]:
-                shutil.rmtree(old, ignore_errors=True)
+    if accelerator.is_main_process and limit is not None:
+        for old in _checkpoint_dirs(output_dir)[:-limit]:
+            shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
 
@@ -854,7 +869,9 @@ def train_classification(
     if label_names is not None:
         num_labels = len(label_names)
     if num_labels is None or num_labels < 2:
-        raise ValueError(f"a classifier needs >= 2 classes; got label_names={label_names!r}, num_labels={num_labels!r}.")
+        raise ValueError(
+            f"a classifier needs >= 2 classes; got label_names={label_names!r}, num_labels={num_labels!r}."
+        )
     if len(train_dataset) == 0:
         raise ValueError("the training set is empty.")
     output_dir = Path(config.output_dir)
@@ -899,7 +916,9 @@ def train_classification(
         apply_static_dropout(model, sd_cfg)
     train_ds: Any = train_dataset
     if config.augment == "stylize":
-        train_ds = AugmentedDataset(train_dataset, StylizeAugment(config.augment_styles, p=config.augment_p, seed=config.seed))
+        train_ds = AugmentedDataset(
+            train_dataset, StylizeAugment(config.augment_styles, p=config.augment_p, seed=config.seed)
+        )
 
     # ---- bias tracking on fixed probe pairs (also refreshes StaticDropout)
     hook: StaticDropoutHook | None = None
@@ -990,7 +1009,11 @@ def train_classification(
             bar.update(1)
             if hook is not None:
                 hook.on_step_end(model, step, epoch=epoch + batches_in_epoch / steps_per_epoch)
-            if config.stop_after_steps is not None and step >= config.stop_after_steps and batches_in_epoch < steps_per_epoch:
+            if (
+                config.stop_after_steps is not None
+                and step >= config.stop_after_steps
+                and batches_in_epoch < steps_per_epoch
+            ):
                 _save_checkpoint(accelerator, output_dir,
                                  _state(epoch, step, batches_in_epoch, total_steps, history, losses),
                                  config.save_total_limit)  # fmt: skip
@@ -1016,7 +1039,9 @@ def train_classification(
         last = epoch + 1 == config.epochs
         stop_here = config.stop_after_steps is not None and step >= config.stop_after_steps and not last
         if last or stop_here or (epoch + 1) % config.save_every_epochs == 0:
-            _save_checkpoint(accelerator, output_dir, _state(epoch + 1, step, 0, total_steps, history), config.save_total_limit)
+            _save_checkpoint(
+                accelerator, output_dir, _state(epoch + 1, step, 0, total_steps, history), config.save_total_limit
+            )
         if stop_here:
             stopped = True
             break

@@ -18,21 +18,22 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 __all__ = [
     "DEFAULT_IOU_THRESHOLDS",
-    "region_iou",
-    "boundary_map",
-    "boundary_f_measure",
-    "success_curve",
-    "success_auc",
-    "SegmentationScores",
     "SegmentationMetrics",
+    "SegmentationScores",
+    "boundary_f_measure",
+    "boundary_map",
+    "region_iou",
+    "success_auc",
+    "success_curve",
 ]
 
 #: IoU thresholds of the success curve: 0.5, 0.55, ..., 0.9.
@@ -62,9 +63,7 @@ def _as_mask(x: Any, name: str, threshold: float = 0.5) -> np.ndarray:
 
 def _check_pair(pred: np.ndarray, gt: np.ndarray) -> None:
     if pred.shape != gt.shape or pred.ndim != 2:
-        raise ValueError(
-            f"prediction {pred.shape} and ground truth {gt.shape} must be (H, W) masks of the same size."
-        )
+        raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} must be (H, W) masks of the same size.")
 
 
 def region_iou(pred: Any, gt: Any, threshold: float = 0.5) -> float:
@@ -143,9 +142,7 @@ def boundary_f_measure(pred: Any, gt: Any, bound_th: float = 0.008, threshold: f
 def _check_thresholds(thresholds: Sequence[float]) -> np.ndarray:
     t = np.asarray(thresholds, dtype=np.float64).reshape(-1)
     if t.size < 2 or not np.all(np.diff(t) > 0) or t[0] < 0 or t[-1] > 1:
-        raise ValueError(
-            f"IoU thresholds must be >= 2 increasing values in [0, 1], got {list(np.round(t, 3))}."
-        )
+        raise ValueError(f"IoU thresholds must be >= 2 increasing values in [0, 1], got {list(np.round(t, 3))}.")
     return t
 
 
@@ -279,7 +276,10 @@ class SegmentationMetrics:
         per: dict[str, list[tuple[float, float]]] = defaultdict(list)
         for c, j, f in zip(self._clip, self._iou, self._f):
             per[c].append((j, f))
-        per_clip = {c: {"J": float(np.mean([v[0] for v in vs])), "F": float(np.mean([v[1] for v in vs]))} for c, vs in per.items()}
+        per_clip = {
+            c: {"J": float(np.mean([v[0] for v in vs])), "F": float(np.mean([v[1] for v in vs]))}
+            for c, vs in per.items()
+        }
         J = float(np.mean([v["J"] for v in per_clip.values()]))
         Fm = float(np.mean([v["F"] for v in per_clip.values()]))
         curve = success_curve(self._iou, self.iou_thresholds)

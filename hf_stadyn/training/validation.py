@@ -20,7 +20,14 @@ import torch
 
 from hf_stadyn.metric import LayerBias
 
-__all__ = ["GroundTruthRun", "train_and_probe", "read_trained_model", "probe_clip_pairs", "reference_reading", "validation_synth_config"]
+__all__ = [
+    "GroundTruthRun",
+    "probe_clip_pairs",
+    "read_trained_model",
+    "reference_reading",
+    "train_and_probe",
+    "validation_synth_config",
+]
 
 
 def validation_synth_config(num_frames: int = 8, size: int = 32):
@@ -30,6 +37,7 @@ def validation_synth_config(num_frames: int = 8, size: int = 32):
     from hf_stadyn.synth import SynthConfig
 
     return SynthConfig(num_frames=num_frames, size=size, motions=("left", "right", "up", "down"), num_appearances=4)
+
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +122,9 @@ def train_and_probe(
     # The appearance classes are shown by colour + texture (the "sensitive" cue): what a dynamic pair's
     # two styles change. A shape/layout cue survives stylization, so a model that reads it is invariant
     # across a dynamic pair and reads "dynamic" by the method's definition.
-    train, evals, names = synth_datasets(split, num_train=num_train, num_eval=num_test, seed=seed,
-                                         config=validation_synth_config(), trap_cue="sensitive")
+    train, evals, names = synth_datasets(
+        split, num_train=num_train, num_eval=num_test, seed=seed, config=validation_synth_config(), trap_cue="sensitive"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(keep_dir) if keep_dir is not None else Path(tmp) / "run"
         cfg = ClassificationTrainingConfig(

@@ -3,7 +3,15 @@
 Frames are ``uint8`` arrays of shape ``(T, H, W, 3)`` in RGB order throughout.
 """
 
-from .flow import FLOW_METHODS, apply_flow_jitter, compute_flow, flow_images, flow_to_color, jitter_flow_image, jitter_flow_images
+from .flow import (
+    FLOW_METHODS,
+    apply_flow_jitter,
+    compute_flow,
+    flow_images,
+    flow_to_color,
+    jitter_flow_image,
+    jitter_flow_images,
+)
 from .io import (
     VideoClip,
     VideoInfo,
@@ -18,15 +26,15 @@ from .io import (
 
 __all__ = [
     "FLOW_METHODS",
+    "VideoClip",
+    "VideoInfo",
+    "VideoSource",
     "apply_flow_jitter",
     "compute_flow",
     "flow_images",
     "flow_to_color",
     "jitter_flow_image",
     "jitter_flow_images",
-    "VideoClip",
-    "VideoInfo",
-    "VideoSource",
     "probe_video",
     "read_clip",
     "read_video",

@@ -16,8 +16,8 @@ __all__ = [
     "FLOW_METHODS",
     "apply_flow_jitter",
     "compute_flow",
-    "flow_to_color",
     "flow_images",
+    "flow_to_color",
     "jitter_flow_image",
     "jitter_flow_images",
 ]

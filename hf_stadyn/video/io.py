@@ -19,10 +19,11 @@ import math
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, Iterator, Union
+from typing import BinaryIO, Union
 
 import av
 import cv2
@@ -31,15 +32,15 @@ import numpy as np
 from .._io import atomic_path
 
 __all__ = [
-    "VideoSource",
-    "VideoInfo",
     "VideoClip",
-    "write_video",
+    "VideoInfo",
+    "VideoSource",
     "probe_video",
-    "read_video",
     "read_clip",
-    "sample_indices",
+    "read_video",
     "resize_and_crop",
+    "sample_indices",
+    "write_video",
 ]
 
 #: A video given as a file path, the encoded bytes of a file, or a binary file object.
@@ -58,7 +59,9 @@ def _check_frames(frames: np.ndarray, name: str = "frames") -> np.ndarray:
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"{name} must have shape (T, H, W, 3), got {frames.shape}; stack RGB frames along axis 0")
     if frames.dtype != np.uint8:
-        raise ValueError(f"{name} must be uint8 (0-255), got {frames.dtype}; convert with np.clip(x, 0, 255).astype(np.uint8)")
+        raise ValueError(
+            f"{name} must be uint8 (0-255), got {frames.dtype}; convert with np.clip(x, 0, 255).astype(np.uint8)"
+        )
     if frames.shape[0] < 1 or frames.shape[1] < 1 or frames.shape[2] < 1:
         raise ValueError(f"{name} is empty (shape {frames.shape}); give at least one frame of at least 1x1 pixels")
     return frames
@@ -124,39 +127,44 @@ def write_video(
         if pad_h or pad_w:
             logger.warning(
                 "%s needs even frame sizes with %s: padding %dx%d to %dx%d by repeating the edge (%s)",
-                codec, pix_fmt, frames.shape[1], frames.shape[2], frames.shape[1] + pad_h, frames.shape[2] + pad_w, path,
+                codec,
+                pix_fmt,
+                frames.shape[1],
+                frames.shape[2],
+                frames.shape[1] + pad_h,
+                frames.shape[2] + pad_w,
+                path,
             )
             frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     rate = Fraction(float(fps)).limit_denominator(1001)
     container_format = _format_for(path)
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), mode="w", format=container_format) as container:
-            stream = container.add_stream(codec, rate=rate)
-            stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
-            options: dict[str, str] = {}
-            encoder = codec_info.name  # "h264" -> "libx264", "vp9" -> "libvpx-vp9"
-            if encoder in _CRF_CODECS:
-                options["crf"] = str(int(crf))
-                if encoder.startswith("libx26"):
-                    options["preset"] = "veryfast"
-                if encoder.startswith("libvpx"):
-                    options["b"] = "0"
-                    options["deadline"] = "realtime"
-                    options["cpu-used"] = "8"
-            options.update({str(k): str(v) for k, v in (options_extra or {}).items()})
-            stream.options = options
-            try:
-                for frame in frames:
-                    for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                        container.mux(packet)
-                for packet in stream.encode():
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        options: dict[str, str] = {}
+        encoder = codec_info.name  # "h264" -> "libx264", "vp9" -> "libvpx-vp9"
+        if encoder in _CRF_CODECS:
+            options["crf"] = str(int(crf))
+            if encoder.startswith("libx26"):
+                options["preset"] = "veryfast"
+            if encoder.startswith("libvpx"):
+                options["b"] = "0"
+                options["deadline"] = "realtime"
+                options["cpu-used"] = "8"
+        options.update({str(k): str(v) for k, v in (options_extra or {}).items()})
+        stream.options = options
+        try:
+            for frame in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                     container.mux(packet)
-            except av.error.FFmpegError as e:
-                raise ValueError(
-                    f"encoder {codec!r} refused {frames.shape[2]}x{frames.shape[1]} {pix_fmt} frames for {str(path)!r} "
-                    f"({e}); some codecs need sizes that are multiples of 4 or 16, or another container: "
-                    "try codec='libx264' with a .mp4 path"
-                ) from e
+            for packet in stream.encode():
+                container.mux(packet)
+        except av.error.FFmpegError as e:
+            raise ValueError(
+                f"encoder {codec!r} refused {frames.shape[2]}x{frames.shape[1]} {pix_fmt} frames for {str(path)!r} "
+                f"({e}); some codecs need sizes that are multiples of 4 or 16, or another container: "
+                "try codec='libx264' with a .mp4 path"
+            ) from e
     return path
 
 
@@ -164,11 +172,21 @@ def _format_for(path: Path) -> str:
     """FFmpeg muxer name for ``path``'s extension (the temporary file has the same extension)."""
     ext = path.suffix.lstrip(".").lower()
     guess = {
-        "mp4": "mp4", "m4v": "mp4", "mov": "mov", "avi": "avi", "webm": "webm",
-        "mkv": "matroska", "mpg": "mpeg", "mpeg": "mpeg", "ts": "mpegts", "gif": "gif",
+        "mp4": "mp4",
+        "m4v": "mp4",
+        "mov": "mov",
+        "avi": "avi",
+        "webm": "webm",
+        "mkv": "matroska",
+        "mpg": "mpeg",
+        "mpeg": "mpeg",
+        "ts": "mpegts",
+        "gif": "gif",
     }.get(ext)
     if guess is None:
-        raise ValueError(f"unsupported video extension {path.suffix!r} for {str(path)!r}: use .mp4, .mkv, .avi, .webm, .mov or .mpg")
+        raise ValueError(
+            f"unsupported video extension {path.suffix!r} for {str(path)!r}: use .mp4, .mkv, .avi, .webm, .mov or .mpg"
+        )
     return guess
 
 
@@ -361,7 +379,7 @@ def probe_video(path: VideoSource, *, name: str | None = None, exact: bool = Fal
         ValueError: the file is empty, corrupt, truncated, not a video, or has no frames.
     """
     label = _describe(path, name)
-    with _open(path, label) as (container, stream):
+    with _open(path, label) as (_container, stream):
         meta = int(stream.frames or 0)
         fps = _fps(stream)
         width, height = int(stream.codec_context.width), int(stream.codec_context.height)
@@ -376,7 +394,13 @@ def probe_video(path: VideoSource, *, name: str | None = None, exact: bool = Fal
     if num_frames <= 0:
         raise ValueError(f"video {label} contains no frames; re-create it or leave it out")
     return VideoInfo(
-        path=label, num_frames=num_frames, fps=fps, width=width, height=height, codec=codec, count_method=method,
+        path=label,
+        num_frames=num_frames,
+        fps=fps,
+        width=width,
+        height=height,
+        codec=codec,
+        count_method=method,
     )
 
 
@@ -455,8 +479,12 @@ def resize_and_crop(frames: np.ndarray, size: int) -> np.ndarray:
 
 
 def _decode_linear(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream, wanted: set[int], last: int,
-    size: int | None, label: str,
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    wanted: set[int],
+    last: int,
+    size: int | None,
+    label: str,
 ) -> tuple[dict[int, np.ndarray], int]:
     kept: dict[int, np.ndarray] = {}
     count = 0
@@ -474,8 +502,13 @@ def _decode_linear(
 
 
 def _decode_seek(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream, wanted: set[int], first: int,
-    last: int, fps: float, size: int | None,
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    wanted: set[int],
+    first: int,
+    last: int,
+    fps: float,
+    size: int | None,
 ) -> tuple[dict[int, np.ndarray], int] | None:
     """Seek to the key frame before ``first`` and decode to ``last``, indexing frames by timestamp.
 
@@ -519,7 +552,9 @@ def _resolve_rng(rng: np.random.Generator | None, seed: int | None) -> np.random
     if seed is not None:
         return np.random.default_rng(seed)
     if rng is not None and not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+        raise ValueError(
+            f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}"
+        )
     return rng
 
 
@@ -582,8 +617,16 @@ def read_clip(
 
 
 def _read(
-    path: VideoSource, label: str, n: int, info: VideoInfo, num_frames: int | None, window: int,
-    rng: np.random.Generator | None, start: int | None, size: int | None, seek: bool,
+    path: VideoSource,
+    label: str,
+    n: int,
+    info: VideoInfo,
+    num_frames: int | None,
+    window: int,
+    rng: np.random.Generator | None,
+    start: int | None,
+    size: int | None,
+    seek: bool,
 ) -> VideoClip | int:
     """Sample indices for ``n`` source frames and decode them; returns the decoded count if the stream ends early."""
     if num_frames is None:
@@ -608,8 +651,13 @@ def _read(
         return decoded
     frames = np.stack([kept[int(i)] for i in indices])
     return VideoClip(
-        frames=frames, indices=indices, start=int(indices[0]), num_source_frames=n, fps=info.fps,
-        decoded_frames=decoded, source=label,
+        frames=frames,
+        indices=indices,
+        start=int(indices[0]),
+        num_source_frames=n,
+        fps=info.fps,
+        decoded_frames=decoded,
+        source=label,
     )
 
 

@@ -55,7 +55,7 @@ def main() -> None:
     ap.add_argument("--channels", type=int, default=2048)
     args = ap.parse_args()
     if args.child is not None:
-        import torch  # noqa: F401  (import cost counted in the baseline RSS of both runs)
+        import torch
 
         print(json.dumps(stream(args.child, args.channels)))
         return
@@ -68,10 +68,16 @@ def main() -> None:
     print(f"== peak memory while streaming pairs (C = {args.channels}, batches of 250) ==")
     rows = []
     for n in (1_000, 100_000):
-        out = subprocess.run([sys.executable, __file__, "--child", str(n), "--channels", str(args.channels)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(n), "--channels", str(args.channels)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(f"N = {n:7,d}: peak RSS {rows[-1]['peak_rss_mb']:.1f} MB (growth during streaming {rows[-1]['growth_mb']:.1f} MB)")
+        print(
+            f"N = {n:7,d}: peak RSS {rows[-1]['peak_rss_mb']:.1f} MB (growth during streaming {rows[-1]['growth_mb']:.1f} MB)"
+        )
     print(f"peak RSS ratio N=100,000 / N=1,000: {rows[1]['peak_rss_mb'] / rows[0]['peak_rss_mb']:.3f}")
 
 

@@ -29,8 +29,8 @@ import statistics
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -68,15 +68,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--no-hd", action="store_true", help="skip the long 1080p file")
-    ap.add_argument("--real-video", action="append", default=[], metavar="PATH[:START]",
-                    help="real clip for the style/flow check (START = first frame of the 32-frame window)")
+    ap.add_argument(
+        "--real-video",
+        action="append",
+        default=[],
+        metavar="PATH[:START]",
+        help="real clip for the style/flow check (START = first frame of the 32-frame window)",
+    )
     ap.add_argument("--seeds", type=int, default=8, help="style draws per style in the real-video check")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
-    from hf_stadyn.pairs import DEFAULT_STYLES, PairDataset, TwoStreamPairDataset, get_style, list_styles, make_pair
-    from hf_stadyn.pairs import shuffle_frames
+    from hf_stadyn.pairs import (
+        DEFAULT_STYLES,
+        PairDataset,
+        TwoStreamPairDataset,
+        get_style,
+        list_styles,
+        make_pair,
+        shuffle_frames,
+    )
     from hf_stadyn.video import compute_flow, flow_to_color, jitter_flow_images, read_clip, read_video
 
     r = args.repeats
@@ -110,8 +122,14 @@ def main() -> None:
         ds = PairDataset([str(path)], num_frames=16, size=224, window=64, seed=0, num_pairs=10**6)
         idx = iter(range(10**6))
         item_cpu, item_wall = timed(lambda: ds[next(idx)], r)
-        rows.append(("PairDataset item (decode+sample+stylize+shuffle)", item_cpu, item_wall,
-                     f"{1e3 / item_cpu:.1f} pairs/s per core"))
+        rows.append(
+            (
+                "PairDataset item (decode+sample+stylize+shuffle)",
+                item_cpu,
+                item_wall,
+                f"{1e3 / item_cpu:.1f} pairs/s per core",
+            )
+        )
 
         frames = clip
         flow_rows = []
@@ -119,8 +137,14 @@ def main() -> None:
             reps = max(3, r // 4)
             c, w = timed(lambda: jitter_flow_images(flow_to_color(compute_flow(frames, method)), rng), reps)
             per_frame = c / (len(frames) - 1)
-            flow_rows.append((f"flow {method} + colour + jitter, per frame", per_frame, w / (len(frames) - 1),
-                              f"{1e3 / per_frame:.0f} frames/s"))
+            flow_rows.append(
+                (
+                    f"flow {method} + colour + jitter, per frame",
+                    per_frame,
+                    w / (len(frames) - 1),
+                    f"{1e3 / per_frame:.0f} frames/s",
+                )
+            )
         fl = compute_flow(frames)
         c, w = timed(lambda: flow_to_color(fl), r)
         flow_rows.append(("colour coding only, per frame", c / 15, w / 15, f"{15e3 / c:.0f} frames/s"))
@@ -165,9 +189,15 @@ def main() -> None:
                 c, wl = (time.process_time() - c0) * 1e3, (time.perf_counter() - w0) * 1e3
                 _, peak = tracemalloc.get_traced_memory()
                 tracemalloc.stop()
-                rows.append((f"1080p clip at frame 130, {label}", c, wl,
-                             f"{got.decoded_frames} frames decoded, peak {peak / 1e6:.1f} MB "
-                             f"(one 1080p RGB frame = {h * w * 3 / 1e6:.1f} MB)"))
+                rows.append(
+                    (
+                        f"1080p clip at frame 130, {label}",
+                        c,
+                        wl,
+                        f"{got.decoded_frames} frames decoded, peak {peak / 1e6:.1f} MB "
+                        f"(one 1080p RGB frame = {h * w * 3 / 1e6:.1f} MB)",
+                    )
+                )
 
     print(f"{'what':52s} {'CPU ms':>9s} {'wall ms':>9s} {'x base':>8s}  note")
     for name, c, w, note in rows:
@@ -175,8 +205,10 @@ def main() -> None:
     if args.real_video:
         real_check(args.real_video, args.seeds)
     mean_default = float(np.mean([style_cpu[s] for s in DEFAULT_STYLES]))
-    print(f"\nmean default style: {mean_default:.2f} ms CPU; static + dynamic pair: {both_cpu:.2f} ms CPU "
-          f"({both_cpu / base_cpu:.1f}x a clip copy); decode share of a PairDataset item: {dec_cpu / item_cpu:.0%}")
+    print(
+        f"\nmean default style: {mean_default:.2f} ms CPU; static + dynamic pair: {both_cpu:.2f} ms CPU "
+        f"({both_cpu / base_cpu:.1f}x a clip copy); decode share of a PairDataset item: {dec_cpu / item_cpu:.0%}"
+    )
 
 
 def real_check(specs: list[str], seeds: int) -> None:
@@ -204,7 +236,10 @@ def real_check(specs: list[str], seeds: int) -> None:
                 e.append(change(x))
                 d.append(float(np.abs(x.astype(np.int16) - clip.astype(np.int16)).mean()))
             cells.append(f"{np.mean(e):6.2f} / {np.mean(d):5.1f}")
-        print(f"{Path(path).name + (':' + start if start else ''):28s} {mag:7.2f} {shuffled:8.2f} " + " ".join(f"{c:>14s}" for c in cells))
+        print(
+            f"{Path(path).name + (':' + start if start else ''):28s} {mag:7.2f} {shuffled:8.2f} "
+            + " ".join(f"{c:>14s}" for c in cells)
+        )
 
 
 if __name__ == "__main__":

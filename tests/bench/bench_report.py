@@ -53,7 +53,9 @@ def main() -> None:
         t_json_only = best(lambda: report.save(Path(d) / "a", figures=False), repeats=3)
         t_save = best(lambda: report.save(Path(d) / "b"), repeats=3)
     print(f"to_json            {1e3 * t_ours:8.1f} ms  ({len(text) / 1e6:.2f} MB)")
-    print(f"json.dumps indent2 {1e3 * t_std:8.1f} ms  ({std_size / 1e6:.2f} MB)   ratio ours/stdlib = {t_ours / t_std:.2f}")
+    print(
+        f"json.dumps indent2 {1e3 * t_std:8.1f} ms  ({std_size / 1e6:.2f} MB)   ratio ours/stdlib = {t_ours / t_std:.2f}"
+    )
     print(f"from_json          {1e3 * t_load:8.1f} ms")
     print(f"save (json+md)     {1e3 * t_json_only:8.1f} ms")
     print(f"save (+3 PNGs)     {1e3 * t_save:8.1f} ms   ratio = {t_save / t_json_only:.1f}")

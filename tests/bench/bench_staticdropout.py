@@ -40,7 +40,9 @@ def _model(layer: str, kind: str, p: float, seed: int = 0):
             drop = nn.Dropout(p)
             model.add_module("bench_dropout", drop)
             block = model.get_submodule(model.probe_layer_specs()[layer].module)
-            block.register_forward_hook(lambda m, a, out: drop(out) if torch.is_tensor(out) else (drop(out[0]), *out[1:]))
+            block.register_forward_hook(
+                lambda m, a, out: drop(out) if torch.is_tensor(out) else (drop(out[0]), *out[1:])
+            )
     else:
         apply_static_dropout(model, StaticDropoutConfig(p=p, layer=layer), static_channels=list(range(0, c, 4)))
     model.train()
@@ -65,7 +67,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--steps", type=int, default=10, help="steps per round")
     ap.add_argument("--probe-pairs", type=int, default=256)
-    ap.add_argument("--steps-per-epoch", type=int, default=94, help="for the per-epoch refresh overhead (3000 clips / 32)")
+    ap.add_argument(
+        "--steps-per-epoch", type=int, default=94, help="for the per-epoch refresh overhead (3000 clips / 32)"
+    )
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -108,10 +112,14 @@ def main() -> None:
 
     print(f"tiny VideoMAE (8x32x32, batch {args.batch_size}), regulariser at {args.layer}, p={args.p}, "
           f"{torch.get_num_threads()} threads")  # fmt: skip
-    print(f"  step time, ordinary dropout : {1000 * med['dropout']:.1f} ms (median of {args.rounds} rounds x {args.steps})")
+    print(
+        f"  step time, ordinary dropout : {1000 * med['dropout']:.1f} ms (median of {args.rounds} rounds x {args.steps})"
+    )
     print(f"  step time, StaticDropout    : {1000 * med['static_dropout']:.1f} ms")
-    print(f"  ratio StaticDropout / dropout = {ratio:.3f}  (median of {len(paired)} paired rounds, interquartile "
-          f"{lo:.3f}-{hi:.3f}; ratio of the medians {med['static_dropout'] / med['dropout']:.3f}; target <= 1.03)")
+    print(
+        f"  ratio StaticDropout / dropout = {ratio:.3f}  (median of {len(paired)} paired rounds, interquartile "
+        f"{lo:.3f}-{hi:.3f}; ratio of the medians {med['static_dropout'] / med['dropout']:.3f}; target <= 1.03)"
+    )
     print(f"  the modules alone (forward + backward on {module['shape']}): dropout {module['dropout']:.1f} us, "
           f"StaticDropout {module['static_dropout']:.1f} us per call")  # fmt: skip
     print(f"  refresh ({args.probe_pairs} probe pairs, estimator + selection): {refresh:.2f} s = "
@@ -125,7 +133,10 @@ def _module_overhead(layer: str, p: float, batch: int, reps: int = 2000) -> dict
     from hf_stadyn.debias import StaticDropout
 
     shape = (batch, 64) if layer == "pre_classifier" else (batch, 64, 64)  # (B, C) or (B, N, C) tokens
-    mods = {"dropout": nn.Dropout(p).train(), "static_dropout": StaticDropout(64, p=p, static_channels=range(0, 64, 4)).train()}
+    mods = {
+        "dropout": nn.Dropout(p).train(),
+        "static_dropout": StaticDropout(64, p=p, static_channels=range(0, 64, 4)).train(),
+    }
     out: dict[str, Any] = {"shape": shape}
     x = torch.randn(*shape, requires_grad=True)
     for name, mod in mods.items():

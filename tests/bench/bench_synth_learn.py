@@ -42,8 +42,9 @@ def main() -> None:
     kw = {"trap_cue": args.cue}
     train = SynthDataset(args.split, args.clips, cfg, seed=0, trap_share=args.share, **kw)
     variants = ("aligned", "conflicting") if args.split == "trap" else ("aligned",)
-    tests = {v: SynthDataset(args.split, args.test_clips, cfg, seed=0, train=False, test_variant=v, **kw)
-             for v in variants}
+    tests = {
+        v: SynthDataset(args.split, args.test_clips, cfg, seed=0, train=False, test_variant=v, **kw) for v in variants
+    }
 
     def prep(frames: torch.Tensor) -> torch.Tensor:  # (N, T, H, W, 3) uint8 -> (N, T, 3, H, W) in [-1, 1]
         return frames.permute(0, 1, 4, 2, 3).float().div(127.5).sub(1.0)
@@ -51,9 +52,19 @@ def main() -> None:
     tr = train.to_tensors()
     x, y = prep(tr["frames"]), tr["label"]
     torch.manual_seed(args.seed)
-    model = VideoMAEForVideoClassification(VideoMAEConfig(
-        image_size=32, patch_size=8, num_frames=8, tubelet_size=2, hidden_size=64, num_hidden_layers=4,
-        num_attention_heads=4, intermediate_size=128, num_labels=train.num_classes))
+    model = VideoMAEForVideoClassification(
+        VideoMAEConfig(
+            image_size=32,
+            patch_size=8,
+            num_frames=8,
+            tubelet_size=2,
+            hidden_size=64,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            intermediate_size=128,
+            num_labels=train.num_classes,
+        )
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
     bs, n = 32, len(y)
     steps = args.epochs * (n // bs)
@@ -70,15 +81,18 @@ def main() -> None:
             loss.backward()
             opt.step()
             sched.step()
-    print(f"{args.split} (cue {args.cue}): trained {args.epochs} epochs on {n} clips in "
-          f"{time.perf_counter() - t0:.0f} s, last loss {loss.item():.3f}")
+    print(
+        f"{args.split} (cue {args.cue}): trained {args.epochs} epochs on {n} clips in "
+        f"{time.perf_counter() - t0:.0f} s, last loss {loss.item():.3f}"
+    )
     model.eval()
     chance = 100.0 / train.num_classes
     for name, ds in tests.items():
         te = ds.to_tensors()
         with torch.no_grad():
-            pred = torch.cat([model(pixel_values=prep(te["frames"][i : i + 256])).logits.argmax(-1)
-                              for i in range(0, len(ds), 256)])
+            pred = torch.cat(
+                [model(pixel_values=prep(te["frames"][i : i + 256])).logits.argmax(-1) for i in range(0, len(ds), 256)]
+            )
         acc = (pred == te["label"]).float().mean().item() * 100
         line = f"  {name:12s} accuracy {acc:5.1f} %  (chance {chance:.1f} %, ratio {acc / chance:.1f}x)"
         if args.split == "trap":
