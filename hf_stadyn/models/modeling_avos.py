@@ -33,6 +33,8 @@ from torch import nn
 from transformers import AutoBackbone, AutoConfig, AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from hf_stadyn.probing.two_stream import TwoStreamProbingMixin
+
 from .configuration_avos import AVOSConfig, tiny_avos_config  # noqa: F401 (re-exported)
 
 __all__ = [
@@ -321,7 +323,7 @@ def _stage_modules(backbone: nn.Module) -> list[nn.Module]:
     return [stem, *stages]
 
 
-class AVOSModel(AVOSPreTrainedModel):
+class AVOSModel(TwoStreamProbingMixin, AVOSPreTrainedModel):
     """Two-stream video object segmenter (appearance + motion), see the module docstring.
 
     Example:
@@ -361,25 +363,6 @@ class AVOSModel(AVOSPreTrainedModel):
         self.taps = nn.ModuleDict({n: nn.Identity() for n in names})
         self.decoder = AVOSDecoder(channels, int(config.decoder_hidden_size))
         self.post_init()
-
-    # -- probing helpers -------------------------------------------------------------------------
-    def probe_layers(self) -> dict[str, str]:
-        """``{layer: "chw"}`` for ``app_stage{i}``, ``mot_stage{i}``, ``fusion{i}`` of each fused level ``i``.
-
-        Every probed layer is a per-frame ``(B, C, H, W)`` map, pooled over H, W (METHOD.md §2).
-        """
-        return {n: "chw" for n in self.taps}
-
-    def probe_module_name(self, name: str) -> str:
-        """Module path (in ``named_modules()``) of the tap whose output is layer ``name``."""
-        self.get_probe_module(name)
-        return f"taps.{name}"
-
-    def get_probe_module(self, name: str) -> nn.Module:
-        """The ``nn.Identity`` tap whose output is layer ``name`` (hook it to read or edit the layer)."""
-        if name not in self.taps:
-            raise ValueError(f"unknown AVOS layer {name!r}; choose one of {list(self.taps)}.")
-        return self.taps[name]
 
     # -- forward ---------------------------------------------------------------------------------
     def forward(
