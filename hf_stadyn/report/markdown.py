@@ -1,0 +1,142 @@
+"""The report as markdown: per-layer shares and raw scores, channel categories, reference deltas.
+
+:func:`render_markdown` is what :meth:`BiasReport.to_markdown <hf_stadyn.report.BiasReport.to_markdown>`
+returns (``report.md``, and the bias section of model cards). The quantities in the tables are defined
+in docs/method.md §3-5.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from hf_stadyn.metric.estimator import CATEGORIES, LayerBias
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .core import BiasReport
+
+__all__ = ["render_markdown"]
+
+
+def render_markdown(
+    report: BiasReport, figures: Mapping[str, str] | None = None, heading_level: int = 1, title: bool = True
+) -> str:
+    """Markdown tables: per-layer shares and scores, channel categories, reference deltas.
+
+    Args:
+        report: the report to render.
+        figures: optional ``{caption: relative path}`` of images to link under "Figures".
+        heading_level: level of the title heading (sections are one level deeper).
+        title: start with the title heading (off when embedding in a model card).
+    """
+    h = "#" * max(1, int(heading_level))
+    hh = h + "#"
+    first = next(iter(report.layers.values()))
+    conf = f"{100 * first.confidence:g}%"
+    lines = [f"{h} Static/dynamic bias: `{report.model_id}`", ""] if title else []
+    rev = f" at revision `{report.revision}`" if report.revision else ""
+    lines.append(
+        f"Model `{report.model_id}`{rev}, {len(report.layers)} probed layer(s); hf-stadyn "
+        f"{report.versions.get('hf_stadyn') or '?'} (method: Kowal et al., TPAMI, arXiv 2211.01783)."
+    )
+    lines.append("")
+    lines += [
+        f"{hh} Layer estimate",
+        "",
+        f"| layer | C | pairs D / S | dynamic % | static % | residual % | s_D [{conf} CI] | s_S [{conf} CI] |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, lb in report.layers.items():
+        lines.append(
+            f"| {_md(name)} | {lb.num_channels} | {lb.num_pairs['dynamic']} / {lb.num_pairs['static']} | "
+            f"{lb.percent['dynamic']:.1f} | {lb.percent['static']:.1f} | {lb.percent['residual']:.1f} | "
+            f"{_with_ci(lb, 's_dynamic')} | {_with_ci(lb, 's_static')} |"
+        )
+    lines += [
+        "",
+        "dims % = floor(pi_F * C) / C with the residual score fixed at 1 (each factor stays within about "
+        "14-42 %); compare models relatively and read the raw scores s_D, s_S next to the %. Intervals: "
+        "jackknife over pair chunks.",
+        "",
+        f"{hh} Channel categories",
+        "",
+        "| layer | tau | dynamic | static | joint | none | dead |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, lb in report.layers.items():
+        cells = " | ".join(f"{lb.category_counts[k]} ({lb.category_percent[k]:.1f} %)" for k in CATEGORIES)
+        lines.append(f"| {_md(name)} | {lb.threshold:g} | {cells} | {lb.dead_channels} |")
+    lines += [
+        "",
+        "Counts of channels with rho_D, rho_S above/below tau (strict); % over all C channels. Dead "
+        '(zero-variance) channels are counted as "none" and listed apart.',
+        "",
+    ]
+    if report.reference is not None:
+        lines += _reference_markdown(report, hh)
+    if report.pair_settings or report.seed is not None:
+        lines += [f"{hh} Pairs and seeds", ""]
+        for k, v in report.pair_settings.items():
+            lines.append(f"- {k}: `{json.dumps(v)}`")
+        lines.append(f"- seed: `{json.dumps(report.seed)}`")
+        lines.append("")
+    if figures:
+        lines += [f"{hh} Figures", ""]
+        for caption, path in figures.items():
+            lines += [f"![{caption}]({path})", ""]
+    versions = ", ".join(f"{k} {v}" for k, v in report.versions.items() if v)
+    if versions:
+        lines += [f"Library versions: {versions}.", ""]
+    return "\n".join(lines)
+
+
+def _reference_markdown(report: BiasReport, hh: str) -> list[str]:
+    assert report.reference is not None
+    desc = report.reference_info.get("description", "reference")
+    deltas = report.reference_deltas()
+    lines = [
+        f"{hh} Compared with the reference: {_md(str(desc))}",
+        "",
+        'An untrained network reads "maximally static" because mean pooling ignores frame order; the '
+        "informative reading is the move away from it. Deltas are trained minus reference; z = delta / "
+        "combined standard error.",
+        "",
+        "| layer | reference dynamic % | reference static % | d dynamic % | d static % | d s_D (z) | "
+        "d s_S (z) | d dynamic ch. | d static ch. |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in report.layers:
+        r = report.reference.get(name)
+        if r is None:
+            lines.append(f"| {_md(name)} | - | - | - | - | - | - | - | - |")
+            continue
+        d = deltas[name]
+        lines.append(
+            f"| {_md(name)} | {r.percent['dynamic']:.1f} | {r.percent['static']:.1f} | "
+            f"{d['percent_dynamic']:+.1f} | {d['percent_static']:+.1f} | "
+            f"{_delta_z(d, 's_dynamic')} | {_delta_z(d, 's_static')} | "
+            f"{d['channels_dynamic']:+d} | {d['channels_static']:+d} |"
+        )
+    lines.append("")
+    return lines
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _with_ci(lb: LayerBias, key: str) -> str:
+    value = getattr(lb, key)
+    iv = lb.intervals.get(key)
+    if iv is None:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{iv.low:.3f}, {iv.high:.3f}]"
+
+
+def _delta_z(d: Mapping[str, float], key: str) -> str:
+    z = d.get(f"z_{key}")
+    return f"{d[key]:+.3f}" + (f" ({z:+.1f})" if z is not None else "")
