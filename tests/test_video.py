@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from hf_stadyn.video import probe_video, read_clip, read_video, resize_and_crop, sample_indices, write_video
+from hf_stadyn.video import read_clip, read_video, read_video_info, resize_and_crop, sample_indices, write_video
 
 T, H, W = 24, 48, 64
 
@@ -65,13 +65,13 @@ def files(tmp_path_factory, clip) -> dict[str, Path]:
 def test_each_container_and_codec_round_trips(files, clip, ext, codec, decoder, tol, from_meta):
     path = files[f"{ext}-{codec}"]
     assert path.suffix == f".{ext}" and path.exists()
-    info = probe_video(path)
+    info = read_video_info(path)
     assert info.codec == decoder
     assert info.num_frames == T  # counted by decoding where the container records 0 (webm, mkv, mpg)
     assert info.frames_from_metadata is from_meta
     assert info.count_method == ("metadata" if from_meta else "packets")  # counted without decoding
     if not from_meta:
-        exact = probe_video(path, exact=True)
+        exact = read_video_info(path, exact=True)
         assert exact.count_method == "decoded" and exact.num_frames == T
     assert (info.width, info.height) == (W, H)
     assert info.fps == pytest.approx(8.0)
@@ -188,7 +188,7 @@ def test_bytes_and_file_objects(files):
     expected = read_video(path, 5, window=10, seed=2, size=16)
     np.testing.assert_array_equal(read_video(data, 5, window=10, seed=2, size=16), expected)
     np.testing.assert_array_equal(read_video(io.BytesIO(data), 5, window=10, seed=2, size=16), expected)
-    assert probe_video(data).num_frames == T
+    assert read_video_info(data).num_frames == T
 
 
 def test_long_file_decodes_only_what_it_needs(tmp_path):
@@ -264,7 +264,7 @@ def test_bad_files_raise_clear_errors(tmp_path, files):
     with pytest.raises(FileNotFoundError, match="missing.mp4"):
         read_video(missing)
     with pytest.raises(FileNotFoundError, match="missing.mp4"):
-        probe_video(missing)
+        read_video_info(missing)
 
     good = files["mp4-libx264"].read_bytes()
     rng = np.random.default_rng(0)
@@ -310,7 +310,7 @@ def test_bad_arguments(files):
 
 
 def test_a_packet_count_that_is_too_high_falls_back_to_decoding(files, monkeypatch):
-    import hf_stadyn.video.io as vio
+    import hf_stadyn.video.info as vio  # the module that defines _count_frames (io.py only re-exports it)
 
     path = files["webm-libvpx-vp9"]
     full = read_video(path)
@@ -320,7 +320,7 @@ def test_a_packet_count_that_is_too_high_falls_back_to_decoding(files, monkeypat
         return real(source, label, decode) + (0 if decode else 10)
 
     monkeypatch.setattr(vio, "_count_frames", too_many_packets)
-    assert probe_video(path).num_frames == T + 10
+    assert read_video_info(path).num_frames == T + 10
     got = read_clip(path, 6, window=T + 10, start=0)  # needs frames past the real end
     assert got.num_source_frames == T
     np.testing.assert_array_equal(got.frames, full[got.indices])
@@ -328,3 +328,32 @@ def test_a_packet_count_that_is_too_high_falls_back_to_decoding(files, monkeypat
     monkeypatch.setattr(vio, "_count_frames", real)
     right = read_clip(path, 6, window=T + 10, start=0)
     np.testing.assert_array_equal(got.indices, right.indices)
+
+
+def test_probe_video_is_a_deprecated_alias_of_read_video_info(files):
+    from hf_stadyn.video import probe_video
+
+    path = files["mkv-libx264"]
+    with pytest.warns(DeprecationWarning, match="read_video_info"):
+        old = probe_video(path, exact=True)
+    assert old == read_video_info(path, exact=True)
+
+
+def test_names_import_from_the_old_module_and_the_package():
+    """The split of video/io.py keeps ``from hf_stadyn.video(.io) import X`` for every name used before,
+    and both paths give the very objects of the new modules (no second copy that could drift)."""
+    import hf_stadyn.video as video
+    import hf_stadyn.video.io as old
+    from hf_stadyn.video import _common, decode, encode, info, sampling
+
+    new = {
+        "VideoClip": decode, "read_clip": decode, "read_video": decode, "write_video": encode,
+        "VideoInfo": info, "read_video_info": info, "probe_video": info, "sample_indices": sampling,
+        "resize_and_crop": sampling, "VideoSource": _common, "_check_frames": _common, "_check_size": _common,
+        "_count_frames": info,
+    }  # fmt: skip
+    for name, module in new.items():
+        assert getattr(old, name) is getattr(module, name), name
+        if not name.startswith("_"):
+            assert getattr(video, name) is getattr(module, name), name
+            assert name in video.__all__, name

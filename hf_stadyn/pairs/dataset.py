@@ -5,9 +5,10 @@ Item ``i`` depends only on ``(seed, i)``: every random choice for it is drawn fr
 (each item has its own stream, whichever worker makes it), can resume at any index and can be sharded
 across processes, and the same seed always gives the same items.
 
-Videos can be given as:
+Videos are read through :class:`hf_stadyn.video.sources.VideoCollection`, so they can be given as:
 
-- a folder (every video file below it, sorted by path),
+- a folder (every file below it with an extension in :data:`~hf_stadyn.video.VIDEO_EXTENSIONS`, sorted
+  by path),
 - a list of file paths,
 - a Hugging Face ``datasets.Dataset`` with a video column holding file paths, or dicts with a
   ``"path"`` and/or ``"bytes"`` key. A column of the ``datasets.Video`` feature is read with
@@ -15,125 +16,30 @@ Videos can be given as:
   are decoded with PyAV,
 - in-memory clips: a list of ``(T, H, W, 3)`` uint8 arrays, or a callable ``f(j) -> array`` for video
   ``j`` together with ``num_videos`` (e.g. a synthetic-video generator).
+
+``VIDEO_EXTENSIONS`` and ``list_videos`` are re-exported here from :mod:`hf_stadyn.video.sources`.
 """
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..video._common import _check_size
+from ..video.decode import read_clip
 from ..video.flow import FLOW_METHODS, flow_images
-from ..video.io import _check_frames, _check_size, probe_video, read_clip, resize_and_crop, sample_indices
+from ..video.info import read_video_info
+from ..video.sampling import resize_and_crop, sample_indices
+from ..video.sources import VIDEO_EXTENSIONS, VideoCollection, list_videos
 from .core import DYNAMIC, STATIC, make_pair, make_two_stream_pair
 from .styles import StyleLike, resolve_styles
 
 __all__ = ["VIDEO_EXTENSIONS", "PairDataset", "TwoStreamPairDataset", "list_videos"]
-
-#: File extensions :func:`list_videos` picks up in a folder.
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts")
-
-
-def list_videos(folder: str | os.PathLike, extensions: Sequence[str] = VIDEO_EXTENSIONS) -> list[Path]:
-    """Video files below ``folder`` (recursively), sorted by path."""
-    folder = Path(folder)
-    if not folder.exists():
-        raise FileNotFoundError(f"video folder not found: {folder}")
-    if not folder.is_dir():
-        raise ValueError(f"{folder} is not a folder; give a folder of videos or a list of paths")
-    exts = {e.lower() for e in extensions}
-    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts)
-    if not found:
-        raise ValueError(f"no video files ({', '.join(sorted(exts))}) found in {folder}")
-    return found
-
-
-class _Videos:
-    """Uniform access to the video sources: ``count`` and ``get(j)`` -> (path | bytes | array, name)."""
-
-    def __init__(self, videos: Any, video_column: str, num_videos: int | None) -> None:
-        self.kind: str
-        self.column = video_column
-        if callable(videos) and not hasattr(videos, "column_names"):
-            if num_videos is None or int(num_videos) < 1:
-                raise ValueError("a callable video source needs num_videos (how many distinct videos it makes)")
-            self.kind, self.source, self.count = "callable", videos, int(num_videos)
-        elif isinstance(videos, (str, os.PathLike)):
-            self.kind, self.source = "paths", [str(p) for p in list_videos(videos)]
-            self.count = len(self.source)
-        elif hasattr(videos, "column_names") and hasattr(videos, "features"):
-            self._init_hf(videos, video_column)
-        elif isinstance(videos, np.ndarray) and videos.ndim == 4:
-            raise ValueError("videos is a single clip array; wrap it in a list: videos=[clip]")
-        elif isinstance(videos, Sequence) and not isinstance(videos, (bytes, bytearray)):
-            items = list(videos)
-            if not items:
-                raise ValueError("videos is empty; give at least one video")
-            if all(isinstance(v, np.ndarray) for v in items):
-                for j, v in enumerate(items):
-                    _check_frames(v, f"videos[{j}]")
-                self.kind, self.source = "arrays", items
-            elif all(isinstance(v, (str, os.PathLike)) for v in items):
-                missing = [str(p) for p in items if not Path(p).is_file()]
-                if missing:
-                    raise FileNotFoundError(
-                        f"{len(missing)} of {len(items)} video files not found, e.g. {missing[0]}; check the paths"
-                    )
-                self.kind, self.source = "paths", [str(p) for p in items]
-            else:
-                raise ValueError("videos must be all file paths or all (T, H, W, 3) uint8 arrays, not a mix")
-            self.count = len(items)
-        else:
-            raise ValueError(
-                f"cannot use {type(videos).__name__} as videos: give a folder, a list of paths, a list of arrays, "
-                "a callable with num_videos, or a datasets.Dataset with a video column"
-            )
-        if self.count < 1:
-            raise ValueError("videos is empty; give at least one video")
-
-    def _init_hf(self, ds: Any, column: str) -> None:
-        if column not in ds.column_names:
-            raise ValueError(
-                f"the dataset has no column {column!r} (columns: {', '.join(ds.column_names)}); pass video_column="
-            )
-        feature = ds.features[column]
-        if type(feature).__name__ == "Video" and getattr(feature, "decode", False):
-            import datasets
-
-            ds = ds.cast_column(column, datasets.Video(decode=False))  # decode with PyAV, not torchcodec
-        ds = ds.select_columns([column])  # rows then carry only the video, not the other columns
-        self.kind, self.source, self.count = "hf", ds, len(ds)
-
-    def get(self, j: int) -> tuple[Any, str]:
-        """(source, name): source is a path str, bytes, or a (T, H, W, 3) uint8 array."""
-        if self.kind == "paths":
-            return self.source[j], self.source[j]
-        if self.kind == "arrays":
-            return self.source[j], f"<clip {j}>"
-        if self.kind == "callable":
-            clip = _check_frames(np.asarray(self.source(j)), f"videos({j})")
-            return clip, f"<clip {j}>"
-        value = self.source[j][self.column]
-        label = f"{self.column}[{j}]"
-        if isinstance(value, (str, os.PathLike)):
-            return str(value), str(value)
-        if isinstance(value, dict):
-            if value.get("bytes"):
-                return bytes(value["bytes"]), f"{label} ({value.get('path') or 'bytes'})"
-            if value.get("path"):
-                return str(value["path"]), str(value["path"])
-        if isinstance(value, (bytes, bytearray)):
-            return bytes(value), label
-        raise ValueError(
-            f"dataset row {j}, column {self.column!r}: expected a file path or a dict with 'path'/'bytes', "
-            f"got {type(value).__name__}"
-        )
 
 
 def _check_common(seed: int, static_fraction: float) -> None:
@@ -207,7 +113,7 @@ class PairDataset(torch.utils.data.Dataset):
             raise ValueError(f"window must be >= 1, got {window!r}")
         if num_pairs is not None and (isinstance(num_pairs, bool) or int(num_pairs) < 1):
             raise ValueError(f"num_pairs must be a positive int or None, got {num_pairs!r}")
-        self.videos = _Videos(videos, video_column, num_videos)
+        self.videos = VideoCollection(videos, video_column, num_videos)
         self.num_frames, self.size, self.window = int(num_frames), _check_size(size), int(window)
         self.seed, self.static_fraction = int(seed), float(static_fraction)
         self.pathways = pathways
@@ -311,7 +217,7 @@ class TwoStreamPairDataset(torch.utils.data.Dataset):
         _check_common(seed, static_fraction)
         if flow_method not in FLOW_METHODS:
             raise ValueError(f"unknown flow_method {flow_method!r}; choose one of {', '.join(FLOW_METHODS)}")
-        self.videos = _Videos(videos, video_column, num_videos)
+        self.videos = VideoCollection(videos, video_column, num_videos)
         self.size, self.seed, self.static_fraction = _check_size(size), int(seed), float(static_fraction)
         self.flow_method, self.max_magnitude = flow_method, max_magnitude
         self.hue_range, self.sat_range = tuple(hue_range), tuple(sat_range)
@@ -334,7 +240,7 @@ class TwoStreamPairDataset(torch.utils.data.Dataset):
         counts = []
         for j in tqdm(range(v.count), desc="counting frames", unit="video", disable=not progress):
             source, name = v.get(j)
-            counts.append(probe_video(source, name=name, exact=True).num_frames)  # item index depends on it
+            counts.append(read_video_info(source, name=name, exact=True).num_frames)  # item index depends on it
         return np.array(counts, np.int64)
 
     def __len__(self) -> int:

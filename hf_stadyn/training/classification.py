@@ -141,9 +141,6 @@ def synth_datasets(
     return train, evals, list(names)
 
 
-_VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-
-
 class VideoFolderDataset(torch.utils.data.Dataset):
     """Labelled videos: ``(source, label)`` pairs decoded to ``num_frames`` frames of ``size`` x ``size``.
 
@@ -164,7 +161,7 @@ class VideoFolderDataset(torch.utils.data.Dataset):
         train: bool = True,
         seed: int = 0,
     ) -> None:
-        from hf_stadyn.video import probe_video
+        from hf_stadyn.video import read_video_info
 
         if not videos:
             raise ValueError("the video list is empty; give at least one (path, label).")
@@ -174,7 +171,7 @@ class VideoFolderDataset(torch.utils.data.Dataset):
                 raise FileNotFoundError(f"video {p} does not exist; check the dataset's video paths.")
         self.num_frames, self.size, self.window = int(num_frames), int(size), int(window)
         self.train, self.seed, self.epoch = bool(train), int(seed), 0
-        self._lengths = [int(probe_video(p, name=self._name(i)).num_frames) for i, (p, _) in enumerate(self.videos)]
+        self._lengths = [int(read_video_info(p, name=self._name(i)).num_frames) for i, (p, _) in enumerate(self.videos)]
 
     def _name(self, index: int) -> str:
         src = self.videos[index][0]
@@ -222,9 +219,13 @@ def video_folder_datasets(
 ) -> tuple[VideoFolderDataset, dict[str, VideoFolderDataset], list[str]]:
     """Datasets from a folder with one subfolder per class (``root/<class>/*.mp4``).
 
-    The classes are the sorted subfolder names. Evaluation uses ``eval_root`` (same layout, same class
-    names) or a seeded ``eval_fraction`` of the videos.
+    The classes are the sorted subfolder names; each class folder's video files (extensions in
+    :data:`hf_stadyn.video.VIDEO_EXTENSIONS`, listed by :func:`hf_stadyn.video.list_videos`, not
+    recursively) in sorted order. Evaluation uses ``eval_root`` (same layout, same class names) or a
+    seeded ``eval_fraction`` of the videos.
     """
+    from hf_stadyn.video.sources import VIDEO_EXTENSIONS, list_videos
+
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data folder {root} does not exist.")
@@ -232,21 +233,21 @@ def video_folder_datasets(
     if len(classes) < 2:
         raise ValueError(f"{root} needs one subfolder per class (at least 2), found {classes}.")
 
-    def list_videos(base: Path) -> list[tuple[str, int]]:
+    def labelled_videos(base: Path) -> list[tuple[str, int]]:
         out = []
         for k, c in enumerate(classes):
             d = base / c
             if not d.is_dir():
                 raise ValueError(f"{base} has no subfolder {c!r}; eval folders must have the training classes.")
-            out += [(str(p), k) for p in sorted(d.iterdir()) if p.suffix.lower() in _VIDEO_EXTS]
+            out += [(str(p), k) for p in list_videos(d, recursive=False, allow_empty=True)]
         return out
 
-    videos = list_videos(root)
+    videos = labelled_videos(root)
     empty = [c for k, c in enumerate(classes) if not any(lbl == k for _, lbl in videos)]
     if empty:
-        raise ValueError(f"class folder(s) {empty} under {root} hold no videos ({', '.join(_VIDEO_EXTS)}).")
+        raise ValueError(f"class folder(s) {empty} under {root} hold no videos ({', '.join(VIDEO_EXTENSIONS)}).")
     if eval_root is not None:
-        train_v, eval_v = videos, list_videos(Path(eval_root))
+        train_v, eval_v = videos, labelled_videos(Path(eval_root))
     else:
         tr, ev = _split_indices(len(videos), eval_fraction, seed)
         train_v, eval_v = [videos[i] for i in tr], [videos[i] for i in ev]
@@ -273,25 +274,21 @@ def hf_video_datasets(
 ) -> tuple[VideoFolderDataset, dict[str, VideoFolderDataset], list[str]]:
     """Datasets from a ``datasets`` dataset with a video-path column and a label column.
 
-    ``path`` is a folder written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk`` or a
-    CSV / JSON (lines) / Parquet file. Relative video paths are resolved against the dataset's folder.
+    ``path`` is a folder written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``, a
+    StaDyn-Synth export folder, or a CSV / JSON (lines) / Parquet file (read by
+    :func:`hf_stadyn.video.sources.load_local_dataset`). Relative video paths are resolved against the
+    dataset's folder; a video cell with both a path and embedded bytes reads the file when it exists.
     Labels are ``ClassLabel`` ints (their names are used) or strings (sorted to ids) or ints.
     Evaluation uses ``eval_split`` of a ``DatasetDict`` (default ``"test"`` or ``"validation"`` when
     present) or a seeded ``eval_fraction`` of the training split.
     """
     import datasets
 
+    from hf_stadyn.video.sources import column_videos, load_local_dataset, undecoded_video_column
+
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"dataset {path} does not exist.")
+    ds = load_local_dataset(path)
     base = path if path.is_dir() else path.parent
-    if path.is_dir():
-        ds = datasets.load_from_disk(str(path))
-    else:
-        fmt = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}.get(path.suffix.lower())
-        if fmt is None:
-            raise ValueError(f"{path}: give a save_to_disk folder or a .csv/.json/.jsonl/.parquet file.")
-        ds = datasets.load_dataset(fmt, data_files=str(path))
     if isinstance(ds, datasets.DatasetDict):
         if train_split not in ds:
             raise ValueError(f"{path} has splits {list(ds)}, no {train_split!r}; pass --train-split.")
@@ -307,12 +304,10 @@ def hf_video_datasets(
             raise ValueError(
                 f"{path} has columns {train_ds.column_names}, no {col!r}; pass --video-column/--label-column."
             )
-    video_feature = getattr(datasets, "Video", None)
-    if video_feature is not None and isinstance(train_ds.features[video_column], video_feature):
-        # a Video column: read the file paths, not decoded frames (we decode with PyAV ourselves)
-        train_ds = train_ds.cast_column(video_column, video_feature(decode=False))
-        if eval_ds is not None:
-            eval_ds = eval_ds.cast_column(video_column, video_feature(decode=False))
+    # a Video column: read the file paths or bytes, not decoded frames (we decode with PyAV ourselves)
+    train_ds = undecoded_video_column(train_ds, video_column)
+    if eval_ds is not None:
+        eval_ds = undecoded_video_column(eval_ds, video_column)
     feat = train_ds.features[label_column]
     if isinstance(feat, datasets.ClassLabel):
         names = list(feat.names)
@@ -324,23 +319,9 @@ def hf_video_datasets(
         to_id = lookup.__getitem__
 
     def rows(d: Any) -> list[tuple[Any, int]]:
-        out: list[tuple[Any, int]] = []
-        for v, lbl in zip(d[video_column], d[label_column]):
-            data = None
-            if isinstance(v, Mapping):  # a Video feature read without decoding: {"path", "bytes"}
-                v, data = v.get("path"), v.get("bytes")
-            if isinstance(v, str):
-                p = Path(v) if Path(v).is_absolute() else base / v
-                if p.is_file() or not data:
-                    out.append((str(p), to_id(lbl)))
-                    continue
-            if data:  # embedded in the dataset (e.g. by save_to_disk): decode from memory
-                out.append((bytes(data), to_id(lbl)))
-                continue
-            raise ValueError(
-                f"column {video_column!r} must hold video file paths or a Video feature, got {type(v).__name__}."
-            )
-        return out
+        # relative paths against the dataset's folder; a file on disk is read before embedded bytes
+        sources = column_videos(d, video_column, base=base, prefer="file")
+        return [(src, to_id(lbl)) for src, lbl in zip(sources, d[label_column])]
 
     train_rows = rows(train_ds)
     if eval_ds is not None:

@@ -1,8 +1,19 @@
-"""Video I/O with PyAV (decode, temporal sampling, resize/crop, encode) and optical flow with OpenCV.
+"""Video with PyAV and OpenCV: decode, container info, encode, sampling, sources, optical flow.
+
+- :mod:`.decode`: :func:`read_video`, :func:`read_clip` (bounded-memory decoding, seeking);
+- :mod:`.info`: :func:`read_video_info` (frame count, rate, size and codec without decoding);
+- :mod:`.encode`: :func:`write_video` (atomic);
+- :mod:`.sampling`: :func:`sample_indices`, :func:`resize_and_crop`;
+- :mod:`.sources`: the one reader of video collections (folders, path lists, ``datasets`` datasets,
+  arrays, callables) used by the pair datasets and the training data readers;
+- :mod:`.flow`: optical flow and its colour coding.
 
 Frames are ``uint8`` arrays of shape ``(T, H, W, 3)`` in RGB order throughout.
 """
 
+from ._common import VideoSource
+from .decode import VideoClip, read_clip, read_video
+from .encode import write_video
 from .flow import (
     FLOW_METHODS,
     apply_flow_jitter,
@@ -12,21 +23,15 @@ from .flow import (
     jitter_flow_image,
     jitter_flow_images,
 )
-from .io import (
-    VideoClip,
-    VideoInfo,
-    VideoSource,
-    probe_video,
-    read_clip,
-    read_video,
-    resize_and_crop,
-    sample_indices,
-    write_video,
-)
+from .info import VideoInfo, probe_video, read_video_info
+from .sampling import resize_and_crop, sample_indices
+from .sources import VIDEO_EXTENSIONS, VideoCollection, list_videos, load_video_dataset
 
 __all__ = [
     "FLOW_METHODS",
+    "VIDEO_EXTENSIONS",
     "VideoClip",
+    "VideoCollection",
     "VideoInfo",
     "VideoSource",
     "apply_flow_jitter",
@@ -35,9 +40,12 @@ __all__ = [
     "flow_to_color",
     "jitter_flow_image",
     "jitter_flow_images",
+    "list_videos",
+    "load_video_dataset",
     "probe_video",
     "read_clip",
     "read_video",
+    "read_video_info",
     "resize_and_crop",
     "sample_indices",
     "write_video",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .io import _check_frames
+from ._common import _check_frames
 
 __all__ = [
     "FLOW_METHODS",
