@@ -1,26 +1,26 @@
-"""The static/dynamic estimator (METHOD.md §3-5) and the ``evaluate`` module that wraps it."""
+"""The static/dynamic estimator (docs/method.md §3-5) and the ``evaluate`` module that wraps it.
 
-from .estimator import (
-    CATEGORIES,
-    DYNAMIC,
-    FACTORS,
-    STATIC,
-    Interval,
-    LayerBias,
-    LayerStats,
-    StaticDynamicEstimator,
-    categorize,
-    compute_from_arrays,
-    parse_factors,
-    scores_from_shares,
-    shares_from_scores,
-)
+- :mod:`.factors`: the factor vocabulary (``DYNAMIC``/``STATIC``, ``FACTORS``, :func:`parse_factors`),
+  the one definition the other packages import from here.
+- :class:`StaticDynamicEstimator` (:mod:`.estimator`): streaming, distributed, resumable.
+- :mod:`.functional`: :func:`static_dynamic_bias` for a full set of pairs at once.
+- :mod:`.results`: :class:`LayerBias`, :class:`Interval`; :mod:`.stats`: the formulas.
+"""
+
+from . import functional
+from .estimator import STATE_VERSION, StaticDynamicEstimator
 from .evaluate_module import load_metric, metric_path, register_metric
+from .factors import DYNAMIC, FACTORS, STATIC, factor_name, parse_factors
+from .functional import compute_from_arrays, static_dynamic_bias
+from .results import CATEGORIES, Interval, LayerBias
+from .state import LayerStats
+from .stats import categorize, scores_from_shares, shares_from_scores
 
 __all__ = [
     "CATEGORIES",
     "DYNAMIC",
     "FACTORS",
+    "STATE_VERSION",
     "STATIC",
     "Interval",
     "LayerBias",
@@ -28,10 +28,13 @@ __all__ = [
     "StaticDynamicEstimator",
     "categorize",
     "compute_from_arrays",
+    "factor_name",
+    "functional",
     "load_metric",
     "metric_path",
     "parse_factors",
     "register_metric",
     "scores_from_shares",
     "shares_from_scores",
+    "static_dynamic_bias",
 ]

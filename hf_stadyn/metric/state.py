@@ -1,0 +1,241 @@
+"""The estimator's state: validated feature batches, jackknife chunks and per-layer sufficient statistics.
+
+:class:`LayerStats` holds, for one layer, ``n: (2, K)`` pairs and ``stats: (2, K, 4, C)`` sums in float64
+(factor x chunk x {sum_a, sum_b, sumsq, sum_ab} x channel; docs/method.md §5). It lives on the device of
+the features it is fed (CPU or CUDA; other devices, e.g. MPS without float64, keep it on the CPU), and
+moves to the CPU only to compute (:mod:`hf_stadyn.metric.stats`).
+
+Which chunk a pair goes to is decided by :func:`assign_chunks` alone (today ``pair_id % K``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .factors import parse_factors
+from .results import Interval, LayerBias
+from .stats import NUM_STATS, estimate_from_totals, jackknife_intervals, layer_bias
+
+__all__ = [
+    "FeatureBatch",
+    "LayerStats",
+    "as_float64_features",
+    "assign_chunks",
+    "check_confidence",
+    "check_num_chunks",
+    "prepare_batch",
+    "state_device",
+]
+
+_N_STATS = NUM_STATS  # old private name
+
+
+def assign_chunks(pair_ids: np.ndarray, num_chunks: int) -> np.ndarray:
+    """The jackknife chunk ``(B,)`` int64 of each pair from its global pair id ``(B,)``: ``pair_id % K``.
+
+    The one place that decides chunk membership: the estimator and the functional form both call it,
+    so a different resampling unit (e.g. the pair's source video, docs/method.md §5) changes here.
+    """
+    return (np.asarray(pair_ids) % num_chunks).astype(np.int64)
+
+
+def check_num_chunks(num_chunks: Any) -> int:
+    if not (isinstance(num_chunks, int) and num_chunks >= 1):
+        raise ValueError(f"num_chunks must be a positive integer, got {num_chunks!r}.")
+    return num_chunks
+
+
+def check_confidence(confidence: Any) -> float:
+    if not (0.0 < float(confidence) < 1.0):
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}.")
+    return float(confidence)
+
+
+def state_device(device: Any):
+    """Where float64 state for features on ``device`` lives: that device if CPU or CUDA, else the CPU."""
+    import torch
+
+    device = torch.device(device)
+    return device if device.type in ("cpu", "cuda") else torch.device("cpu")
+
+
+def as_float64_features(x: Any, name: str):
+    """Validate one feature batch ``(B, C)`` and return it as a float64 torch tensor on its own device."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        if not (x.is_floating_point()):
+            raise ValueError(
+                f"{name} has dtype {x.dtype}; pooled features must be floating point (cast with .float())."
+            )
+        t = x.detach().to(torch.float64)
+    else:
+        arr = np.asarray(x)
+        if arr.dtype.kind != "f":
+            raise ValueError(
+                f"{name} has dtype {arr.dtype}; pooled features must be floating point (cast with .astype(np.float32))."
+            )
+        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
+    if t.ndim != 2:
+        raise ValueError(
+            f"{name} has shape {tuple(t.shape)}; expected (B, C) pooled features "
+            "(pool maps/tokens first, see hf_stadyn.probing)."
+        )
+    if t.shape[1] == 0:
+        raise ValueError(f"{name} has C = 0 channels; a layer needs at least one channel.")
+    if not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).sum())
+        raise ValueError(
+            f"{name} contains {bad} non-finite value(s) (NaN or inf); check the model's numerics "
+            "(e.g. fp16 overflow) before probing."
+        )
+    return t
+
+
+@dataclass
+class FeatureBatch:
+    """One validated batch of one layer: ``a, b`` float64 tensors (B, C); ``factors``, ``pair_ids`` int64 (B,)."""
+
+    a: Any
+    b: Any
+    factors: np.ndarray
+    pair_ids: np.ndarray
+
+    @property
+    def num_channels(self) -> int:
+        return int(self.a.shape[1])
+
+
+def prepare_batch(
+    z_a: Any,
+    z_b: Any,
+    factors: Any,
+    *,
+    layer: str,
+    pair_ids: Sequence[int] | np.ndarray | None = None,
+    first_pair_id: int = 0,
+) -> FeatureBatch:
+    """Validate ``z_a, z_b: (B, C)``, the factor labels and the pair ids of one layer's batch.
+
+    Without ``pair_ids`` the pairs are numbered ``first_pair_id, first_pair_id + 1, ...``.
+    """
+    if z_b is None or factors is None:
+        raise ValueError("update() needs z_a, z_b and factors (one label per pair).")
+    a = as_float64_features(z_a, f"z_a (layer {layer!r})")
+    b = as_float64_features(z_b, f"z_b (layer {layer!r})")
+    if a.shape != b.shape:
+        raise ValueError(
+            f"layer {layer!r}: z_a has shape {tuple(a.shape)} but z_b has {tuple(b.shape)}; both "
+            "members of each pair must have the same (B, C) shape."
+        )
+    batch = int(a.shape[0])
+    f_idx = parse_factors(factors, batch)
+    if pair_ids is None:
+        ids = np.arange(first_pair_id, first_pair_id + batch)
+    else:
+        if hasattr(pair_ids, "detach"):  # a torch tensor, possibly on an accelerator
+            pair_ids = pair_ids.detach().cpu().numpy()
+        ids = np.asarray(pair_ids).reshape(-1)
+        if ids.shape[0] != batch or ids.dtype.kind not in "iu" or (ids < 0).any():
+            raise ValueError(f"pair_ids must be {batch} non-negative integers (one per pair), got {ids!r}.")
+    return FeatureBatch(a=a, b=b, factors=f_idx, pair_ids=ids)
+
+
+class LayerStats:
+    """Sufficient statistics of one layer: ``n (2, K)`` and ``stats (2, K, 4, C)`` in float64.
+
+    Index 0 of the first axis is the dynamic factor, 1 the static factor; K is the number of chunks.
+    The tensors are plain (never inference) tensors on ``device``.
+    """
+
+    def __init__(self, num_channels: int, num_chunks: int, device: Any = None):
+        import torch
+
+        self.num_channels = int(num_channels)
+        self.num_chunks = int(num_chunks)
+        dev = state_device(device if device is not None else "cpu")
+        with torch.inference_mode(False):
+            self.n = torch.zeros(2, num_chunks, dtype=torch.float64, device=dev)
+            self.stats = torch.zeros(2, num_chunks, NUM_STATS, num_channels, dtype=torch.float64, device=dev)
+
+    @property
+    def device(self):
+        return self.n.device
+
+    def to(self, device: Any) -> LayerStats:
+        """Move the state to ``device`` (in place; CPU for devices without float64) and return self."""
+        import torch
+
+        dev = state_device(device)
+        if dev != self.n.device:
+            with torch.inference_mode(False):
+                self.n = self.n.to(dev)
+                self.stats = self.stats.to(dev)
+        return self
+
+    def clone(self) -> LayerStats:
+        import torch
+
+        out = LayerStats.__new__(LayerStats)
+        out.num_channels, out.num_chunks = self.num_channels, self.num_chunks
+        with torch.inference_mode(False):
+            out.n, out.stats = self.n.clone(), self.stats.clone()
+        return out
+
+    # -- accumulation ---------------------------------------------------------------------------
+    def add(self, za, zb, factor_idx, chunk_idx) -> None:
+        """Add a validated batch: za, zb float64 (B, C) tensors; indices int64 tensors (B,).
+
+        The state first moves to the features' device. On the CPU the sums use ``index_add_``; on other
+        devices a one-hot matrix product, which (unlike CUDA's atomic ``index_add_``) gives the same
+        bits on every run.
+        """
+        import torch
+
+        self.to(za.device)
+        dev = self.n.device
+        slot = (factor_idx * self.num_chunks + chunk_idx).to(dev)  # (B,)
+        per_pair = torch.stack([za, zb, za * za + zb * zb, za * zb], dim=1).to(dev)  # (B, 4, C)
+        flat = self.stats.view(2 * self.num_chunks, NUM_STATS, self.num_channels)
+        if dev.type == "cpu":
+            flat.index_add_(0, slot, per_pair)
+            self.n.view(-1).index_add_(0, slot, torch.ones_like(slot, dtype=torch.float64, device=dev))
+        else:
+            onehot = _one_hot_rows(slot, 2 * self.num_chunks)  # (2K, B)
+            flat += (onehot @ per_pair.reshape(per_pair.shape[0], -1)).view_as(flat)
+            self.n.view(-1).add_(onehot.sum(1))
+
+    def merge_(self, other: LayerStats) -> None:
+        if other.num_channels != self.num_channels or other.num_chunks != self.num_chunks:
+            raise ValueError(
+                f"cannot merge statistics of shape (C={other.num_channels}, K={other.num_chunks}) "
+                f"into (C={self.num_channels}, K={self.num_chunks}); estimators must probe the same "
+                "layers with the same num_chunks."
+            )
+        self.n += other.n.to(self.n.device)
+        self.stats += other.stats.to(self.stats.device)
+
+    # -- estimation -----------------------------------------------------------------------------
+    _estimate = staticmethod(estimate_from_totals)
+
+    def compute(self, layer: str, threshold: float = 0.5, confidence: float = 0.95) -> LayerBias:
+        """The layer's reading (moves the state to the CPU as NumPy; the state itself stays put)."""
+        n_k = self.n.cpu().numpy()  # (2, K)
+        st_k = self.stats.cpu().numpy()  # (2, K, 4, C)
+        return layer_bias(n_k, st_k, layer, threshold=threshold, confidence=confidence)
+
+    def _jackknife(self, n_k: np.ndarray, st_k: np.ndarray, c: int, confidence: float) -> dict[str, Interval]:
+        return jackknife_intervals(n_k, st_k, confidence)
+
+
+def _one_hot_rows(slot, num_slots: int):
+    """``(num_slots, B)`` float64 matrix with a 1 at ``[slot[i], i]``."""
+    import torch
+
+    out = torch.zeros(num_slots, slot.shape[0], dtype=torch.float64, device=slot.device)
+    out[slot, torch.arange(slot.shape[0], device=slot.device)] = 1.0
+    return out
