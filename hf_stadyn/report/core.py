@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hf_stadyn._io import atomic_write_text
-from hf_stadyn.metric.estimator import CATEGORIES, LayerBias
+from hf_stadyn.metric import CATEGORIES, LayerBias
 
 from . import figures as _figures
 from .figures import DEFAULT_DPI

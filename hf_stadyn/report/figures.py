@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hf_stadyn._io import atomic_path
-from hf_stadyn.metric.estimator import CATEGORIES, LayerBias
+from hf_stadyn.metric import CATEGORIES, LayerBias
 
 from .schema import _out_dir
 

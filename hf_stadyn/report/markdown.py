@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from hf_stadyn.metric.estimator import CATEGORIES, LayerBias
+from hf_stadyn.metric import CATEGORIES, LayerBias
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core import BiasReport

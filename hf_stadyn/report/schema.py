@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hf_stadyn.metric.estimator import LayerBias
+from hf_stadyn.metric import LayerBias
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core import BiasReport
