@@ -1,17 +1,57 @@
 """hf-stadyn: static vs dynamic information in video models (Kowal et al., TPAMI, arXiv 2211.01783).
 
-The public API is re-exported here lazily (heavy modules such as transformers load on first use).
+The front door: ``hf_stadyn.__all__`` holds the names a user needs (load, probe, pairs, estimator,
+report, synth, debias, train, model and config classes), re-exported lazily (heavy modules such as
+transformers load on first use); everything else is importable from its subpackage
+(``hf_stadyn.video``, ``hf_stadyn.pairs``, ``hf_stadyn.probing``, ``hf_stadyn.metric``, ...).
 """
 
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it. Keep one entry per line, grouped by package.
-_LAZY: dict[str, str] = {
+# The front door: the names a user needs, public name -> module that defines it.
+_PUBLIC: dict[str, str] = {
+    # load and probe
+    "load_model": "hf_stadyn.models.auto",
+    "probe": "hf_stadyn.probing.engine",
+    "ProbeResult": "hf_stadyn.probing.engine",
+    # pairs
+    "PairDataset": "hf_stadyn.pairs",
+    "TwoStreamPairDataset": "hf_stadyn.pairs",
+    "ProbePairs": "hf_stadyn.pairs",
+    # estimator and report
+    "StaticDynamicEstimator": "hf_stadyn.metric",
+    "LayerBias": "hf_stadyn.metric",
+    "load_metric": "hf_stadyn.metric",
+    "BiasReport": "hf_stadyn.report",
+    # StaDyn-Synth
+    "SynthConfig": "hf_stadyn.synth",
+    "SynthDataset": "hf_stadyn.synth",
+    "generate_synth": "hf_stadyn.synth",
+    # debias and train
+    "StaticDropout": "hf_stadyn.debias",
+    "StaticDropoutConfig": "hf_stadyn.debias",
+    "BiasTracker": "hf_stadyn.debias",
+    "StaticDropoutCallback": "hf_stadyn.debias",
+    "train_classification": "hf_stadyn.training.classification",
+    "train_avos": "hf_stadyn.training.avos",
+    # models and configs
+    "StadynVideoMAEConfig": "hf_stadyn.models",
+    "StadynVideoMAEForVideoClassification": "hf_stadyn.models",
+    "StadynTimesformerConfig": "hf_stadyn.models",
+    "StadynTimesformerForVideoClassification": "hf_stadyn.models",
+    "AVOSConfig": "hf_stadyn.models",
+    "AVOSModel": "hf_stadyn.models",
+}
+
+# Names the top level exported before 0.2. They keep working for one release, with a
+# DeprecationWarning that names the subpackage to import them from.
+_DEPRECATED: dict[str, str] = {
     # metric
     "StaticDynamicEstimator": "hf_stadyn.metric",
     "LayerBias": "hf_stadyn.metric",
@@ -118,13 +158,24 @@ _LAZY: dict[str, str] = {
     "DemoLimits": "hf_stadyn.demo",
 }
 
-__all__ = ["__version__", *_LAZY]
+for _name in _PUBLIC:
+    _DEPRECATED.pop(_name, None)
+
+__all__ = ["__version__", *_PUBLIC]
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
+    module = _PUBLIC.get(name)
     if module is None:
-        raise AttributeError(f"module 'hf_stadyn' has no attribute {name!r}")
+        module = _DEPRECATED.get(name)
+        if module is None:
+            raise AttributeError(f"module 'hf_stadyn' has no attribute {name!r}")
+        warnings.warn(
+            f"hf_stadyn.{name} is deprecated and will be removed in 0.3; import it from {module} instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(module), name)
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

@@ -344,7 +344,7 @@ def analyze_video(
         ValueError / FileNotFoundError: bad inputs or a video outside ``limits``, with what to change.
     """
     from hf_stadyn.pairs import DEFAULT_STYLES
-    from hf_stadyn.probing.runner import probe
+    from hf_stadyn.probing.engine import probe
     from hf_stadyn.report import FIGURE_LAYERS, BiasReport
 
     num_pairs = check_num_pairs(num_pairs, limits)

@@ -133,7 +133,7 @@ def test_probe_separates_the_streams(frames):
     # same seed, same pairs, same numbers
     again = probe_avos(model, frames, num_pairs=96, batch_size=16, seed=0, layers=["fusion2"])
     assert list(again) == ["fusion2"] and again["fusion2"].s_dynamic == pytest.approx(res["fusion2"].s_dynamic)
-    with pytest.raises(ValueError, match="unknown AVOS layer"):
+    with pytest.raises(ValueError, match="unknown probe layer"):
         probe_avos(model, frames, num_pairs=8, layers=["block_0"])
     with pytest.raises(ValueError, match="num_pairs"):
         probe_avos(model, frames)

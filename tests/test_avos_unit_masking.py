@@ -127,5 +127,5 @@ def test_unit_masking_on_an_avos_fusion_layer():
     res = unit_masking(model, "fusion2", lb, metric, category="dynamic", fraction=0.25, num_random=2, seed=0)
     assert res.baseline == metric(model)  # hooks are gone afterwards
     assert res.masked != res.baseline and len(res.channels) == 2
-    with pytest.raises(ValueError, match="unknown AVOS layer"):
+    with pytest.raises(ValueError, match="unknown probe layer"):
         unit_masking(model, "fusion9", lb, metric)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from hf_stadyn.metric import StaticDynamicEstimator
-from hf_stadyn.probing.runner import probe
+from hf_stadyn.probing.engine import probe
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _runner_helpers import LAYERS, InMemoryPairs, Tiny3DCNN, to_cnn_input
@@ -118,7 +118,7 @@ WORKER = textwrap.dedent(
     sys.path.insert(0, sys.argv[1])
     import torch
     from _runner_helpers import LAYERS, InMemoryPairs, Tiny3DCNN, to_cnn_input
-    from hf_stadyn.probing.runner import probe
+    from hf_stadyn.probing.engine import probe
     torch.set_num_threads(1)
     res = probe(Tiny3DCNN(), InMemoryPairs(30), layers=LAYERS, forward_fn=to_cnn_input, batch_size=4,
                 cpu=True, progress=False)

@@ -16,7 +16,7 @@ import torch
 from hf_stadyn import demo as demo_mod
 from hf_stadyn.demo import DemoLimits, analyze_video, check_video, load_demo_model, video_pairs
 from hf_stadyn.pairs import PairDataset
-from hf_stadyn.probing.runner import probe
+from hf_stadyn.probing.engine import probe
 from hf_stadyn.report import FIGURE_SIZE, BiasReport
 from hf_stadyn.video import read_video, write_video
 

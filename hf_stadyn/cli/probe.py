@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model",
         default=None,
-        help="Hub model id or local folder (VideoMAE, TimeSformer or hf-stadyn AVOS); default: embedded",
+        help="Hub model id or local folder (VideoMAE, TimeSformer or a hf-stadyn two-stream AVOS model); "
+        "default: the embedded model",
     )
     p.add_argument("--revision", default=None, help="Hub revision of --model")
     src = p.add_mutually_exclusive_group()
@@ -51,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--num-pairs",
         type=int,
         default=None,
-        help="pairs to probe, about half per factor (default: 3000; 1500 for the embedded default run)",
+        help="pairs to probe, about half per factor (default: 3000; 1500 for the embedded default run; a two-stream "
+        "model: every frame, at most 3000)",
     )
     p.add_argument("--batch-size", type=int, default=32, help="pairs per forward (2x clips per batch)")
     p.add_argument("--window", type=int, default=64, help="source frames a clip spans (looped if shorter)")
@@ -77,6 +79,7 @@ def _check_args(args: argparse.Namespace) -> None:
     def bad(msg: str) -> None:
         raise ValueError(msg)
 
+    args.num_pairs_default = args.num_pairs is None
     if args.num_pairs is None:
         embedded_default = args.model is None and not (args.videos or args.dataset)
         args.num_pairs = 1500 if embedded_default else 3000
@@ -122,35 +125,44 @@ def _synth_config(args: argparse.Namespace, t: int, size: int):
     return SynthConfig(num_frames=t, size=size, **extra)
 
 
-def _pairs(args: argparse.Namespace, spec: dict[str, Any]):
-    """The pair dataset for the chosen video source, at the model's frame count and size."""
-    from hf_stadyn.pairs import PairDataset
+def _pairs(args: argparse.Namespace, model: Any, spec: dict[str, Any]):
+    """The pair dataset for the chosen video source, made by the model's own probe adapter.
 
-    size = spec["image_size"] if isinstance(spec["image_size"], int) else min(spec["image_size"])
+    Clip models get clip pairs at their frame count and size (METHOD §1.1); two-stream models get
+    per-frame RGB + flow pairs (METHOD §1.2).
+    """
+    size = (
+        spec["image_size"]
+        if isinstance(spec["image_size"], int) or spec["image_size"] is None
+        else min(spec["image_size"])
+    )
     t = spec["num_frames"]
-    common = dict(num_frames=t, size=size, seed=args.seed, num_pairs=args.num_pairs)
+    make = model.probe_pairs
+    common = dict(seed=args.seed, num_pairs=args.num_pairs)
     if args.videos:
         paths = [Path(v) for v in args.videos]
         source: Any = str(paths[0]) if len(paths) == 1 and paths[0].is_dir() else [str(p) for p in paths]
-        return PairDataset(source, window=args.window, **common), {
+        return make(source, window=args.window, **common), {
             "source": "videos",
             "videos": [str(p) for p in paths],
         }
     if args.dataset:
         ds = _load_dataset(args)
         return (
-            PairDataset(ds, window=args.window, video_column=args.video_column, **common),
+            make(ds, window=args.window, video_column=args.video_column, **common),
             {"source": "dataset", "dataset": args.dataset, "video_column": args.video_column},
         )
     from hf_stadyn.synth import SynthDataset
 
     split = args.synth or "motion"
-    cfg = _synth_config(args, t, size)
+    synth_t = t if t > 1 else 8  # a two-stream model reads frames; render 8-frame clips for it
+    synth_size = size if size is not None else 64
+    cfg = _synth_config(args, synth_t, synth_size)
     synth = SynthDataset(split=split, num_clips=args.synth_clips, config=cfg, seed=args.seed, train=False)
     clips = synth.to_tensors()["frames"].numpy()
     # A synthetic clip is exactly T frames long: its window is the whole clip.
     return (
-        PairDataset(list(clips), window=min(args.window, t), **common),
+        make(list(clips), window=min(args.window, synth_t), **common),
         {"source": "stadyn-synth", "split": split, "clips": args.synth_clips, "synth_seed": args.seed},
     )
 
@@ -205,7 +217,12 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, revision=args.revision)
     model_id = "hf-stadyn/embedded-default (tiny VideoMAE, StaDyn-Synth motion)" if embedded else str(args.model)
     spec = model.probe_input_spec()
-    pairs, source = _pairs(args, spec)
+    two_stream = "streams" in spec
+    if two_stream and args.num_pairs_default:
+        args.num_pairs = None  # every frame is one pair; probe them all (at most the default below)
+    pairs, source = _pairs(args, model, spec)
+    if args.num_pairs is None:
+        args.num_pairs = min(len(pairs), 3000)
     if args.num_pairs > len(pairs):
         raise ValueError(f"--num-pairs {args.num_pairs} exceeds the {len(pairs)} pairs available")
     layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
@@ -232,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, layers, accelerator, out: Path) -> int:
     from hf_stadyn.models.auto import DEFAULT_MODEL_DIR
-    from hf_stadyn.probing.runner import probe
+    from hf_stadyn.probing.engine import probe
     from hf_stadyn.report import BiasReport
 
     state = out / _STATE_DIR

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -91,89 +88,25 @@ def _prepare_output(path: str, overwrite: bool) -> Path:
 
 
 def _train_avos(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from hf_stadyn._io import atomic_write_json
-    from hf_stadyn.models.configuration_avos import tiny_avos_config
-    from hf_stadyn.synth.config import SynthConfig
-    from hf_stadyn.training.avos import (
-        AVOSFrames,
-        AVOSTrainingArguments,
-        build_avos_frames,
-        build_avos_model,
-        evaluate_avos,
-        train_avos,
-    )
+    from hf_stadyn.training.avos import AVOSSynthRecipe, train_avos_on_synth
 
     if not (args.learning_rate > 0):
         raise ValueError(f"--learning-rate must be positive, got {args.learning_rate}.")
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}.")
     out = _prepare_output(args.output_dir, args.overwrite)
-    synth = SynthConfig(size=args.size, num_frames=args.num_frames, speed=max(1.0, 3.0 * args.size / 64))
-    n_camo = int(round(args.camouflage_fraction * args.train_clips))
-    parts = []
-    if args.train_clips - n_camo > 0:
-        parts.append(
-            build_avos_frames(
-                args.train_clips - n_camo,
-                synth_config=synth,
-                seed=args.seed,
-                flow_method=args.flow_method,
-                progress=args.progress,
-            )
-        )
-    if n_camo > 0:
-        parts.append(
-            build_avos_frames(
-                n_camo,
-                synth_config=synth,
-                camouflage=True,
-                seed=args.seed + 1,
-                flow_method=args.flow_method,
-                progress=args.progress,
-            )
-        )
-    train = AVOSFrames.concat(parts)
-    tests = {
-        mode: build_avos_frames(args.test_clips, synth_config=synth, camouflage=mode == "camouflage", seed=args.seed, train=False, flow_method=args.flow_method)
-        for mode in ("normal", "camouflage")
-    }  # fmt: skip
-    hs = list(args.hidden_sizes)
-    config = tiny_avos_config(
-        args.fusion, args.cross_connection, hidden_sizes=tuple(hs), embedding_size=hs[0],
-        decoder_hidden_size=max(16, hs[0] * 2),
+    recipe = AVOSSynthRecipe(
+        fusion=args.fusion, cross_connection=args.cross_connection, hidden_sizes=tuple(args.hidden_sizes),
+        size=args.size, num_frames=args.num_frames, train_clips=args.train_clips, test_clips=args.test_clips,
+        camouflage_fraction=args.camouflage_fraction, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, seed=args.seed, flow_method=args.flow_method,
     )  # fmt: skip
-    model = build_avos_model(config, seed=args.seed)
-    targs = AVOSTrainingArguments(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
-        progress=args.progress,
-    )  # fmt: skip
-    result = train_avos(model, train, targs)
-    scores = {mode: evaluate_avos(model, data).to_dict() for mode, data in tests.items()}
-    metrics = {
-        "task": "avos",
-        "fusion": args.fusion,
-        "cross_connection": args.cross_connection,
-        "train": {**result.to_dict(), "num_frames": len(train), "camouflage_clips": n_camo},
-        "eval": scores,
-        "synth": dataclasses.asdict(synth),
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        model.save_pretrained(tmp)
-        atomic_write_json(tmp / "metrics.json", metrics)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    n, c = scores["normal"], scores["camouflage"]
+    metrics = train_avos_on_synth(recipe, out, progress=args.progress)
+    n, c = metrics["eval"]["normal"], metrics["eval"]["camouflage"]
+    tr = metrics["train"]
     print(
-        f"trained AVOS {args.fusion}/{args.cross_connection} in {result.seconds:.0f} s "
-        f"(loss {result.epoch_losses[0]:.3f} -> {result.epoch_losses[-1]:.3f}); "
+        f"trained AVOS {args.fusion}/{args.cross_connection} in {tr['seconds']:.0f} s "
+        f"(loss {tr['epoch_losses'][0]:.3f} -> {tr['epoch_losses'][-1]:.3f}); "
         f"normal J {n['J']:.3f} F {n['F']:.3f} AUC {n['auc']:.3f}; "
         f"camouflage J {c['J']:.3f} F {c['F']:.3f} AUC {c['auc']:.3f}; saved to {out}"
     )

@@ -35,7 +35,8 @@ import torch
 from torch import nn
 
 from hf_stadyn._io import atomic_path, atomic_write_text
-from hf_stadyn.metric import LayerBias, StaticDynamicEstimator
+from hf_stadyn.metric import LayerBias
+from hf_stadyn.pairs.probe_pairs import ProbePairs
 
 from .static_dropout import (
     PRE_CLASSIFIER,
@@ -53,95 +54,6 @@ HISTORY_FILE = "bias_history.jsonl"
 FIGURE_FILE = "bias_history.png"
 
 
-# ====================================================================== probe pairs
-class ProbePairs(torch.utils.data.Dataset):
-    """A fixed, seeded set of probe pairs built from model-ready clips (METHOD.md §1.1).
-
-    A thin cache over :class:`hf_stadyn.pairs.PairDataset`: pair ``i`` uses clip ``i % len(clips)``
-    whole (all T frames, no resizing) and its factor (50/50), styles and shuffle come from
-    ``(seed, i)``, so the set is the same at every measurement and in every process. With
-    ``cache=True`` pairs are rendered once and kept (``2 * num_pairs`` uint8 clips in memory).
-
-    Args:
-        clips: uint8 clips ``(T, H, W, 3)`` at the model's input size (numpy or torch), a sequence of
-            them, or a dataset whose items are dicts with ``"frames"`` (e.g.
-            :class:`hf_stadyn.synth.SynthDataset`).
-        num_pairs: number of pairs N (>= 4).
-        seed: seed of the factors, styles and shuffles.
-        styles: style names or stylizers (default :data:`hf_stadyn.pairs.DEFAULT_STYLES`).
-        cache: keep rendered pairs in memory.
-
-    Items: ``{"clip_a", "clip_b"}`` uint8 ``(T, H, W, 3)`` tensors, ``"factor"`` (0 dynamic, 1 static)
-    and ``"index"``, as :func:`hf_stadyn.probing.runner.probe` expects.
-    """
-
-    def __init__(
-        self,
-        clips: Any,
-        num_pairs: int = 512,
-        seed: int = 0,
-        *,
-        styles: Sequence[Any] | None = None,
-        cache: bool = True,
-    ) -> None:
-        from hf_stadyn.pairs import PairDataset
-
-        if isinstance(num_pairs, bool) or not isinstance(num_pairs, (int, np.integer)) or num_pairs < 4:
-            raise ValueError(f"num_pairs must be an int >= 4 (>= 2 pairs per factor), got {num_pairs!r}.")
-        if isinstance(clips, (np.ndarray, torch.Tensor)) and clips.ndim == 4:
-            clips = [clips]
-        try:
-            n = len(clips)
-        except TypeError:
-            raise ValueError(
-                "clips must be a sequence of (T, H, W, 3) uint8 clips or a dataset of dicts with 'frames'."
-            ) from None
-        if n == 0:
-            raise ValueError("clips is empty; give at least one clip to build probe pairs from.")
-        self.clips = clips
-        t = self._clip(0).shape[0]
-        self._pairs = PairDataset(
-            self._clip, num_frames=t, size=None, window=t, seed=seed, styles=styles,
-            num_pairs=int(num_pairs), num_videos=n,
-        )  # fmt: skip
-        self.num_pairs = int(num_pairs)
-        self.seed = int(seed)
-        self._cache: dict[int, dict[str, Any]] | None = {} if cache else None
-
-    def __len__(self) -> int:
-        return self.num_pairs
-
-    def _clip(self, j: int) -> np.ndarray:
-        item = self.clips[j]
-        if isinstance(item, Mapping):
-            item = item["frames"]
-        arr = item.numpy() if isinstance(item, torch.Tensor) else np.asarray(item)
-        if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3:
-            raise ValueError(f"clip {j} must be uint8 (T, H, W, 3), got {arr.dtype} {arr.shape}.")
-        return arr
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        if not 0 <= index < self.num_pairs:
-            raise IndexError(f"pair index {index} out of range 0..{self.num_pairs - 1}")
-        if self._cache is not None and index in self._cache:
-            return self._cache[index]
-        it = self._pairs[index]
-        item = {"clip_a": it["clip_a"], "clip_b": it["clip_b"], "factor": int(it["factor"]), "index": index}
-        if self._cache is not None:
-            self._cache[index] = item
-        return item
-
-
-def _default_pixel_fn(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    prep = getattr(model, "prepare_pixel_values", None)
-    if not callable(prep):
-        raise ValueError(
-            f"{type(model).__name__} has no prepare_pixel_values (the hf_stadyn probing mixin); pass pixel_fn= "
-            "(uint8 clips (B, T, H, W, 3) -> pixel_values) to measure it."
-        )
-    return prep
-
-
 def measure_bias(
     model: nn.Module,
     pairs: Any,
@@ -155,10 +67,11 @@ def measure_bias(
 ) -> dict[str, LayerBias]:
     """Static/dynamic estimate of ``layers`` of ``model`` on every pair of ``pairs``.
 
-    One inference-mode forward per batch over both members of each pair
-    (:func:`hf_stadyn.probing.extract_features`, model in eval mode for the call and restored after).
-    With an ``accelerator`` of several processes, pair ``i`` goes to rank ``i % world`` and the
-    estimator statistics are summed over processes, so every process gets the same result.
+    A thin call of the one probing engine (:func:`hf_stadyn.probing.probe` with ``place=False``): the
+    model stays where it is, in full precision, one inference-mode forward per batch over both members
+    of each pair (model in eval mode for the call and restored after). With an ``accelerator`` of
+    several processes, pair ``i`` goes to rank ``i % world`` and the estimator statistics are summed
+    over processes, so every process gets the same result.
 
     Args:
         model: the (unwrapped) model; hf_stadyn models name their layers ``"pre_classifier"``,
@@ -170,32 +83,26 @@ def measure_bias(
     Returns:
         ``{layer: LayerBias}``.
     """
-    from hf_stadyn.probing import extract_features
+    from hf_stadyn.probing import probe
 
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-    fn = pixel_fn or _default_pixel_fn(model)
-    rank = accelerator.process_index if accelerator is not None else 0
-    world = accelerator.num_processes if accelerator is not None else 1
-    mine = list(range(rank, len(pairs), world))
-    est = StaticDynamicEstimator(threshold=threshold, num_chunks=num_chunks)
-    input_name = getattr(model, "main_input_name", "pixel_values")
-    layer_arg = dict(layers) if isinstance(layers, Mapping) else list(layers)
-    for start in range(0, len(mine), batch_size):
-        idx = mine[start : start + batch_size]
-        items = [pairs[i] for i in idx]
-        clips = torch.stack(
-            [torch.as_tensor(it["clip_a"]) for it in items] + [torch.as_tensor(it["clip_b"]) for it in items]
-        )
-        pv = fn(clips)
-        feats = extract_features(model, {input_name: pv}, layer_arg)
-        b = len(items)
-        factors = [int(it["factor"]) for it in items]
-        for name, z in feats.items():
-            est.update(z[:b], z[b:], factors, layer=name, pair_ids=np.asarray(idx, dtype=np.int64))
-    if accelerator is not None and world > 1:
-        est.sync(accelerator)
-    return est.compute()
+    forward_fn = None
+    if pixel_fn is not None or not callable(getattr(model, "probe_inputs", None)):
+        fn = pixel_fn or getattr(model, "prepare_pixel_values", None)
+        if not callable(fn):
+            raise ValueError(
+                f"{type(model).__name__} has no prepare_pixel_values (the hf_stadyn probing mixin); pass pixel_fn= "
+                "(uint8 clips (B, T, H, W, 3) -> pixel_values) to measure it."
+            )
+        input_name = getattr(model, "main_input_name", "pixel_values")
+
+        def forward_fn(clips: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {input_name: fn(clips)}
+
+    result = probe(
+        model, pairs, layers, batch_size=batch_size, threshold=threshold, num_chunks=num_chunks,
+        forward_fn=forward_fn, accelerator=accelerator, place=False, progress=False,
+    )  # fmt: skip
+    return result.layers
 
 
 # ====================================================================== records and the tracker

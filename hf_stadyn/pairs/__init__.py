@@ -14,6 +14,7 @@ from .core import (
     shuffle_pathways,
 )
 from .dataset import VIDEO_EXTENSIONS, PairDataset, TwoStreamPairDataset, list_videos
+from .probe_pairs import ProbePairs
 from .styles import (
     DEFAULT_STYLES,
     StyleLike,
@@ -34,6 +35,7 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "Pair",
     "PairDataset",
+    "ProbePairs",
     "StyleLike",
     "Stylizer",
     "TwoStreamPair",

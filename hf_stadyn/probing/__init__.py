@@ -3,9 +3,13 @@
 - :class:`Layout` / :func:`pool`: one pooling function per activation layout (METHOD.md §2).
 - :class:`FeatureProbe`: hooks that pool chosen modules of any ``nn.Module`` during its forward pass.
 - :func:`extract_features`: one inference-mode forward pass returning ``{layer: (B, C)}``.
-- :class:`BiasProbingMixin`: named probe layers, input spec and pooled (pair) features for models.
+- :class:`BiasProbingMixin` / :class:`TwoStreamProbingMixin`: the probe adapters of clip and two-stream
+  models (named probe layers, input spec, pair inputs); :class:`ModuleAdapter` for any module.
+- :func:`probe`: THE probing loop (one engine for the CLI, bias tracking, AVOS and the demo).
 """
 
+from .adapter import ModuleAdapter, ProbeAdapter, adapter_for
+from .engine import ProbeResult, collate_pairs, probe
 from .hooks import FeatureProbe, LayerSpec, eval_mode, extract_features, parse_autocast_dtype
 from .layouts import Layout, Selector, first_tensor, parse_layout, pool
 from .mixin import (
@@ -15,8 +19,10 @@ from .mixin import (
     IMAGENET_STANDARD_STD,
     BiasProbingMixin,
     ProbeInputSpec,
+    clip_pairs_for_spec,
     clips_to_pixel_values,
 )
+from .two_stream import TwoStreamProbingMixin, two_stream_inputs
 
 __all__ = [
     "IMAGENET_DEFAULT_MEAN",
@@ -27,13 +33,22 @@ __all__ = [
     "FeatureProbe",
     "LayerSpec",
     "Layout",
+    "ModuleAdapter",
+    "ProbeAdapter",
     "ProbeInputSpec",
+    "ProbeResult",
     "Selector",
+    "TwoStreamProbingMixin",
+    "adapter_for",
+    "clip_pairs_for_spec",
     "clips_to_pixel_values",
+    "collate_pairs",
     "eval_mode",
     "extract_features",
     "first_tensor",
     "parse_autocast_dtype",
     "parse_layout",
     "pool",
+    "probe",
+    "two_stream_inputs",
 ]

@@ -32,6 +32,7 @@ __all__ = [
     "IMAGENET_STANDARD_STD",
     "BiasProbingMixin",
     "ProbeInputSpec",
+    "clip_pairs_for_spec",
     "clips_to_pixel_values",
 ]
 
@@ -251,6 +252,25 @@ class BiasProbingMixin:
                 "for uint8 clips."
             )
 
+    # ------------------------------------------------------ probe adapter protocol
+    def probe_inputs(self, batch: Mapping[str, Any], device: str | torch.device | None = None) -> dict[str, Any]:
+        """A collated batch of B clip pairs -> ``{main_input_name: (2B, T, 3, H, W)}``, members a first.
+
+        This is the probe-adapter protocol of :mod:`hf_stadyn.probing.adapter`; the engine calls it once
+        per batch and hooks every probed layer during the single forward pass.
+        """
+        from .adapter import clip_members
+
+        target = device if device is not None else _device_of(self)
+        pixel_values = self.prepare_pixel_values(clip_members(batch, target), device=target)
+        self._check_pixel_values(pixel_values)
+        return {getattr(self, "main_input_name", "pixel_values"): pixel_values}
+
+    def probe_pairs(self, videos: Any, **kwargs: Any) -> Any:
+        """A :class:`~hf_stadyn.pairs.PairDataset` of clip pairs from ``videos`` at this model's frame count
+        and input size (keyword arguments as for :func:`clip_pairs_for_spec`)."""
+        return clip_pairs_for_spec(self.probe_input_spec(), videos, **kwargs)
+
     # --------------------------------------------------------------- features
     def pooled_features(
         self,
@@ -307,6 +327,36 @@ class BiasProbingMixin:
         both = torch.cat([pixel_values_a, pixel_values_b.to(pixel_values_a.device)], dim=0)
         feats = self.pooled_features(both, layers, autocast_dtype=autocast_dtype, device=device)
         return {k: v[:b] for k, v in feats.items()}, {k: v[b:] for k, v in feats.items()}
+
+
+def _device_of(model: Any) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def clip_pairs_for_spec(
+    spec: Mapping[str, Any],
+    videos: Any,
+    *,
+    seed: int = 0,
+    num_pairs: int | None = None,
+    window: int | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Clip pairs (METHOD §1.1) from ``videos`` for a model with input spec ``spec``.
+
+    Clips are ``spec["num_frames"]`` frames sampled from ``window`` source frames and resized /
+    centre-cropped to the (short side of the) model's input size. Other keyword arguments go to
+    :class:`~hf_stadyn.pairs.PairDataset` (``video_column``, ``styles``, ...).
+    """
+    from hf_stadyn.pairs import PairDataset
+
+    size = spec["image_size"]
+    size = size if isinstance(size, int) or size is None else min(size)
+    if window is not None:
+        kwargs["window"] = window
+    return PairDataset(videos, num_frames=int(spec["num_frames"]), size=size, seed=seed, num_pairs=num_pairs, **kwargs)
 
 
 def _first_existing(

@@ -17,18 +17,25 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
+import shutil
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from hf_stadyn.probing.two_stream import two_stream_inputs
+
 from .seg_metrics import SegmentationMetrics, SegmentationScores
 
 __all__ = [
     "AVOSFrames",
+    "AVOSSynthRecipe",
     "AVOSTrainResult",
     "AVOSTrainingArguments",
     "avos_frames_from_video",
@@ -39,6 +46,7 @@ __all__ = [
     "predict_avos",
     "probe_avos",
     "train_avos",
+    "train_avos_on_synth",
 ]
 
 logger = logging.getLogger(__name__)
@@ -199,18 +207,11 @@ def build_avos_frames(
 def avos_inputs(
     rgb: torch.Tensor, flow: torch.Tensor, mean: Sequence[float], std: Sequence[float]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 ``(B, H, W, 3)`` RGB and flow images -> normalised float ``(B, 3, H, W)`` model inputs."""
-    if rgb.dtype != torch.uint8 or flow.dtype != torch.uint8 or rgb.ndim != 4 or rgb.shape != flow.shape:
-        raise ValueError(
-            f"rgb {tuple(rgb.shape)} {rgb.dtype} and flow {tuple(flow.shape)} {flow.dtype} must both be uint8 (B, H, W, 3)."
-        )
-    m = torch.tensor(mean, dtype=torch.float32, device=rgb.device).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32, device=rgb.device).view(1, 3, 1, 1)
+    """uint8 ``(B, H, W, 3)`` RGB and flow images -> normalised float ``(B, 3, H, W)`` model inputs.
 
-    def norm(x: torch.Tensor) -> torch.Tensor:
-        return ((x.permute(0, 3, 1, 2).float() / 255.0) - m) / s
-
-    return norm(rgb), norm(flow)
+    The same function as :func:`hf_stadyn.probing.two_stream_inputs` (which the probe adapter uses).
+    """
+    return two_stream_inputs(rgb, flow, mean, std)
 
 
 # -------------------------------------------------------------------------------------- training
@@ -406,33 +407,6 @@ def evaluate_avos(
 
 
 # --------------------------------------------------------------------------------------- probing
-def _pair_item(item: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int | None]:
-    """(rgb_a, flow_a, rgb_b, flow_b, factor, index) of one two-stream pair item."""
-    keys = {
-        "rgb_a": ("frame_a", "rgb_a", "image_a"),
-        "flow_a": ("flow_a",),
-        "rgb_b": ("frame_b", "rgb_b", "image_b"),
-        "flow_b": ("flow_b",),
-    }
-    got = {}
-    for k, cands in keys.items():
-        for c in cands:
-            if c in item:
-                v = item[c]
-                got[k] = v.numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
-                break
-        else:
-            raise ValueError(
-                f"two-stream pair item has no {k} (looked for {cands}); items need the RGB frame and flow image "
-                f"of both members and a factor (keys found: {sorted(item)})."
-            )
-    from hf_stadyn.metric.estimator import parse_factors
-
-    factor = int(parse_factors(item["factor"], 1)[0])
-    index = item.get("index")
-    return got["rgb_a"], got["flow_a"], got["rgb_b"], got["flow_b"], factor, None if index is None else int(index)
-
-
 def probe_avos(
     model: torch.nn.Module,
     pairs: Any,
@@ -464,48 +438,19 @@ def probe_avos(
     Returns:
         ``{layer: LayerBias}``.
     """
-    from tqdm.auto import tqdm
+    from hf_stadyn.probing import probe
 
-    from hf_stadyn.metric.estimator import StaticDynamicEstimator
-    from hf_stadyn.probing import LayerSpec, extract_features
-
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-    if not hasattr(model, "probe_layers"):
-        raise ValueError(f"{type(model).__name__} is not an AVOS model (no probe_layers()); use AVOSModel.")
-    all_layers = model.probe_layers()
-    names = list(all_layers) if layers is None else list(layers)
-    unknown = [n for n in names if n not in all_layers]
-    if unknown or not names:
-        raise ValueError(f"unknown AVOS layer(s) {unknown or names}; choose from {list(all_layers)}.")
-    specs = {n: LayerSpec(module=model.probe_module_name(n), layout=all_layers[n]) for n in names}
-
+    if not callable(getattr(model, "probe_inputs", None)) or not hasattr(model, "taps"):
+        raise ValueError(f"{type(model).__name__} is not a two-stream model (no probe taps); use AVOSModel.")
     if isinstance(pairs, AVOSFrames):
         if num_pairs is None:
             raise ValueError("num_pairs is required when pairs are made from AVOSFrames.")
         pairs = _pairs_from_frames(pairs, int(num_pairs), int(seed))
-    total = len(pairs)
-    num_pairs = total if num_pairs is None else int(num_pairs)
-    if not (1 <= num_pairs <= total):
-        raise ValueError(f"num_pairs must lie in [1, {total}] (the pairs available), got {num_pairs}.")
-    mean, std = _mean_std(model)
-    dev = next(model.parameters()).device
-    est = StaticDynamicEstimator(threshold=threshold, num_chunks=num_chunks)
-    bar = tqdm(total=num_pairs, disable=not progress, desc="probing AVOS pairs", unit="pair")
-    for s in range(0, num_pairs, batch_size):
-        items = [_pair_item(pairs[i]) for i in range(s, min(s + batch_size, num_pairs))]
-        b = len(items)
-        rgb = torch.from_numpy(np.stack([it[0] for it in items] + [it[2] for it in items]))
-        flo = torch.from_numpy(np.stack([it[1] for it in items] + [it[3] for it in items]))
-        pv, fv = avos_inputs(rgb.to(dev), flo.to(dev), mean, std)
-        feats = extract_features(model, {"pixel_values": pv, "flow_values": fv}, specs)
-        factors = [it[4] for it in items]
-        ids = np.asarray([it[5] if it[5] is not None else s + k for k, it in enumerate(items)], dtype=np.int64)
-        for name, z in feats.items():
-            est.update(z[:b], z[b:], factors, layer=name, pair_ids=ids)
-        bar.update(b)
-    bar.close()
-    return est.compute()
+    result = probe(
+        model, pairs, layers, num_pairs=num_pairs, batch_size=batch_size, threshold=threshold,
+        num_chunks=num_chunks, place=False, progress=progress, desc="probing AVOS pairs",
+    )  # fmt: skip
+    return result.layers
 
 
 class _FramePairs:
@@ -535,3 +480,98 @@ class _FramePairs:
 
 def _pairs_from_frames(frames: AVOSFrames, num_pairs: int, seed: int) -> _FramePairs:
     return _FramePairs(frames, num_pairs, seed)
+
+
+# ------------------------------------------------------------------------------ the synth recipe
+@dataclass
+class AVOSSynthRecipe:
+    """A complete AVOS training run on StaDyn-Synth (what ``stadyn train --task avos`` runs).
+
+    Attributes:
+        fusion, cross_connection: the AVOS variant (see :class:`~hf_stadyn.models.AVOSConfig`).
+        hidden_sizes: channels of the tiny ResNet stages (the first is also the stem width).
+        size, num_frames: frame side and frames per rendered clip.
+        train_clips, test_clips: clips rendered for training and for each test set (normal, camouflage).
+        camouflage_fraction: share of the training clips rendered in camouflage mode.
+        epochs, batch_size, learning_rate, seed: training settings (see :class:`AVOSTrainingArguments`).
+        flow_method: optical-flow method of :func:`hf_stadyn.video.compute_flow`.
+    """
+
+    fusion: str = "concat"
+    cross_connection: str = "none"
+    hidden_sizes: tuple[int, ...] = (8, 16, 24, 32)
+    size: int = 64
+    num_frames: int = 8
+    train_clips: int = 200
+    test_clips: int = 40
+    camouflage_fraction: float = 0.5
+    epochs: int = 5
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    seed: int = 0
+    flow_method: str = "dis"
+
+
+def train_avos_on_synth(
+    recipe: AVOSSynthRecipe, output_dir: str | os.PathLike, *, progress: bool = False
+) -> dict[str, Any]:
+    """Render StaDyn-Synth frames, train an AVOS model, evaluate it and save it to ``output_dir``.
+
+    ``output_dir`` receives the model (``save_pretrained``: config.json, model.safetensors) and
+    ``metrics.json`` (training losses, J / F / AUC on normal and camouflage test clips, the scene
+    settings); it is written atomically (a temporary sibling folder renamed at the end), so a failure
+    leaves nothing half-written.
+
+    Returns:
+        The metrics written to ``metrics.json``.
+    """
+    from hf_stadyn._io import atomic_write_json
+    from hf_stadyn.models.configuration_avos import tiny_avos_config
+    from hf_stadyn.synth.config import SynthConfig
+
+    out = Path(output_dir)
+    synth = SynthConfig(size=recipe.size, num_frames=recipe.num_frames, speed=max(1.0, 3.0 * recipe.size / 64))
+    n_camo = int(round(recipe.camouflage_fraction * recipe.train_clips))
+    common = dict(synth_config=synth, flow_method=recipe.flow_method)
+    parts = []
+    if recipe.train_clips - n_camo > 0:
+        parts.append(build_avos_frames(recipe.train_clips - n_camo, seed=recipe.seed, progress=progress, **common))
+    if n_camo > 0:
+        parts.append(build_avos_frames(n_camo, camouflage=True, seed=recipe.seed + 1, progress=progress, **common))
+    train = AVOSFrames.concat(parts)
+    tests = {
+        mode: build_avos_frames(recipe.test_clips, camouflage=mode == "camouflage", seed=recipe.seed, train=False, **common)
+        for mode in ("normal", "camouflage")
+    }  # fmt: skip
+    hs = list(recipe.hidden_sizes)
+    config = tiny_avos_config(
+        recipe.fusion, recipe.cross_connection, hidden_sizes=tuple(hs), embedding_size=hs[0],
+        decoder_hidden_size=max(16, hs[0] * 2),
+    )  # fmt: skip
+    model = build_avos_model(config, seed=recipe.seed)
+    targs = AVOSTrainingArguments(
+        epochs=recipe.epochs, batch_size=recipe.batch_size, learning_rate=recipe.learning_rate, seed=recipe.seed,
+        progress=progress,
+    )  # fmt: skip
+    result = train_avos(model, train, targs)
+    scores = {mode: evaluate_avos(model, data).to_dict() for mode, data in tests.items()}
+    metrics = {
+        "task": "avos",
+        "fusion": recipe.fusion,
+        "cross_connection": recipe.cross_connection,
+        "train": {**result.to_dict(), "num_frames": len(train), "camouflage_clips": n_camo},
+        "eval": scores,
+        "synth": dataclasses.asdict(synth),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.save_pretrained(tmp)
+        atomic_write_json(tmp / "metrics.json", metrics)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return metrics

@@ -160,7 +160,7 @@ def read_trained_model(
     """
     from accelerate.state import AcceleratorState
 
-    from hf_stadyn.probing.runner import probe
+    from hf_stadyn.probing.engine import probe
     from hf_stadyn.training.classification import evaluate_classifier, synth_datasets
 
     if test is None:
@@ -186,7 +186,7 @@ def reference_reading(arch: str, pairs: Any, num_pairs: int, seed: int = 0) -> d
     from accelerate.state import AcceleratorState
 
     from hf_stadyn import models
-    from hf_stadyn.probing.runner import probe
+    from hf_stadyn.probing.engine import probe
 
     torch.manual_seed(seed)
     if arch == "videomae":
