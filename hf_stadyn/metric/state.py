@@ -201,13 +201,8 @@ class LayerStats:
         slot = (factor_idx * self.num_chunks + chunk_idx).to(dev)  # (B,)
         per_pair = torch.stack([za, zb, za * za + zb * zb, za * zb], dim=1).to(dev)  # (B, 4, C)
         flat = self.stats.view(2 * self.num_chunks, NUM_STATS, self.num_channels)
-        if dev.type == "cpu":
-            flat.index_add_(0, slot, per_pair)
-            self.n.view(-1).index_add_(0, slot, torch.ones_like(slot, dtype=torch.float64, device=dev))
-        else:
-            onehot = _one_hot_rows(slot, 2 * self.num_chunks)  # (2K, B)
-            flat += (onehot @ per_pair.reshape(per_pair.shape[0], -1)).view_as(flat)
-            self.n.view(-1).add_(onehot.sum(1))
+        accumulate = _accumulate_index_add if dev.type == "cpu" else _accumulate_matmul
+        accumulate(flat, self.n.view(-1), slot, per_pair)
 
     def merge_(self, other: LayerStats) -> None:
         if other.num_channels != self.num_channels or other.num_chunks != self.num_chunks:
@@ -232,10 +227,26 @@ class LayerStats:
         return jackknife_intervals(n_k, st_k, confidence)
 
 
-def _one_hot_rows(slot, num_slots: int):
-    """``(num_slots, B)`` float64 matrix with a 1 at ``[slot[i], i]``."""
+def _accumulate_index_add(flat, n_flat, slot, per_pair) -> None:
+    """``flat[slot[i]] += per_pair[i]``, ``n_flat[slot[i]] += 1`` with ``index_add_`` (CPU: fixed order).
+
+    Shapes: ``flat (2K, 4, C)``, ``n_flat (2K,)``, ``slot (B,)`` int64, ``per_pair (B, 4, C)``.
+    """
     import torch
 
-    out = torch.zeros(num_slots, slot.shape[0], dtype=torch.float64, device=slot.device)
-    out[slot, torch.arange(slot.shape[0], device=slot.device)] = 1.0
-    return out
+    flat.index_add_(0, slot, per_pair)
+    n_flat.index_add_(0, slot, torch.ones_like(slot, dtype=torch.float64, device=n_flat.device))
+
+
+def _accumulate_matmul(flat, n_flat, slot, per_pair) -> None:
+    """The same sums as :func:`_accumulate_index_add` through a one-hot ``(2K, B)`` matrix product.
+
+    Used off the CPU: CUDA's ``index_add_`` adds with atomics in a varying order, a matrix product
+    gives the same bits on every run.
+    """
+    import torch
+
+    onehot = torch.zeros(flat.shape[0], slot.shape[0], dtype=torch.float64, device=slot.device)
+    onehot[slot, torch.arange(slot.shape[0], device=slot.device)] = 1.0
+    flat += (onehot @ per_pair.reshape(per_pair.shape[0], -1)).view_as(flat)
+    n_flat += onehot.sum(1)

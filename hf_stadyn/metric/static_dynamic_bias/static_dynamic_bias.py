@@ -1,7 +1,7 @@
 """static_dynamic_bias: how much static (appearance) vs dynamic (motion) information a layer encodes.
 
-An ``evaluate`` module wrapping hf_stadyn's streaming estimator (Kowal et al., TPAMI, arXiv
-2211.01783). Inputs are the pooled features of both members of each pair and the factor the pair
+An ``evaluate`` module wrapping hf_stadyn's estimator, in its functional form
+(``hf_stadyn.metric.functional.static_dynamic_bias``; Kowal et al., TPAMI, arXiv 2211.01783). Inputs are the pooled features of both members of each pair and the factor the pair
 varies in the *other* of (a "static" pair shares appearance, a "dynamic" pair shares motion).
 """
 
@@ -9,7 +9,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from hf_stadyn.metric.estimator import StaticDynamicEstimator
+from hf_stadyn.metric.functional import static_dynamic_bias
 
 _CITATION = """\
 @article{kowal2022quantifying,
@@ -83,6 +83,5 @@ class StaticDynamicBias(evaluate.Metric):
         if za.ndim == 1:  # zero channels: arrow gives a 1-D object/empty array
             za = za.reshape(len(features_a), 0)
             zb = zb.reshape(len(features_b), 0)
-        est = StaticDynamicEstimator(threshold=threshold, num_chunks=int(num_chunks))
-        est.update(za, zb, list(factors), layer="layer")
-        return est.compute()["layer"].to_dict(include_channels=bool(include_channels))
+        result = static_dynamic_bias(za, zb, list(factors), threshold=threshold, num_chunks=int(num_chunks))
+        return result.to_dict(include_channels=bool(include_channels))
