@@ -91,7 +91,7 @@ def _open(source: VideoSource, label: str) -> Iterator[tuple[av.container.InputC
         ) from e
     try:
         if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+            kinds: list[str] = sorted({str(s.type) for s in container.streams}) or ["no streams"]
             raise ValueError(f"{label} has no video stream (found: {', '.join(kinds)}); give a video file")
         yield container, container.streams.video[0]
     finally:

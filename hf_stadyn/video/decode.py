@@ -185,7 +185,7 @@ def read_clip(
         if decoded == 0:
             raise ValueError(f"video {label} contains no decodable frames; re-create it or leave it out")
         logger.debug("%s has %d packets but %d frames; sampling from %d", label, n, decoded, decoded)
-    if rng is not None:
+    if rng is not None and state is not None:
         rng.bit_generator.state = state
     if start is not None:
         start = min(int(start), decoded - 1)

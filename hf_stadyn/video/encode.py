@@ -66,7 +66,6 @@ def write_video(
         >>> write_video("clip.mp4", np.zeros((16, 64, 64, 3), np.uint8), fps=8)  # doctest: +SKIP
     """
     path = Path(path)
-    options_extra = options
     frames = _check_frames(frames)
     if not np.isfinite(fps) or fps <= 0:
         raise ValueError(f"fps must be a positive number, got {fps!r}")
@@ -97,18 +96,18 @@ def write_video(
     with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format=container_format) as container:
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
-        options: dict[str, str] = {}
+        encoder_options: dict[str, str] = {}
         encoder = codec_info.name  # "h264" -> "libx264", "vp9" -> "libvpx-vp9"
         if encoder in _CRF_CODECS:
-            options["crf"] = str(int(crf))
+            encoder_options["crf"] = str(int(crf))
             if encoder.startswith("libx26"):
-                options["preset"] = "veryfast"
+                encoder_options["preset"] = "veryfast"
             if encoder.startswith("libvpx"):
-                options["b"] = "0"
-                options["deadline"] = "realtime"
-                options["cpu-used"] = "8"
-        options.update({str(k): str(v) for k, v in (options_extra or {}).items()})
-        stream.options = options
+                encoder_options["b"] = "0"
+                encoder_options["deadline"] = "realtime"
+                encoder_options["cpu-used"] = "8"
+        encoder_options.update({str(k): str(v) for k, v in (options or {}).items()})
+        stream.options = encoder_options
         try:
             for frame in frames:
                 for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):

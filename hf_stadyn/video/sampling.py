@@ -68,9 +68,9 @@ def resize_and_crop(frames: np.ndarray, size: int) -> np.ndarray:
         ``(T, size, size, 3)`` uint8. Shrinking uses area interpolation, enlarging bilinear.
     """
     frames = _check_frames(frames)
-    size = _check_size(size)
-    if size is None:
+    side = _check_size(size)
+    if side is None:
         raise ValueError("size must be a positive int")
-    if frames.shape[1] == size and frames.shape[2] == size:
+    if frames.shape[1] == side and frames.shape[2] == side:
         return frames
-    return np.stack([_resize_crop_frame(f, size) for f in frames])
+    return np.stack([_resize_crop_frame(f, side) for f in frames])
