@@ -1,4 +1,7 @@
-"""BiasReport: exact JSON round trip, determinism, markdown numbers, reference deltas, figures, bad inputs."""
+"""BiasReport: exact JSON round trip, determinism, markdown numbers, reference deltas, figures, bad inputs.
+
+Also the bias-history figure (``hf_stadyn.report.plot_bias_history``) that BiasTracker draws.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hf_stadyn.metric.estimator import StaticDynamicEstimator
+from hf_stadyn.debias import BiasRecord
+from hf_stadyn.metric import StaticDynamicEstimator
 from hf_stadyn.report import (
     FIGURE_CATEGORIES,
     FIGURE_LAYERS,
@@ -19,6 +23,7 @@ from hf_stadyn.report import (
     SCHEMA_VERSION,
     BiasReport,
     library_versions,
+    plot_bias_history,
     rho_figure_name,
 )
 
@@ -299,6 +304,55 @@ def test_writes_are_atomic(tmp_path, results, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         report.save(tmp_path)
     assert list(tmp_path.iterdir()) == []  # neither the half PNG nor a temp file stays
+
+
+def _history(layers_per_step, dyn_share: float = 0.8, static_dropout: bool = False):
+    """BiasRecords of real estimator results, ``layers_per_step[i]`` the layers measured at step 10 * i."""
+    out = []
+    for i, layers in enumerate(layers_per_step):
+        res = make_results(20 + i, layers=layers, dyn_share=dyn_share - 0.1 * i)
+        summary = {
+            n: {
+                "percent": dict(lb.percent),
+                "share_percent": {k: 100.0 * v for k, v in lb.share.items()},
+                "s_dynamic": lb.s_dynamic,
+                "s_static": lb.s_static,
+            }
+            for n, lb in res.items()
+        }
+        sd = {"layer": layers[-1], "num_static": 5 + i, "kept": None if i == 0 else 4} if static_dropout else None
+        out.append(BiasRecord(step=10 * i, epoch=None, layers=summary, static_dropout=sd))
+    return out
+
+
+def test_bias_history_figure_follows_the_history(tmp_path):
+    """The bias-versus-step PNG: one panel more with StaticDropout, every layer drawn, the data shown.
+
+    Bugs this catches: the StaticDropout panel missing (or drawn without it), layers taken from the first
+    record only (a layer measured from a later step is not drawn), a figure that ignores the values.
+    """
+    from matplotlib import rcParams
+    from matplotlib.colors import to_hex
+
+    colours = [to_hex(c) for c in rcParams["axes.prop_cycle"].by_key()["color"]]
+    steps = [("block.0",), ("block.0", "block.1"), ("block.0", "block.1")]  # block.1 appears at step 10
+    path = plot_bias_history(_history(steps), tmp_path / "sub" / "history.png")
+    assert path == tmp_path / "sub" / "history.png"
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.size == (1012, 396)  # 2 panels of 4.6 x 3.6 in at 110 dpi
+    arr = _image(path)
+    assert _has_colour(arr, colours[0]) and _has_colour(arr, colours[1])  # block.0 and block.1 curves
+    one = _image(plot_bias_history(_history([("block.0",)] * 3), tmp_path / "one.png"))
+    assert not _has_colour(one, colours[1])  # the second colour comes from the second layer only
+    with_sd = plot_bias_history(_history(steps, static_dropout=True), tmp_path / "sd.png", title="StaticDropout run")
+    with Image.open(with_sd) as im:
+        assert im.size == (1518, 396)  # a third panel: static-set size and channels kept
+    # the same history gives the same bytes; other values give another picture
+    again = plot_bias_history(_history(steps), tmp_path / "again.png")
+    assert again.read_bytes() == path.read_bytes()
+    other = _image(plot_bias_history(_history(steps, dyn_share=0.3), tmp_path / "other.png"))
+    assert other.shape == arr.shape and (other != arr).any(axis=-1).sum() > 200
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["history.png"]  # no temporary file left
 
 
 # -- bad inputs ------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import numpy as np
 
 
 def build(layers: int = 13, c: int = 768, pairs: int = 400):
-    from hf_stadyn.metric.estimator import StaticDynamicEstimator
+    from hf_stadyn.metric import StaticDynamicEstimator
     from hf_stadyn.report import BiasReport
 
     rng = np.random.default_rng(0)
