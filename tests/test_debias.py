@@ -171,11 +171,19 @@ def test_top_k_selection_from_estimator_output():
     assert top4.tolist() == [0, 1, 2, 3]  # the four strongest, by rho_S - rho_D
     quarter = select_static_channels(lb, StaticDropoutConfig(top_k_fraction=0.25))
     assert quarter.tolist() == [0, 1, 2, 3]  # 25 % of 16
-    cat = select_static_channels(lb, StaticDropoutConfig(selection="category", tau=0.5))
+    cat = select_static_channels(lb, StaticDropoutConfig(selection="category", threshold=0.5))
     assert set(cat.tolist()) <= set(range(6)) and {0, 1, 2, 3} <= set(cat.tolist())
-    capped = select_static_channels(lb, StaticDropoutConfig(selection="category", tau=0.5, num_static=2))
+    capped = select_static_channels(lb, StaticDropoutConfig(selection="category", threshold=0.5, num_static=2))
     assert capped.tolist() == [0, 1]
     assert select_static_channels(lb, StaticDropoutConfig(selection="none")).size == 0
+    # the old field name keeps working for one release, with a warning, and means the same threshold
+    with pytest.warns(DeprecationWarning, match="threshold"):
+        old = StaticDropoutConfig(selection="category", tau=0.9)
+    assert old.threshold == 0.9 and "tau" not in old.to_dict()
+    with pytest.warns(DeprecationWarning):
+        assert StaticDropoutConfig.from_dict({"selection": "category", "tau": 0.9}).threshold == 0.9
+    strict = select_static_channels(lb, old)
+    assert set(strict.tolist()) <= set(cat.tolist())  # a higher threshold can only shrink the category
 
 
 def test_random_selection_is_seeded_and_same_size():

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Callable
 
-__all__ = ["fraction", "int_list", "nonneg_int", "positive_int", "rate"]
+__all__ = ["DeprecatedFlag", "fraction", "int_list", "nonneg_int", "positive_int", "rate"]
 
 
 def _number(text: str, cast: Callable[[str], float], ok: Callable[[float], bool], what: str):
@@ -42,3 +43,26 @@ def int_list(text: str) -> list[int]:
     if not vals or any(v < 1 for v in vals):
         raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
     return vals
+
+
+class DeprecatedFlag(argparse.Action):
+    """An old option name kept for one release: stores into the new option's dest and warns once.
+
+    Example: ``p.add_argument("--sd-tau", dest="sd_threshold", type=float, action=DeprecatedFlag,
+    new="--sd-threshold", help=argparse.SUPPRESS)``.
+    """
+
+    def __init__(self, option_strings, dest, new: str, **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import warnings
+
+        warnings.warn(
+            f"{option_string} is deprecated and will be removed in 0.3; use {self.new}.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        logging.getLogger("hf_stadyn.cli").warning("%s is deprecated; use %s", option_string, self.new)
+        setattr(namespace, self.dest, values)

@@ -137,19 +137,20 @@ def _pairs(args: argparse.Namespace, model: Any, spec: dict[str, Any]):
         else min(spec["image_size"])
     )
     t = spec["num_frames"]
-    make = model.probe_pairs
+    make = model.pairs_from_videos
     common = dict(seed=args.seed, num_pairs=args.num_pairs)
+    two_stream = "streams" in spec  # per-frame pairs: no temporal window
     if args.videos:
         paths = [Path(v) for v in args.videos]
         source: Any = str(paths[0]) if len(paths) == 1 and paths[0].is_dir() else [str(p) for p in paths]
-        return make(source, window=args.window, **common), {
+        return make(source, **common, **({} if two_stream else {"window": args.window})), {
             "source": "videos",
             "videos": [str(p) for p in paths],
         }
     if args.dataset:
         ds = _load_dataset(args)
         return (
-            make(ds, window=args.window, video_column=args.video_column, **common),
+            make(ds, video_column=args.video_column, **common, **({} if two_stream else {"window": args.window})),
             {"source": "dataset", "dataset": args.dataset, "video_column": args.video_column},
         )
     from hf_stadyn.synth import SynthDataset
@@ -162,7 +163,7 @@ def _pairs(args: argparse.Namespace, model: Any, spec: dict[str, Any]):
     clips = synth.to_tensors()["frames"].numpy()
     # A synthetic clip is exactly T frames long: its window is the whole clip.
     return (
-        make(list(clips), window=min(args.window, synth_t), **common),
+        make(list(clips), **common, **({} if two_stream else {"window": min(args.window, synth_t)})),
         {"source": "stadyn-synth", "split": split, "clips": args.synth_clips, "synth_seed": args.seed},
     )
 

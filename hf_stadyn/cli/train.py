@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 TASKS = ("classification", "avos")
 
 
-from hf_stadyn.cli._types import fraction, int_list, nonneg_int, positive_int, rate  # noqa: E402
+from hf_stadyn.cli._types import DeprecatedFlag, fraction, int_list, nonneg_int, positive_int, rate  # noqa: E402
 
 # Literal copies of hf_stadyn.models.configuration_avos.FUSION_TYPES / CROSS_CONNECTION_TYPES, so that
 # building the parser does not import transformers (every `stadyn` call would pay for it);
@@ -166,7 +166,10 @@ def _add_classification_arguments(p: argparse.ArgumentParser) -> None:
                         "(the control) or none (with --sd-p-other: ordinary dropout at --sd-layer)")  # fmt: skip
     g.add_argument("--sd-fraction", type=float, default=0.25, help="static set size as a share of C (default 0.25)")
     g.add_argument("--sd-num-static", type=positive_int, default=None, help="static set size in channels")
-    g.add_argument("--sd-tau", type=float, default=0.5, help="category threshold (default 0.5)")
+    g.add_argument("--sd-threshold", type=float, default=0.5,
+                   help="threshold of the channel categories for --sd-selection category (default 0.5)")  # fmt: skip
+    g.add_argument("--sd-tau", dest="sd_threshold", type=float, action=DeprecatedFlag, new="--sd-threshold",
+                   help=argparse.SUPPRESS)  # fmt: skip
     g.add_argument("--sd-p-other", type=rate, default=0.0, help="ordinary dropout on the other channels")
     g.add_argument("--sd-refresh-every", type=nonneg_int, default=None,
                    help="optimizer steps between static-set refreshes (default: each epoch; 0: never)")  # fmt: skip
@@ -207,12 +210,12 @@ def _train_classification(args: argparse.Namespace) -> int:
     if args.static_dropout is not None:
         sd = StaticDropoutConfig(
             p=args.static_dropout, layer=args.sd_layer, selection=args.sd_selection, top_k_fraction=args.sd_fraction,
-            num_static=args.sd_num_static, tau=args.sd_tau, p_other=args.sd_p_other,
+            num_static=args.sd_num_static, threshold=args.sd_threshold, p_other=args.sd_p_other,
             num_probe_pairs=args.sd_probe_pairs, seed=args.seed,
         )  # fmt: skip
     elif any(
         getattr(args, k) != v
-        for k, v in (("sd_layer", "pre_classifier"), ("sd_selection", "top_k"), ("sd_num_static", None),
+        for k, v in (("sd_layer", "pre_classifier"), ("sd_selection", "top_k"), ("sd_num_static", None), ("sd_threshold", 0.5),
                      ("sd_refresh_every", None), ("sd_refresh_until", None), ("sd_p_other", 0.0))
     ):  # fmt: skip
         raise ValueError("--sd-* options need --static-dropout P to enable StaticDropout.")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -218,13 +219,14 @@ class StaticDropoutConfig:
             name such as ``"block_3"`` or a dotted module path); at a block, a forward
             hook applies the same per-sample mask to all tokens of the block output.
         selection: ``"top_k"`` (channels with the largest ``rho_S - rho_D``), ``"category"`` (every
-            channel of category "static" at threshold ``tau``; capped at ``num_static`` if given) or
+            channel of category "static" at ``threshold``; capped at ``num_static`` if given) or
             ``"random"`` (the same number of channels as ``top_k`` would take, drawn at random: the
             control) or ``"none"`` (an empty set; with ``p_other`` this is ordinary dropout at the
             layer, the same-rate control at any layer).
         top_k_fraction: size of the static set as a fraction of C for ``top_k``/``random``.
         num_static: absolute size of the static set; overrides ``top_k_fraction`` when set.
-        tau: category threshold for ``selection="category"`` (METHOD.md §4).
+        threshold: category threshold for ``selection="category"`` (METHOD.md §4; ``tau`` in the
+            paper). The old field name ``tau`` is accepted for one release (deprecated).
         p_other: ordinary element-wise dropout on the other channels (0 = untouched).
         refresh_every: optimizer steps between re-measurements of the static set (0 = measure once,
             before training).
@@ -241,7 +243,7 @@ class StaticDropoutConfig:
     selection: str = "top_k"
     top_k_fraction: float = 0.25
     num_static: int | None = None
-    tau: float = 0.5
+    threshold: float = 0.5
     p_other: float = 0.0
     refresh_every: int = 0
     refresh_until: int | None = None
@@ -249,8 +251,16 @@ class StaticDropoutConfig:
     probe_batch_size: int = 32
     seed: int = 0
     static_channels: list[int] | None = None
+    tau: dataclasses.InitVar[float | None] = None  # deprecated name of ``threshold``
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, tau: float | None) -> None:
+        if tau is not None:
+            warnings.warn(
+                "StaticDropoutConfig(tau=...) is deprecated and will be removed in 0.3; use threshold=...",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            self.threshold = tau
         self.validate()
 
     def validate(self) -> None:
@@ -274,8 +284,9 @@ class StaticDropoutConfig:
             isinstance(self.num_static, bool) or not isinstance(self.num_static, int) or self.num_static < 1
         ):
             bad(f"num_static must be a positive int or None, got {self.num_static!r}")
-        if isinstance(self.tau, bool) or not isinstance(self.tau, (int, float)) or not (-1.0 <= self.tau <= 1.0):
-            bad(f"tau must be a number in [-1, 1], got {self.tau!r}")
+        t = self.threshold
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not (-1.0 <= t <= 1.0):
+            bad(f"threshold must be a number in [-1, 1], got {t!r}")
         for name in ("refresh_every", "num_probe_pairs", "probe_batch_size", "seed"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -305,7 +316,7 @@ class StaticDropoutConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> StaticDropoutConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = {f.name for f in dataclasses.fields(cls)} | {"tau"}  # tau: deprecated name of threshold
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"StaticDropoutConfig: unknown field(s) {unknown}; known: {sorted(names)}")
@@ -329,7 +340,7 @@ def select_static_channels(
     Returns:
         Sorted int64 channel indices. ``top_k``: the ``k`` channels with the largest
         ``rho_S - rho_D`` (ties broken by the lower index); ``category``: channels with
-        ``rho_S > tau`` and ``rho_D < tau`` (the ``num_static`` largest by ``rho_S - rho_D`` if
+        ``rho_S > threshold`` and ``rho_D < threshold`` (the ``num_static`` largest by ``rho_S - rho_D`` if
         capped); ``random``: ``k`` channels drawn uniformly without replacement; ``none``: no channel.
     """
     cfg = config or StaticDropoutConfig()
@@ -346,7 +357,7 @@ def select_static_channels(
     if cfg.selection == "top_k":
         chosen = order[: cfg.num_selected(c)]
     elif cfg.selection == "category":
-        is_static = (rho_s > cfg.tau) & (rho_d < cfg.tau)
+        is_static = (rho_s > cfg.threshold) & (rho_d < cfg.threshold)
         chosen = np.array([i for i in order if is_static[i]], dtype=np.int64)
         if cfg.num_static is not None:
             chosen = chosen[: cfg.num_static]

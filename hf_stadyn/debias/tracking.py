@@ -194,7 +194,7 @@ class BiasTracker:
         every: int | None = None,
         output_dir: str | os.PathLike | None = None,
         batch_size: int | None = None,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         num_chunks: int = 10,
         pixel_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
         log_prefix: str = "bias",
@@ -215,7 +215,14 @@ class BiasTracker:
             raise ValueError("layers is empty; name at least one layer to track or pass None.")
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.batch_size = int(batch_size or (static_dropout.probe_batch_size if static_dropout else 32))
-        self.threshold = float(threshold if static_dropout is None else static_dropout.tau)
+        if static_dropout is not None:
+            if threshold is not None and float(threshold) != float(static_dropout.threshold):
+                raise ValueError(
+                    f"threshold={threshold} differs from static_dropout.threshold={static_dropout.threshold}; the "
+                    "tracker reads categories at the StaticDropout threshold: give one of them, or the same value."
+                )
+            threshold = static_dropout.threshold
+        self.threshold = float(0.5 if threshold is None else threshold)
         self.num_chunks = int(num_chunks)
         self.pixel_fn = pixel_fn
         self.log_prefix = log_prefix

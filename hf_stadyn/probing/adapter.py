@@ -7,7 +7,7 @@ The engine (:func:`hf_stadyn.probing.probe`) needs three things from a model, wh
 - ``probe_inputs(batch, device)``: a collated batch of ``B`` pairs -> the keyword arguments (or the
   positional input) of ONE forward over the ``2B`` members, members ``a`` first, then members ``b``.
 
-and, to build pairs from videos for that model, ``probe_pairs(videos, seed=..., num_pairs=..., ...)``.
+and, to build pairs from videos for that model, ``pairs_from_videos(videos, seed=..., num_pairs=..., ...)``.
 
 Implementations:
 
@@ -102,7 +102,7 @@ class ModuleAdapter:
     def probe_inputs(self, batch: Mapping[str, Any], device: str | torch.device | None = None) -> Any:
         return self.forward_fn(clip_members(batch, device))
 
-    def probe_pairs(self, videos: Any, **kwargs: Any) -> Any:
+    def pairs_from_videos(self, videos: Any, **kwargs: Any) -> Any:
         from .mixin import clip_pairs_for_spec
 
         return clip_pairs_for_spec(self.probe_input_spec(), videos, **kwargs)

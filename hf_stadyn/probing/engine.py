@@ -107,7 +107,7 @@ def probe(
         pairs: a map-style dataset of pairs whose items hold both members (clip pairs: ``clip_a``,
             ``clip_b`` uint8 ``(T, H, W, 3)``; two-stream pairs: ``rgb_a``, ``flow_a``, ``rgb_b``,
             ``flow_b`` uint8 ``(H, W, 3)``), ``factor`` (0 dynamic, 1 static) and ``index``; or videos
-            (a folder or a list of paths), turned into pairs by the model's ``probe_pairs`` with
+            (a folder or a list of paths), turned into pairs by the model's ``pairs_from_videos`` with
             ``seed`` (a :class:`~hf_stadyn.pairs.PairDataset` at the model's frame count and size for
             clip models, a :class:`~hf_stadyn.pairs.TwoStreamPairDataset` for two-stream models).
         layers: names of the layers to probe (default: all the model offers) or a mapping of module
@@ -157,10 +157,10 @@ def probe(
         autocast = contextlib.nullcontext
 
     if _is_video_source(pairs):
-        make = getattr(adapter, "probe_pairs", None)
+        make = getattr(adapter, "pairs_from_videos", None)
         if not callable(make):
             raise ValueError(
-                f"pairs given as videos need a model that knows its input (probe_pairs); build a pair dataset "
+                f"pairs given as videos need a model that knows its input (pairs_from_videos); build a pair dataset "
                 f"(hf_stadyn.pairs.PairDataset) for {type(model).__name__} yourself."
             )
         pairs = make(pairs, seed=seed)

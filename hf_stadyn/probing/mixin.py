@@ -266,7 +266,7 @@ class BiasProbingMixin:
         self._check_pixel_values(pixel_values)
         return {getattr(self, "main_input_name", "pixel_values"): pixel_values}
 
-    def probe_pairs(self, videos: Any, **kwargs: Any) -> Any:
+    def pairs_from_videos(self, videos: Any, **kwargs: Any) -> Any:
         """A :class:`~hf_stadyn.pairs.PairDataset` of clip pairs from ``videos`` at this model's frame count
         and input size (keyword arguments as for :func:`clip_pairs_for_spec`)."""
         return clip_pairs_for_spec(self.probe_input_spec(), videos, **kwargs)

@@ -121,15 +121,20 @@ class TwoStreamProbingMixin:
         pv, fv = two_stream_inputs(rgb, flow, spec["mean"], spec["std"])
         return {"pixel_values": pv, "flow_values": fv}
 
-    def probe_pairs(self, videos: Any, *, seed: int = 0, num_pairs: int | None = None, **kwargs: Any) -> Any:
+    def pairs_from_videos(self, videos: Any, *, seed: int = 0, num_pairs: int | None = None, **kwargs: Any) -> Any:
         """Two-stream pairs (every frame of every video, METHOD §1.2) at the model's frame size.
 
-        ``num_pairs`` is not used to build the set (each frame is one pair); the engine probes the
-        first ``num_pairs`` of them. ``window`` is ignored (a two-stream pair is one frame).
+        The set holds one pair per frame, whatever ``num_pairs`` says (it is accepted for the protocol's
+        sake and checked by the engine, which probes the first ``num_pairs`` pairs). ``window`` does not
+        apply (a two-stream pair is one frame) and is refused unless left at its default.
         """
         from hf_stadyn.pairs import TwoStreamPairDataset
 
-        kwargs.pop("window", None)
         kwargs.pop("num_frames", None)
+        window = kwargs.pop("window", None)
+        if window not in (None, 64):
+            raise ValueError(
+                f"window={window} does not apply to two-stream pairs (each pair is one frame); leave it out."
+            )
         size = kwargs.pop("size", None) or self.probe_input_spec()["image_size"]
         return TwoStreamPairDataset(videos, size=size, seed=seed, **kwargs)
