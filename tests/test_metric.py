@@ -1,4 +1,4 @@
-"""Exactness, ground-truth and input-validation tests of the streaming estimator (METHOD.md §3-5)."""
+"""Exactness, ground-truth and input-validation tests of the streaming estimator (docs/method.md §3-5)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ from hf_stadyn.metric import (
     compute_from_arrays,
     scores_from_shares,
     shares_from_scores,
+    static_dynamic_bias,
 )
 
 RTOL = 1e-9
 
 
 # --------------------------------------------------------------------------------------------------
-# A direct one-shot NumPy implementation of METHOD.md §3 and §4, written from the formulas.
+# A direct one-shot NumPy implementation of docs/method.md §3 and §4, written from the formulas.
 def reference(za: np.ndarray, zb: np.ndarray, factors: list[str], tau: float = 0.5) -> dict:
     factors = np.asarray(factors)
     Z = np.concatenate([za, zb], axis=0)
@@ -128,7 +129,8 @@ def test_multi_layer_mapping_update():
     za, zb, f = random_pairs(120, 8, seed=3)
     za2, zb2, _ = random_pairs(120, 5, seed=4)
     est = StaticDynamicEstimator()
-    est.update({"a": (za, zb), "b": (za2, zb2)}, factors=f)
+    with pytest.warns(DeprecationWarning, match="update_layers"):  # the mapping form, kept for one release
+        est.update({"a": (za, zb), "b": (za2, zb2)}, factors=f)
     out = est.compute()
     assert list(out) == ["a", "b"]
     assert_matches(out["a"], reference(za, zb, f))
@@ -184,12 +186,36 @@ def test_ground_truth_linear_mixing():
     assert res.s_static == pytest.approx((rho_s_true * np.concatenate([za, zb]).var(0)).sum() / tot, abs=0.02)
 
 
+def _zero_score_pairs(c: int = 2048):
+    """Features with s_D = s_S = 0: mirrored pairs (x, y), (x, -y) cancel every cross product."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, c))
+    y = rng.normal(size=(50, c))
+    x, y = x - x.mean(0), y - y.mean(0)
+    return np.concatenate([x, x, y, y]), np.concatenate([y, -y, x, -x]), ["dynamic"] * 100 + ["static"] * 100
+
+
 def test_zero_scores_give_21_2_percent():
+    """s_F = 0 at C = 2048 must read 21.2 % per factor through the estimator, not only in the formula.
+
+    Fails if e.g. the residual score were 0 instead of 1 (33.3 %), the shares were not a softmax, or the
+    dims were rounded instead of floored.
+    """
     pi_d, pi_s, pi_r = shares_from_scores(0.0, 0.0)
     assert pi_d == pytest.approx(1 / (2 + math.e))
     # dims use floor; at C = 2048 (a ResNet-50 stage) that is 21.2 % each
     assert round(100 * math.floor(pi_d * 2048) / 2048, 1) == 21.2
     assert round(100 * pi_d, 1) == 21.2
+    za, zb, f = _zero_score_pairs(2048)
+    est = StaticDynamicEstimator()
+    for s in range(0, 200, 64):
+        est.update(za[s : s + 64], zb[s : s + 64], f[s : s + 64], layer="stage4")
+    for res in (est.compute()["stage4"], static_dynamic_bias(za, zb, f)):
+        assert abs(res.s_dynamic) < 1e-9 and abs(res.s_static) < 1e-9
+        assert res.share["dynamic"] == pytest.approx(1 / (2 + math.e), rel=1e-9)
+        assert res.share["residual"] == pytest.approx(math.e / (2 + math.e), rel=1e-9)
+        assert res.dims == {"dynamic": 434, "static": 434, "residual": 2048 - 868}  # floor(2048 / (2 + e)) = 434
+        assert res.percent == {"dynamic": 21.2, "static": 21.2, "residual": 57.6}
 
 
 def test_zero_scores_through_the_estimator():
