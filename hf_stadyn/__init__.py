@@ -67,6 +67,7 @@ _DEPRECATED: dict[str, str] = {
     "read_clip": "hf_stadyn.video",
     "write_video": "hf_stadyn.video",
     "probe_video": "hf_stadyn.video",
+    "read_video_info": "hf_stadyn.video",
     "sample_indices": "hf_stadyn.video",
     "resize_and_crop": "hf_stadyn.video",
     "compute_flow": "hf_stadyn.video",

@@ -14,7 +14,7 @@ or a static pair (one style, frames shuffled) with probability 1/2 each
 (:class:`hf_stadyn.pairs.PairDataset`). The model is probed with :func:`hf_stadyn.probing.probe`.
 
 Inputs are checked before anything is decoded (:func:`check_video` reads the container header with
-:func:`hf_stadyn.video.probe_video`): file size, duration, resolution and frame count must stay within
+:func:`hf_stadyn.video.read_video_info`): file size, duration, resolution and frame count must stay within
 :class:`DemoLimits`, and the number of pairs within its bounds. Violations raise ``ValueError`` with
 a message that says what to change.
 
@@ -131,14 +131,14 @@ def check_video(path: str | os.PathLike, limits: DemoLimits = DEFAULT_LIMITS):
     """Check a video file against ``limits`` without decoding its frames; returns its ``VideoInfo``.
 
     Order: the file exists and is not larger than ``max_file_mb`` (from the file system), then the
-    container header (:func:`hf_stadyn.video.probe_video`): resolution, duration, frame count.
+    container header (:func:`hf_stadyn.video.read_video_info`): resolution, duration, frame count.
 
     Raises:
         FileNotFoundError: no such file.
         ValueError: a file that is too large, too long, too big in pixels, too short, or not a
             readable video; the message says which limit and what to do.
     """
-    from hf_stadyn.video import probe_video
+    from hf_stadyn.video import read_video_info
 
     if not isinstance(limits, DemoLimits):
         raise ValueError(f"limits must be a hf_stadyn.demo.DemoLimits, got {type(limits).__name__}.")
@@ -156,7 +156,7 @@ def check_video(path: str | os.PathLike, limits: DemoLimits = DEFAULT_LIMITS):
             f"video {name!r} is {size_mb:.1f} MB; the demo takes files up to {limits.max_file_mb:g} MB. "
             "Trim or re-encode it at a lower resolution or bit rate."
         )
-    info = probe_video(p, name=name)
+    info = read_video_info(p, name=name)
     long_side, short_side = max(info.width, info.height), min(info.width, info.height)
     cap_long, cap_short = max(limits.max_width, limits.max_height), min(limits.max_width, limits.max_height)
     if long_side > cap_long or short_side > cap_short:

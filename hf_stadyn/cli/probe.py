@@ -169,32 +169,10 @@ def _pairs(args: argparse.Namespace, model: Any, spec: dict[str, Any]):
 
 
 def _load_dataset(args: argparse.Namespace):
-    import datasets
+    """``--dataset``: a datasets folder, a StaDyn-Synth export or a Hub dataset id (one reader for all)."""
+    from hf_stadyn.video.sources import load_video_dataset
 
-    path = Path(args.dataset)
-    if path.is_dir():
-        if (path / "metadata.jsonl").is_file() or (path / "metadata.csv").is_file():
-            from hf_stadyn.synth import load_synth
-
-            return load_synth(path)
-        try:
-            ds = datasets.load_from_disk(str(path))
-        except FileNotFoundError as e:
-            raise FileNotFoundError(
-                f"--dataset {path} is neither a datasets folder (save_to_disk) nor a StaDyn-Synth export: {e}"
-            ) from None
-        if isinstance(ds, datasets.DatasetDict):
-            if args.split not in ds:
-                raise ValueError(f"--dataset {path} has splits {list(ds)}; choose one with --split")
-            ds = ds[args.split]
-    else:
-        ds = datasets.load_dataset(args.dataset, split=args.split)
-    if args.video_column not in ds.column_names:
-        raise ValueError(
-            f"--dataset {args.dataset} has no column {args.video_column!r} (columns: {ds.column_names}); "
-            "name the video column with --video-column"
-        )
-    return ds
+    return load_video_dataset(args.dataset, split=args.split, video_column=args.video_column)
 
 
 def _reference_model(model: Any, seed: int):
