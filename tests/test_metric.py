@@ -14,8 +14,8 @@ from hf_stadyn.metric import (
     compute_from_arrays,
     scores_from_shares,
     shares_from_scores,
-    static_dynamic_bias,
 )
+from hf_stadyn.metric.functional import static_dynamic_bias
 
 RTOL = 1e-9
 

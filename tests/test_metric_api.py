@@ -17,8 +17,8 @@ from hf_stadyn.metric import (
     compute_from_arrays,
     functional,
     parse_factors,
-    static_dynamic_bias,
 )
+from hf_stadyn.metric.functional import static_dynamic_bias
 from hf_stadyn.metric.state import _accumulate_index_add, _accumulate_matmul, assign_chunks
 
 

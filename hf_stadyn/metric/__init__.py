@@ -3,7 +3,8 @@
 - :mod:`.factors`: the factor vocabulary (``DYNAMIC``/``STATIC``, ``FACTORS``, :func:`parse_factors`),
   the one definition the other packages import from here.
 - :class:`StaticDynamicEstimator` (:mod:`.estimator`): streaming, distributed, resumable.
-- :mod:`.functional`: :func:`static_dynamic_bias` for a full set of pairs at once.
+- :mod:`.functional`: ``functional.static_dynamic_bias`` for a full set of pairs at once (not re-exported
+  here: the name is also the folder of the ``evaluate`` module, ``static_dynamic_bias/``).
 - :mod:`.results`: :class:`LayerBias`, :class:`Interval`; :mod:`.stats`: the formulas.
 """
 
@@ -11,7 +12,7 @@ from . import functional
 from .estimator import STATE_VERSION, StaticDynamicEstimator
 from .evaluate_module import load_metric, metric_path, register_metric
 from .factors import DYNAMIC, FACTORS, STATIC, factor_name, parse_factors
-from .functional import compute_from_arrays, static_dynamic_bias
+from .functional import compute_from_arrays
 from .results import CATEGORIES, Interval, LayerBias
 from .state import LayerStats
 from .stats import categorize, scores_from_shares, shares_from_scores
@@ -36,5 +37,4 @@ __all__ = [
     "register_metric",
     "scores_from_shares",
     "shares_from_scores",
-    "static_dynamic_bias",
 ]

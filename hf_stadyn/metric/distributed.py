@@ -8,7 +8,10 @@ the only one for metadata. Given an ``accelerate.Accelerator`` they go through a
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Reduction", "all_gather_object", "all_reduce", "distributed_world_size", "world_size"]
 
@@ -31,7 +34,7 @@ def world_size(accelerator: Any = None) -> int:
     return distributed_world_size()
 
 
-def _comm_device(tensor, accelerator: Any):
+def _comm_device(tensor: torch.Tensor, accelerator: Any) -> torch.device:
     """The device a collective needs for ``tensor``: the accelerator's; CUDA for NCCL; else its own."""
     import torch
     import torch.distributed as dist
@@ -43,7 +46,7 @@ def _comm_device(tensor, accelerator: Any):
     return tensor.device
 
 
-def all_reduce(tensor, reduction: Reduction, accelerator: Any = None):
+def all_reduce(tensor: torch.Tensor, reduction: Reduction, accelerator: Any = None) -> torch.Tensor:
     """A reduced copy of ``tensor`` over all processes, on ``tensor``'s device.
 
     Args:

@@ -33,7 +33,7 @@ import numpy as np
 
 from .distributed import Reduction, all_gather_object, all_reduce, distributed_world_size, world_size
 from .factors import DYNAMIC, FACTORS, STATIC, parse_factors
-from .functional import compute_from_arrays, static_dynamic_bias
+from .functional import compute_from_arrays
 from .results import CATEGORIES, Interval, LayerBias
 from .state import (
     FeatureBatch,
@@ -70,7 +70,6 @@ __all__ = [
     "parse_factors",
     "scores_from_shares",
     "shares_from_scores",
-    "static_dynamic_bias",
 ]
 
 logger = logging.getLogger(__name__)

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .factors import parse_factors
 from .results import Interval, LayerBias
 from .stats import NUM_STATS, estimate_from_totals, jackknife_intervals, layer_bias
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "FeatureBatch",
@@ -55,7 +58,7 @@ def check_confidence(confidence: Any) -> float:
     return float(confidence)
 
 
-def state_device(device: Any):
+def state_device(device: Any) -> torch.device:
     """Where float64 state for features on ``device`` lives: that device if CPU or CUDA, else the CPU."""
     import torch
 
@@ -63,7 +66,7 @@ def state_device(device: Any):
     return device if device.type in ("cpu", "cuda") else torch.device("cpu")
 
 
-def as_float64_features(x: Any, name: str):
+def as_float64_features(x: Any, name: str) -> torch.Tensor:
     """Validate one feature batch ``(B, C)`` and return it as a float64 torch tensor on its own device."""
     import torch
 
@@ -100,8 +103,8 @@ def as_float64_features(x: Any, name: str):
 class FeatureBatch:
     """One validated batch of one layer: ``a, b`` float64 tensors (B, C); ``factors``, ``pair_ids`` int64 (B,)."""
 
-    a: Any
-    b: Any
+    a: torch.Tensor
+    b: torch.Tensor
     factors: np.ndarray
     pair_ids: np.ndarray
 
@@ -163,7 +166,7 @@ class LayerStats:
             self.stats = torch.zeros(2, num_chunks, NUM_STATS, num_channels, dtype=torch.float64, device=dev)
 
     @property
-    def device(self):
+    def device(self) -> torch.device:
         return self.n.device
 
     def to(self, device: Any) -> LayerStats:
@@ -187,7 +190,7 @@ class LayerStats:
         return out
 
     # -- accumulation ---------------------------------------------------------------------------
-    def add(self, za, zb, factor_idx, chunk_idx) -> None:
+    def add(self, za: torch.Tensor, zb: torch.Tensor, factor_idx: torch.Tensor, chunk_idx: torch.Tensor) -> None:
         """Add a validated batch: za, zb float64 (B, C) tensors; indices int64 tensors (B,).
 
         The state first moves to the features' device. On the CPU the sums use ``index_add_``; on other
@@ -227,7 +230,7 @@ class LayerStats:
         return jackknife_intervals(n_k, st_k, confidence)
 
 
-def _accumulate_index_add(flat, n_flat, slot, per_pair) -> None:
+def _accumulate_index_add(flat: torch.Tensor, n_flat: torch.Tensor, slot: torch.Tensor, per_pair: torch.Tensor) -> None:
     """``flat[slot[i]] += per_pair[i]``, ``n_flat[slot[i]] += 1`` with ``index_add_`` (CPU: fixed order).
 
     Shapes: ``flat (2K, 4, C)``, ``n_flat (2K,)``, ``slot (B,)`` int64, ``per_pair (B, 4, C)``.
@@ -238,7 +241,7 @@ def _accumulate_index_add(flat, n_flat, slot, per_pair) -> None:
     n_flat.index_add_(0, slot, torch.ones_like(slot, dtype=torch.float64, device=n_flat.device))
 
 
-def _accumulate_matmul(flat, n_flat, slot, per_pair) -> None:
+def _accumulate_matmul(flat: torch.Tensor, n_flat: torch.Tensor, slot: torch.Tensor, per_pair: torch.Tensor) -> None:
     """The same sums as :func:`_accumulate_index_add` through a one-hot ``(2K, B)`` matrix product.
 
     Used off the CPU: CUDA's ``index_add_`` adds with atomics in a varying order, a matrix product
