@@ -189,7 +189,7 @@ def test_config_validation_messages():
     model = _model()
     with pytest.raises(ValueError, match="flow_values"):
         model(pixel_values=torch.zeros(1, 3, 64, 64), flow_values=torch.zeros(1, 3, 32, 32))
-    with pytest.raises(ValueError, match="unknown AVOS layer"):
+    with pytest.raises(ValueError, match="unknown probe layer"):
         model.get_probe_module("fusion9")
     # the default configuration is a ResNet-50 layout fused at all 5 levels
     cfg = AVOSConfig()

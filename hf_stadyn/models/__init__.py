@@ -1,9 +1,12 @@
-"""hf-stadyn model classes: VideoMAE / TimeSformer wrappers with bias probing, Auto registration.
+"""hf-stadyn model classes: VideoMAE / TimeSformer wrappers and the AVOS segmenter, with bias probing.
 
-Importing this package registers our configs and models with the transformers Auto classes
-(``AutoConfig`` for ``"stadyn_videomae"`` / ``"stadyn_timesformer"``, ``AutoModelForVideoClassification``
-for our configs). Checkpoints saved by our classes are upstream checkpoints by default (see
-``StadynVideoMAEConfig.save_as_upstream``): plain transformers loads them without hf-stadyn.
+Every model family is an entry of the one registry, :mod:`hf_stadyn.models.registry`; importing this
+package registers all of them with the transformers Auto classes (``AutoConfig`` for
+``"stadyn_videomae"`` / ``"stadyn_timesformer"`` / ``"stadyn_avos"``, ``AutoModel`` for every config,
+``AutoModelForVideoClassification`` for the video classifiers). ``import hf_stadyn`` alone does the same
+as soon as transformers is imported (:mod:`hf_stadyn._autoregister`). Checkpoints saved by our video
+classifiers are upstream checkpoints by default (see ``StadynVideoMAEConfig.save_as_upstream``): plain
+transformers loads them without hf-stadyn.
 """
 
 from __future__ import annotations
@@ -15,35 +18,33 @@ from .configuration_videomae import StadynVideoMAEConfig, tiny_videomae_config
 from .modeling_avos import AVOSModel
 from .modeling_timesformer import StadynTimesformerForVideoClassification
 from .modeling_videomae import StadynVideoMAEForVideoClassification
+from .registry import (
+    ModelRegistration,
+    model_class_for,
+    register_auto_classes,
+    register_model,
+    registered_models,
+    supported_model_types,
+)
 
 __all__ = [
     "AVOSConfig",
     "AVOSModel",
+    "ModelRegistration",
     "StadynTimesformerConfig",
     "StadynTimesformerForVideoClassification",
     "StadynVideoMAEConfig",
     "StadynVideoMAEForVideoClassification",
     "UpstreamCompatibleConfigMixin",
+    "model_class_for",
     "register_auto_classes",
+    "register_model",
+    "registered_models",
+    "supported_model_types",
     "tiny_avos_config",
     "tiny_timesformer_config",
     "tiny_videomae_config",
 ]
-
-
-def register_auto_classes() -> None:
-    """Register our configs / models with ``AutoConfig`` and ``AutoModelForVideoClassification``.
-
-    Called on import; safe to call again.
-    """
-    from transformers import AutoConfig, AutoModelForVideoClassification
-
-    for config_cls, model_cls in (
-        (StadynVideoMAEConfig, StadynVideoMAEForVideoClassification),
-        (StadynTimesformerConfig, StadynTimesformerForVideoClassification),
-    ):
-        AutoConfig.register(config_cls.model_type, config_cls, exist_ok=True)
-        AutoModelForVideoClassification.register(config_cls, model_cls, exist_ok=True)
 
 
 register_auto_classes()

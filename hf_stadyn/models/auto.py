@@ -1,4 +1,8 @@
-"""Load any supported checkpoint (Hub id or local folder) into the hf_stadyn class with the probing mixin."""
+"""Load any supported checkpoint (Hub id or local folder) into the hf_stadyn class with the probing mixin.
+
+``SUPPORTED_MODEL_TYPES`` (a tuple of ``model_type`` strings) and the ``model_type -> class`` table of
+:func:`load_model` are read from the one model registry, :mod:`hf_stadyn.models.registry`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_MODEL_DIR", "SUPPORTED_MODEL_TYPES", "load_model"]
+__all__ = ["DEFAULT_MODEL_DIR", "SUPPORTED_MODEL_TYPES", "load_model"]  # noqa: F822 (module __getattr__)
 
 logger = logging.getLogger(__name__)
 
@@ -17,28 +21,19 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "default
 
 
 def _classes() -> dict[str, Any]:
-    from hf_stadyn.models import (
-        StadynTimesformerForVideoClassification,
-        StadynVideoMAEForVideoClassification,
-    )
+    """``{model_type: class}`` of every registered model type (from :mod:`hf_stadyn.models.registry`)."""
+    from hf_stadyn.models.registry import model_class_for, supported_model_types
 
-    table = {
-        "videomae": StadynVideoMAEForVideoClassification,
-        "stadyn_videomae": StadynVideoMAEForVideoClassification,
-        "timesformer": StadynTimesformerForVideoClassification,
-        "stadyn_timesformer": StadynTimesformerForVideoClassification,
-    }
-    try:
-        from hf_stadyn.models.configuration_avos import AVOSConfig
-        from hf_stadyn.models.modeling_avos import AVOSModel
-
-        table[AVOSConfig.model_type] = AVOSModel
-    except ImportError:  # pragma: no cover - AVOS classes always ship
-        pass
-    return table
+    return {t: model_class_for(t) for t in supported_model_types()}
 
 
-SUPPORTED_MODEL_TYPES = ("videomae", "timesformer", "stadyn_videomae", "stadyn_timesformer", "stadyn_avos")
+def __getattr__(name: str) -> Any:
+    # SUPPORTED_MODEL_TYPES is read from the registry when asked for, so types registered later count.
+    if name == "SUPPORTED_MODEL_TYPES":
+        from hf_stadyn.models.registry import supported_model_types
+
+        return supported_model_types()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_model(name_or_path: str | os.PathLike | None = None, *, revision: str | None = None, **kwargs: Any):

@@ -2,11 +2,12 @@
 
 This file is self-contained (it imports only ``transformers``) so that a saved checkpoint folder can
 ship it as remote code: ``AutoModel.from_pretrained(folder, trust_remote_code=True)`` then works for
-users who do not have hf_stadyn installed.
+users who do not have hf_stadyn installed. Registration with the Auto classes is done by
+:mod:`hf_stadyn.models.registry`, not here.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: the strict dataclass validators need real types.
+from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
@@ -18,6 +19,7 @@ SOFT_LOSS_TYPES = ("iou", "dice", "none")
 _DEFAULT_STAGES = ["stem", "stage1", "stage2", "stage3", "stage4"]
 
 
+@strict
 class AVOSConfig(PreTrainedConfig):
     r"""Configuration of :class:`~hf_stadyn.models.modeling_avos.AVOSModel`.
 
@@ -68,6 +70,14 @@ class AVOSConfig(PreTrainedConfig):
             images (uint8 / 255), ImageNet statistics by default.
         initializer_range (`float`, *optional*, defaults to 0.02): std of the normal init of linear
             layers of the fusion and gate modules.
+        image_size (`int`, *optional*): the frame side (pixels) the model was trained on. Probing makes
+            its pairs at this size (``probe_input_spec()["image_size"]``); ``None`` (default, and what
+            checkpoints saved before this field read as) keeps the source frames' size.
+
+    Validation: the config is a strict dataclass (``huggingface_hub.dataclasses.strict``, as upstream
+    transformers configs): a field of the wrong type raises ``StrictDataclassFieldValidationError`` at
+    construction and on assignment; values outside the accepted choices raise ``ValueError`` at
+    construction (:meth:`validate_avos`, which ``config.validate()`` runs again after edits).
     """
 
     model_type = "stadyn_avos"
@@ -82,22 +92,21 @@ class AVOSConfig(PreTrainedConfig):
     use_pretrained_backbone: bool = False
     fusion: str = "concat"
     cross_connection: str = "none"
-    cross_stages: list[int] | None = None
+    cross_stages: list[int] | tuple[int, ...] | None = None
     decoder_hidden_size: int = 64
     soft_loss: str = "iou"
-    bce_weight: float = 1.0
-    soft_loss_weight: float = 1.0
-    image_mean: list[float] | None = None
-    image_std: list[float] | None = None
-    initializer_range: float = 0.02
+    bce_weight: float | int = 1.0
+    soft_loss_weight: float | int = 1.0
+    image_mean: list[float | int] | tuple[float | int, ...] | None = None
+    image_std: list[float | int] | tuple[float | int, ...] | None = None
+    initializer_range: float | int = 0.02
+    image_size: int | None = None
 
     def __post_init__(self, **kwargs):
-        if self.cross_stages is None:
-            self.cross_stages = [3, 4, 5]
-        if self.image_mean is None:
-            self.image_mean = [0.485, 0.456, 0.406]
-        if self.image_std is None:
-            self.image_std = [0.229, 0.224, 0.225]
+        # lists, as config.json writes them (tuples are accepted as input)
+        self.cross_stages = [3, 4, 5] if self.cross_stages is None else list(self.cross_stages)
+        self.image_mean = [0.485, 0.456, 0.406] if self.image_mean is None else list(self.image_mean)
+        self.image_std = [0.229, 0.224, 0.225] if self.image_std is None else list(self.image_std)
         super().__post_init__(**kwargs)
         self.validate_avos()
 
@@ -116,6 +125,8 @@ class AVOSConfig(PreTrainedConfig):
             )
         if int(self.decoder_hidden_size) < 1:
             raise ValueError(f"AVOSConfig.decoder_hidden_size must be >= 1, got {self.decoder_hidden_size!r}.")
+        if self.image_size is not None and self.image_size < 1:
+            raise ValueError(f"AVOSConfig.image_size must be >= 1 pixels (or None), got {self.image_size!r}.")
         if float(self.bce_weight) < 0 or float(self.soft_loss_weight) < 0:
             raise ValueError("AVOSConfig.bce_weight and soft_loss_weight must be >= 0.")
         for name in ("image_mean", "image_std"):
@@ -179,8 +190,3 @@ def tiny_avos_config(
         decoder_hidden_size=decoder_hidden_size,
         **kwargs,
     )
-
-
-if __name__.startswith("hf_stadyn."):  # package import (not remote code): make AutoConfig know the type
-    AutoConfig.register(AVOSConfig.model_type, AVOSConfig, exist_ok=True)
-    AVOSConfig.register_for_auto_class()

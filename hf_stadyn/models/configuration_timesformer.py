@@ -49,6 +49,11 @@ class StadynTimesformerConfig(UpstreamCompatibleConfigMixin, TimesformerConfig):
 
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)
+        self.validate_stadyn()
+
+    def validate_stadyn(self) -> None:
+        """Check hf-stadyn's constraints; ``ValueError`` naming the field. A ``@strict`` class validator too,
+        so ``config.validate()`` checks again after edits."""
         if self.attention_type == "space_only":
             raise ValueError(
                 "attention_type='space_only' is not supported: upstream TimeSformer then returns per-frame logits "

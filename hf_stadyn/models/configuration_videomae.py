@@ -44,6 +44,11 @@ class StadynVideoMAEConfig(UpstreamCompatibleConfigMixin, VideoMAEConfig):
 
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)
+        self.validate_stadyn()
+
+    def validate_stadyn(self) -> None:
+        """Check hf-stadyn's constraints; ``ValueError`` naming the field. A ``@strict`` class validator too,
+        so ``config.validate()`` checks again after edits."""
         if self.num_frames % self.tubelet_size:
             raise ValueError(
                 f"num_frames={self.num_frames} is not a multiple of tubelet_size={self.tubelet_size}; VideoMAE "

@@ -19,21 +19,37 @@ Variants (``AVOSConfig.fusion`` x ``AVOSConfig.cross_connection``):
 Every probed feature passes through a named ``nn.Identity`` tap (``model.taps[name]``), so hooks can
 read it (probing) or change it (unit masking) without knowing the internals.
 
-This file imports only torch and transformers (plus its sibling ``configuration_avos``), so it can be
-shipped as remote code next to a checkpoint.
+This file needs only torch and transformers (plus its sibling ``configuration_avos``), so it can be
+shipped as remote code next to a checkpoint: the probe adapter (``TwoStreamProbingMixin``) is imported
+from hf_stadyn when it is installed and left out otherwise. Registration with the Auto classes is done
+by :mod:`hf_stadyn.models.registry`.
+
+HF conventions: ``output_hidden_states`` also fills the standard ``hidden_states`` tuple (the fused
+features, one per fused level); gradient checkpointing (``model.gradient_checkpointing_enable()``)
+recomputes each level's stage + cross-connection calls and each fusion in the backward pass, with
+BatchNorm running statistics updated once per step as without it; ``_no_split_modules`` keeps the
+fusion, cross-connection and decoder modules (and the backbones' own units) on one device each.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoBackbone, AutoConfig, AutoModel, PreTrainedModel
+from transformers import AutoBackbone, AutoConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from hf_stadyn.probing.two_stream import TwoStreamProbingMixin
+try:  # the probe adapter; absent when this file runs as remote code without hf_stadyn installed
+    from hf_stadyn.probing.two_stream import TwoStreamProbingMixin
+except ImportError:  # pragma: no cover - exercised by the remote-code test in a separate process
+
+    class TwoStreamProbingMixin:  # type: ignore[no-redef]
+        """Stand-in without probing (hf_stadyn is not installed)."""
+
 
 from .configuration_avos import AVOSConfig, tiny_avos_config  # noqa: F401 (re-exported)
 
@@ -256,6 +272,9 @@ class AVOSSegmentationOutput(ModelOutput):
             (after cross-connections), when ``output_hidden_states``.
         motion_hidden_states: the same for the motion stream.
         fusion_hidden_states: per fused level, the fusion output ``(B, C_i, H_i, W_i)``.
+        hidden_states: the standard transformers field: the same tensors as
+            ``fusion_hidden_states`` (the joint representation the decoder reads), shallowest level
+            first. Last field, so tuple outputs keep their earlier positions.
     """
 
     loss: torch.Tensor | None = None
@@ -263,6 +282,7 @@ class AVOSSegmentationOutput(ModelOutput):
     appearance_hidden_states: tuple[torch.Tensor, ...] | None = None
     motion_hidden_states: tuple[torch.Tensor, ...] | None = None
     fusion_hidden_states: tuple[torch.Tensor, ...] | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
 class AVOSPreTrainedModel(PreTrainedModel):
@@ -270,7 +290,17 @@ class AVOSPreTrainedModel(PreTrainedModel):
     base_model_prefix = "avos"
     main_input_name = "pixel_values"
     input_modalities = ("image",)
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True
+    # modules that must sit on one device (device_map="auto"); the backbones add their own units
+    _no_split_modules = [  # noqa: RUF012 (transformers' class-level table)
+        "ConcatFusion",
+        "GatedFusion",
+        "ConvexFusion",
+        "MotionToAppearance",
+        "BidirectionalCross",
+        "GatedBidirectionalCross",
+        "AVOSDecoder",
+    ]
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -309,6 +339,33 @@ def _load_pretrained_backbone(name: str, out_features: list[str]) -> nn.Module:
             "backbone class; use e.g. a ResNet checkpoint such as 'microsoft/resnet-18'."
         )
     return MODEL_FOR_BACKBONE_MAPPING[type(cfg)].from_pretrained(name, out_features=out_features)
+
+
+class _RecomputeWithoutStatsUpdate:
+    """Wrap ``fn`` for activation checkpointing so BatchNorm running statistics update once per step.
+
+    The first call is the forward pass; later calls are the backward-pass recomputation, during which
+    the BatchNorm layers of ``modules`` normalise with batch statistics (as in the first call) but do
+    not update ``running_mean``/``running_var``/``num_batches_tracked`` a second time.
+    """
+
+    def __init__(self, fn: Callable[..., Any], modules: list[nn.Module]):
+        self.fn = fn
+        self.norms = [m for mod in modules for m in mod.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        self.calls = 0
+
+    def __call__(self, *args: Any) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            return self.fn(*args)
+        tracked = [m.track_running_stats for m in self.norms]
+        try:
+            for m in self.norms:
+                m.track_running_stats = False
+            return self.fn(*args)
+        finally:
+            for m, t in zip(self.norms, tracked):
+                m.track_running_stats = t
 
 
 def _stage_modules(backbone: nn.Module) -> list[nn.Module]:
@@ -362,6 +419,7 @@ class AVOSModel(TwoStreamProbingMixin, AVOSPreTrainedModel):
         names = [f"{p}{i}" for i in self.levels for p in ("app_stage", "mot_stage", "fusion")]
         self.taps = nn.ModuleDict({n: nn.Identity() for n in names})
         self.decoder = AVOSDecoder(channels, int(config.decoder_hidden_size))
+        self.gradient_checkpointing = False  # set by gradient_checkpointing_enable()
         self.post_init()
 
     # -- forward ---------------------------------------------------------------------------------
@@ -399,16 +457,32 @@ class AVOSModel(TwoStreamProbingMixin, AVOSPreTrainedModel):
         app_stages = _stage_modules(self.appearance_backbone)
         mot_stages = _stage_modules(self.motion_backbone)
         app_hs, mot_hs, fus_hs = [], [], []
+        checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for lvl, (app_stage, mot_stage) in enumerate(zip(app_stages, mot_stages), start=1):
-            app, mot = app_stage(app), mot_stage(mot)
+            cross = self.cross[str(lvl)] if str(lvl) in self.cross else None  # noqa: SIM401 (ModuleDict has no get)
+
+            def level(a, m, app_stage=app_stage, mot_stage=mot_stage, cross=cross):
+                a, m = app_stage(a), mot_stage(m)
+                return cross(a, m) if cross is not None else (a, m)
+
             if lvl not in self.levels:
+                app, mot = app_stage(app), mot_stage(mot)
                 continue
-            if str(lvl) in self.cross:
-                app, mot = self.cross[str(lvl)](app, mot)
+            k = self.levels.index(lvl)
+            fusion = self.fusions[k]
+            if checkpointing:
+                parts = [app_stage, mot_stage] + ([cross] if cross is not None else [])
+                app, mot = self._gradient_checkpointing_func(_RecomputeWithoutStatsUpdate(level, parts), app, mot)
+            else:
+                app, mot = level(app, mot)
+            # the taps stay outside the checkpointed calls: their hooks (probing, unit masking) run once
             app = self.taps[f"app_stage{lvl}"](app)
             mot = self.taps[f"mot_stage{lvl}"](mot)
-            k = self.levels.index(lvl)
-            fused = self.taps[f"fusion{lvl}"](self.fusions[k](app, mot))
+            if checkpointing:
+                fused = self._gradient_checkpointing_func(_RecomputeWithoutStatsUpdate(fusion, [fusion]), app, mot)
+            else:
+                fused = fusion(app, mot)
+            fused = self.taps[f"fusion{lvl}"](fused)
             app_hs.append(app)
             mot_hs.append(mot)
             fus_hs.append(fused)
@@ -425,24 +499,14 @@ class AVOSModel(TwoStreamProbingMixin, AVOSPreTrainedModel):
                 soft_loss_weight=float(self.config.soft_loss_weight),
             )
         hs = (tuple(app_hs), tuple(mot_hs), tuple(fus_hs)) if output_hidden_states else (None, None, None)
+        hidden_states = hs[2]
         if not return_dict:
-            return tuple(v for v in (loss, logits, *hs) if v is not None)
+            return tuple(v for v in (loss, logits, *hs, hidden_states) if v is not None)
         return AVOSSegmentationOutput(
             loss=loss,
             logits=logits,
             appearance_hidden_states=hs[0],
             motion_hidden_states=hs[1],
             fusion_hidden_states=hs[2],
+            hidden_states=hidden_states,
         )
-
-
-def _register() -> None:
-    """Auto classes (package import) and remote-code export (``save_pretrained`` copies the files)."""
-    AutoConfig.register(AVOSConfig.model_type, AVOSConfig, exist_ok=True)
-    AutoModel.register(AVOSConfig, AVOSModel, exist_ok=True)
-    AVOSConfig.register_for_auto_class()
-    AVOSModel.register_for_auto_class("AutoModel")
-
-
-if __name__.startswith("hf_stadyn."):
-    _register()

@@ -7,15 +7,14 @@ features that feed the classifier (mean over tokens, then ``fc_norm``) pass thro
 ``self.classifier``. The state dict is the upstream one, so checkpoints load both ways.
 """
 
-from __future__ import annotations
-
-from typing import Any
-
+# No ``from __future__ import annotations``: ``forward``'s ``Unpack[TransformersKwargs]`` stays a real
+# annotation, as upstream, so tooling that reads the signature sees the attention kwargs.
 import torch
 from torch import nn
 from transformers import VideoMAEForVideoClassification
 from transformers.modeling_outputs import ImageClassifierOutput
-from transformers.utils import can_return_tuple
+from transformers.processing_utils import Unpack
+from transformers.utils import TransformersKwargs, can_return_tuple
 
 from ..probing.layouts import Layout
 from ..probing.mixin import IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD, BiasProbingMixin
@@ -72,11 +71,13 @@ class StadynVideoMAEForVideoClassification(BiasProbingMixin, VideoMAEForVideoCla
         self,
         pixel_values: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        **kwargs: Any,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> ImageClassifierOutput:
         """Classify clips ``pixel_values`` ``(B, T, 3, H, W)``; ``logits`` are ``(B, num_labels)``.
 
         Same computation as upstream VideoMAE, with ``feature_dropout`` before the classifier.
+        ``kwargs`` are upstream's (``output_attentions``, ``output_hidden_states``, attention-backend
+        options; ``attn_implementation="eager"`` for ``attentions``).
         """
         self._check_pixel_values(pixel_values)
         outputs = self.videomae(pixel_values, **kwargs)
