@@ -1,5 +1,8 @@
 """A small Hugging Face Hub look-alike for tests (FastAPI + uvicorn on 127.0.0.1, in memory).
 
+(One file of about 570 lines on purpose: a test server that one fixture starts in a thread; its
+routes mirror the Hub's REST API one to one and read best side by side.)
+
 It answers the routes huggingface_hub 2.x uses to create repos, upload folders / ``push_to_hub``
 (regular, base64 NDJSON commits: no LFS, no xet) and to download (``hf_hub_download``,
 ``snapshot_download``, transformers ``from_pretrained``), for model, dataset and space repos:

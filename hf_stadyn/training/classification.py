@@ -1,5 +1,8 @@
 """Train video classifiers with accelerate: StaticDropout, its controls, bias tracking, resumable.
 
+(Over 500 lines on purpose, for now: this hand-written loop is replaced by ``transformers.Trainer``
+with our callbacks in the next release, and is left whole until then rather than split twice.)
+
 :func:`train_classification` fine-tunes (or trains from scratch) an hf_stadyn VideoMAE / TimeSformer
 classifier on clip datasets (items ``{"frames": (T, H, W, 3) uint8, "label": int}``) with one
 accelerate loop that runs on a CPU, one GPU or several (``accelerate launch``):

@@ -1,0 +1,190 @@
+"""StaticDropout settings and the choice of the static set (docs/method.md §6).
+
+:class:`StaticDropoutConfig` holds every setting (stored in the model config, so in config.json);
+:func:`select_static_channels` picks the static channels of a layer from the estimator's per-channel
+scores (:class:`~hf_stadyn.metric.LayerBias`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hf_stadyn.metric import LayerBias
+
+__all__ = ["CONFIG_KEY", "PRE_CLASSIFIER", "SELECTIONS", "StaticDropoutConfig", "select_static_channels"]
+
+#: Name of the default layer: the pooled features right before ``model.classifier``.
+PRE_CLASSIFIER = "pre_classifier"
+#: How the static set is chosen: top-k by rho_S - rho_D, every "static"-category channel, the same
+#: number of random channels (the control), or none (with ``p_other``: ordinary dropout at the layer).
+SELECTIONS = ("top_k", "category", "random", "none")
+#: Key of the settings in ``model.config``.
+CONFIG_KEY = "static_dropout"
+
+
+@dataclass
+class StaticDropoutConfig:
+    """StaticDropout settings, stored in the model config (and so in config.json).
+
+    Attributes:
+        p: drop probability of each static channel per sample, in [0, 1).
+        layer: where to apply it: ``"pre_classifier"`` (the pooled features feeding
+            ``model.classifier``, the default) or the name of an encoder block (a probeable layer
+            name such as ``"block_3"`` or a dotted module path); at a block, a forward
+            hook applies the same per-sample mask to all tokens of the block output.
+        selection: ``"top_k"`` (channels with the largest ``rho_S - rho_D``), ``"category"`` (every
+            channel of category "static" at ``threshold``; capped at ``num_static`` if given) or
+            ``"random"`` (the same number of channels as ``top_k`` would take, drawn at random: the
+            control) or ``"none"`` (an empty set; with ``p_other`` this is ordinary dropout at the
+            layer, the same-rate control at any layer).
+        top_k_fraction: size of the static set as a fraction of C for ``top_k``/``random``.
+        num_static: absolute size of the static set; overrides ``top_k_fraction`` when set.
+        threshold: category threshold for ``selection="category"`` (METHOD.md §4; ``tau`` in the
+            paper). The old field name ``tau`` is accepted for one release (deprecated).
+        p_other: ordinary element-wise dropout on the other channels (0 = untouched).
+        refresh_every: optimizer steps between re-measurements of the static set (0 = measure once,
+            before training).
+        refresh_until: last optimizer step at which a refresh may happen (None = all of training;
+            biases settle in the first half, so e.g. half the steps).
+        num_probe_pairs: number of fixed probe pairs used for every measurement.
+        probe_batch_size: pairs per forward pass when measuring.
+        seed: seed of the probe pairs and of the random selection.
+        static_channels: the current static set (sorted indices), written by training.
+    """
+
+    p: float = 0.5
+    layer: str = PRE_CLASSIFIER
+    selection: str = "top_k"
+    top_k_fraction: float = 0.25
+    num_static: int | None = None
+    threshold: float = 0.5
+    p_other: float = 0.0
+    refresh_every: int = 0
+    refresh_until: int | None = None
+    num_probe_pairs: int = 512
+    probe_batch_size: int = 32
+    seed: int = 0
+    static_channels: list[int] | None = None
+    tau: dataclasses.InitVar[float | None] = None  # deprecated name of ``threshold``
+
+    def __post_init__(self, tau: float | None) -> None:
+        if tau is not None:
+            warnings.warn(
+                "StaticDropoutConfig(tau=...) is deprecated and will be removed in 0.3; use threshold=...",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            self.threshold = tau
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the bad field; called on construction."""
+
+        def bad(msg: str) -> None:
+            raise ValueError(f"StaticDropoutConfig: {msg}")
+
+        for name in ("p", "p_other"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0.0 <= v < 1.0):
+                bad(f"{name} must be a number in [0, 1), got {v!r}")
+        if not isinstance(self.layer, str) or not self.layer.strip():
+            bad(f"layer must be a non-empty layer name (e.g. {PRE_CLASSIFIER!r}), got {self.layer!r}")
+        if self.selection not in SELECTIONS:
+            bad(f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
+        f = self.top_k_fraction
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not (0.0 < f <= 1.0):
+            bad(f"top_k_fraction must be in (0, 1], got {f!r}")
+        if self.num_static is not None and (
+            isinstance(self.num_static, bool) or not isinstance(self.num_static, int) or self.num_static < 1
+        ):
+            bad(f"num_static must be a positive int or None, got {self.num_static!r}")
+        t = self.threshold
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not (-1.0 <= t <= 1.0):
+            bad(f"threshold must be a number in [-1, 1], got {t!r}")
+        for name in ("refresh_every", "num_probe_pairs", "probe_batch_size", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                bad(f"{name} must be a non-negative int, got {v!r}")
+        if self.num_probe_pairs < 4:
+            bad(f"num_probe_pairs must be >= 4 (the estimate needs >= 2 pairs per factor), got {self.num_probe_pairs}")
+        if self.probe_batch_size < 1:
+            bad(f"probe_batch_size must be >= 1, got {self.probe_batch_size}")
+        if self.refresh_until is not None and (
+            isinstance(self.refresh_until, bool) or not isinstance(self.refresh_until, int) or self.refresh_until < 0
+        ):
+            bad(f"refresh_until must be a non-negative int (an optimizer step) or None, got {self.refresh_until!r}")
+        if self.static_channels is not None:
+            try:
+                self.static_channels = [int(c) for c in self.static_channels]
+            except (TypeError, ValueError):
+                bad(f"static_channels must be a list of ints, got {self.static_channels!r}")
+
+    def num_selected(self, num_channels: int) -> int:
+        """Size of the static set for ``top_k``/``random`` at a layer of ``num_channels`` channels."""
+        if self.num_static is not None:
+            return min(self.num_static, num_channels)
+        return max(1, min(num_channels, int(round(self.top_k_fraction * num_channels))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StaticDropoutConfig:
+        names = {f.name for f in dataclasses.fields(cls)} | {"tau"}  # tau: deprecated name of threshold
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"StaticDropoutConfig: unknown field(s) {unknown}; known: {sorted(names)}")
+        return cls(**dict(d))
+
+
+def select_static_channels(
+    bias: LayerBias,
+    config: StaticDropoutConfig | None = None,
+    *,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Pick the static set of one layer from an estimator result (METHOD.md §6).
+
+    Args:
+        bias: the :class:`~hf_stadyn.metric.LayerBias` of the layer (per-channel ``rho_static`` and
+            ``rho_dynamic``).
+        config: selection settings (default :class:`StaticDropoutConfig()`: top 25 %).
+        rng: generator for ``selection="random"`` (default ``np.random.default_rng(config.seed)``).
+
+    Returns:
+        Sorted int64 channel indices. ``top_k``: the ``k`` channels with the largest
+        ``rho_S - rho_D`` (ties broken by the lower index); ``category``: channels with
+        ``rho_S > threshold`` and ``rho_D < threshold`` (the ``num_static`` largest by ``rho_S - rho_D`` if
+        capped); ``random``: ``k`` channels drawn uniformly without replacement; ``none``: no channel.
+    """
+    cfg = config or StaticDropoutConfig()
+    rho_s = np.asarray(bias.rho_static, dtype=np.float64).reshape(-1)
+    rho_d = np.asarray(bias.rho_dynamic, dtype=np.float64).reshape(-1)
+    c = rho_s.size
+    if c == 0 or rho_d.size != c:
+        raise ValueError(
+            f"layer {getattr(bias, 'layer', '?')!r} has no per-channel scores (rho_static {rho_s.size}, "
+            f"rho_dynamic {rho_d.size}); compute the estimate with channel scores included."
+        )
+    score = rho_s - rho_d
+    order = np.lexsort((np.arange(c), -score))  # by score descending, then index ascending
+    if cfg.selection == "top_k":
+        chosen = order[: cfg.num_selected(c)]
+    elif cfg.selection == "category":
+        is_static = (rho_s > cfg.threshold) & (rho_d < cfg.threshold)
+        chosen = np.array([i for i in order if is_static[i]], dtype=np.int64)
+        if cfg.num_static is not None:
+            chosen = chosen[: cfg.num_static]
+    elif cfg.selection == "none":
+        chosen = np.zeros(0, dtype=np.int64)
+    else:  # random
+        g = rng if rng is not None else np.random.default_rng(cfg.seed)
+        chosen = g.choice(c, size=cfg.num_selected(c), replace=False)
+    return np.sort(np.asarray(chosen, dtype=np.int64))
