@@ -17,6 +17,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from ..metric.factors import DYNAMIC, FACTORS, STATIC, parse_factors
 from ..video.flow import _check_range, apply_flow_jitter
 from .styles import StyleLike, _check_clip, _style_name, resolve_styles
 
@@ -33,24 +34,18 @@ __all__ = [
     "shuffle_pathways",
 ]
 
-#: Factor labels, equal to ``hf_stadyn.metric.DYNAMIC`` / ``STATIC``.
-DYNAMIC = 0
-STATIC = 1
-FACTOR_NAMES = ("dynamic", "static")
+#: The factor vocabulary lives in one module, :mod:`hf_stadyn.metric.factors`; these are its names.
+FACTOR_NAMES = FACTORS
 
 Clip = np.ndarray
 Clips = Union[np.ndarray, Sequence[np.ndarray]]
 
 
 def parse_factor(factor: int | str) -> int:
-    """``0``/``"dynamic"`` -> 0, ``1``/``"static"`` -> 1."""
-    if isinstance(factor, str):
-        key = factor.strip().lower()
-        if key in FACTOR_NAMES:
-            return FACTOR_NAMES.index(key)
-    elif isinstance(factor, (int, np.integer)) and not isinstance(factor, bool) and int(factor) in (DYNAMIC, STATIC):
-        return int(factor)
-    raise ValueError(f"factor must be 0/'dynamic' or 1/'static', got {factor!r}")
+    """``0``/``"dynamic"`` -> 0, ``1``/``"static"`` -> 1 (one label; :func:`hf_stadyn.metric.parse_factors`)."""
+    if isinstance(factor, bool) or not isinstance(factor, (str, int, np.integer)):
+        raise ValueError(f"factor must be 0/'dynamic' or 1/'static', got {factor!r}")
+    return int(parse_factors([factor], 1, name="factor")[0])
 
 
 @dataclass
