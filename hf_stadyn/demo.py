@@ -56,7 +56,7 @@ logger = logging.getLogger(__name__)
 MODEL_ENV = "STADYN_MODEL"
 #: Pairs per analysis when the caller does not say.
 DEFAULT_NUM_PAIRS = 32
-#: The research default window of source frames per clip (METHOD.md section 1.1).
+#: The research default window of source frames per clip (docs/method.md §1.1).
 DEFAULT_WINDOW = 64
 DEFAULT_MODEL_NAME = "hf-stadyn default model"
 

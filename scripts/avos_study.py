@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""AVOS study: two-stream fusion / cross-connection variants on StaDyn-Synth (METHOD.md §7).
+"""AVOS study: two-stream fusion / cross-connection variants on StaDyn-Synth (docs/method.md §7).
 
 For each variant and seed: train on normal + camouflage clips, evaluate J, F, mIoU and the
 success-curve AUC on held-out normal and camouflage clips, probe every fusion layer with two-stream
@@ -198,7 +198,7 @@ def render_markdown(results: dict) -> str:
             ]
             cells.append(f"{t[0]:.0f} / {t[1]:.0f} / {t[2]:.0f} ({i[0]:.0f} / {i[1]:.0f} / {i[2]:.0f})")
         lines.append(f"| {lab} | " + " | ".join(cells) + " |")
-    lines += ["", "#### Layer-level dynamic / static % (METHOD.md §3) of the fusion layers (trained)", ""]
+    lines += ["", "#### Layer-level dynamic / static % (docs/method.md §3) of the fusion layers (trained)", ""]
     lines.append("| variant | " + " | ".join(layers) + " |")
     lines.append("|---|" + "---|" * len(layers))
     for lab in labels:

@@ -19,7 +19,7 @@ import torch
 
 from hf_stadyn.training.validation import probe_clip_pairs, reference_reading, train_and_probe
 
-# TimeSformer needs more epochs to learn motion from scratch (see shared notes on feasibility).
+# TimeSformer needs more epochs to learn motion from scratch (docs/method.md §10).
 SETTINGS = {"videomae": {"epochs": 8, "learning_rate": 1e-3}, "timesformer": {"epochs": 16, "learning_rate": 1e-3}}
 
 

@@ -1,6 +1,6 @@
 """StaticDropout study: does dropping static channels get a fine-tuned model out of a static-bias trap?
 
-The setting METHOD.md §6 names for the method: fine-tuning a model whose channels already encode both
+The setting docs/method.md §6 names for the method: fine-tuning a model whose channels already encode both
 factors on data with a static shortcut.
 
 1. Pre-training (once, cached): a tiny VideoMAE (hidden 64, 4 blocks, 8 frames of 32x32) learns

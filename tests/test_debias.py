@@ -141,7 +141,7 @@ def test_wrong_channel_count_is_reported():
 
 
 def _estimate_with_known_channels(seed: int = 0):
-    """Pairs whose channels 0-5 are static with decreasing strength, 6-15 dynamic (METHOD.md §1).
+    """Pairs whose channels 0-5 are static with decreasing strength, 6-15 dynamic (docs/method.md §1).
 
     In a static pair (same appearance, shuffled frames) a static channel is shared by both members and a
     dynamic channel is not; in a dynamic pair (same motion, other style) the reverse. Channel c < 6 shares

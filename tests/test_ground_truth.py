@@ -4,7 +4,7 @@ Reduced version of scripts/ground_truth_validation.py (whose full table, with Ti
 README). The motion-trained tiny VideoMAE is the embedded default (trained by
 scripts/train_default_model.py with the validation recipe: learning motion from scratch needs 6000 clips
 x 8 epochs, too long for the suite); the appearance-trained one is trained here. Both are probed on the
-same pairs, with the output-level shuffle check of METHOD.md §8.
+same pairs, with the output-level shuffle check of docs/method.md §8.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Stylizers, shuffles, static/dynamic pairs and two-stream pairs (METHOD.md §1)."""
+"""Stylizers, shuffles, static/dynamic pairs and two-stream pairs (docs/method.md §1)."""
 
 from __future__ import annotations
 

@@ -128,8 +128,8 @@ def _synth_config(args: argparse.Namespace, t: int, size: int):
 def _pairs(args: argparse.Namespace, model: Any, spec: dict[str, Any]):
     """The pair dataset for the chosen video source, made by the model's own probe adapter.
 
-    Clip models get clip pairs at their frame count and size (METHOD §1.1); two-stream models get
-    per-frame RGB + flow pairs (METHOD §1.2).
+    Clip models get clip pairs at their frame count and size (docs/method.md §1.1); two-stream models get
+    per-frame RGB + flow pairs (docs/method.md §1.2).
     """
     size = (
         spec["image_size"]

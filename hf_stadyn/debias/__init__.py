@@ -1,4 +1,4 @@
-"""Debiasing toward dynamics: StaticDropout and the bias tracking that refreshes it (METHOD.md §6).
+"""Debiasing toward dynamics: StaticDropout and the bias tracking that refreshes it (docs/method.md §6).
 
 - :class:`StaticDropout`: per-sample dropout of a bounded set of static channels (identity in eval).
 - :class:`StaticDropoutConfig`, :func:`select_static_channels`: which channels, from estimator output.

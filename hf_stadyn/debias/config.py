@@ -46,7 +46,7 @@ class StaticDropoutConfig:
             layer, the same-rate control at any layer).
         top_k_fraction: size of the static set as a fraction of C for ``top_k``/``random``.
         num_static: absolute size of the static set; overrides ``top_k_fraction`` when set.
-        threshold: category threshold for ``selection="category"`` (METHOD.md §4; ``tau`` in the
+        threshold: category threshold for ``selection="category"`` (docs/method.md §4; ``tau`` in the
             paper). The old field name ``tau`` is accepted for one release (deprecated).
         p_other: ordinary element-wise dropout on the other channels (0 = untouched).
         refresh_every: optimizer steps between re-measurements of the static set (0 = measure once,
@@ -150,7 +150,7 @@ def select_static_channels(
     *,
     rng: np.random.Generator | None = None,
 ) -> np.ndarray:
-    """Pick the static set of one layer from an estimator result (METHOD.md §6).
+    """Pick the static set of one layer from an estimator result (docs/method.md §6).
 
     Args:
         bias: the :class:`~hf_stadyn.metric.LayerBias` of the layer (per-channel ``rho_static`` and

@@ -1,4 +1,4 @@
-"""StaticDropout: semantically guided channel dropout toward dynamics (METHOD.md §6).
+"""StaticDropout: semantically guided channel dropout toward dynamics (docs/method.md §6).
 
 A bounded set of *static* channels of one layer (by default the top-k channels by
 ``rho_S - rho_D`` measured with :class:`~hf_stadyn.metric.StaticDynamicEstimator` on a fixed set of
@@ -55,7 +55,7 @@ logger = logging.getLogger(__name__)
 
 
 class StaticDropout(nn.Module):
-    """Drop a fixed set of channels per sample (METHOD.md §6); identity in eval mode.
+    """Drop a fixed set of channels per sample (docs/method.md §6); identity in eval mode.
 
     Args:
         num_channels: C, the channel count of the layer.

@@ -1,4 +1,4 @@
-"""Bias tracking during training and the StaticDropout refresh (METHOD.md §6 and §8).
+"""Bias tracking during training and the StaticDropout refresh (docs/method.md §6 and §8).
 
 :class:`BiasTracker` measures the static/dynamic bias of chosen layers with the streaming estimator
 on a *fixed* set of probe pairs (:class:`ProbePairs`: the same pairs at every measurement), re-selects

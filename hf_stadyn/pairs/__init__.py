@@ -1,4 +1,4 @@
-"""Pairs for the static/dynamic estimator (METHOD.md §1): stylizers, frame shuffles, two-stream pairs
+"""Pairs for the static/dynamic estimator (docs/method.md §1): stylizers, frame shuffles, two-stream pairs
 and the seeded pair datasets."""
 
 from .core import (

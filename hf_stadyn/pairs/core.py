@@ -1,4 +1,4 @@
-"""Static and dynamic pairs (METHOD.md §1).
+"""Static and dynamic pairs (docs/method.md §1).
 
 - Dynamic pair: the same clip (same frames, same order) in two different styles.
 - Static pair: a stylized clip and the same stylized clip with its frames shuffled by a permutation
@@ -171,7 +171,7 @@ def make_pair(
     rng: np.random.Generator,
     styles: Sequence[StyleLike] | None = None,
 ) -> Pair:
-    """Make a static or dynamic pair from a clip (METHOD.md §1.1).
+    """Make a static or dynamic pair from a clip (docs/method.md §1.1).
 
     Args:
         clip: ``(T, H, W, 3)`` uint8, or a list of such clips, one per pathway of a multi-pathway model
@@ -216,7 +216,7 @@ def make_two_stream_pair(
     hue_range: tuple[float, float] = (0.1, 0.5),
     sat_range: tuple[float, float] = (0.1, 1.0),
 ) -> TwoStreamPair:
-    """Make a two-stream pair for frame ``index`` of a sequence (METHOD.md §1.2).
+    """Make a two-stream pair for frame ``index`` of a sequence (docs/method.md §1.2).
 
     Args:
         frames: ``(T, H, W, 3)`` uint8 original (unstylized) frames.

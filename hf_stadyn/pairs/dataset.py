@@ -56,7 +56,7 @@ def _to_tensor(x: np.ndarray | list[np.ndarray]) -> torch.Tensor | list[torch.Te
 
 
 class PairDataset(torch.utils.data.Dataset):
-    """Static/dynamic clip pairs from videos, reproducible from a seed (METHOD.md §1.1).
+    """Static/dynamic clip pairs from videos, reproducible from a seed (docs/method.md §1.1).
 
     Item ``i``: ``rng = np.random.default_rng([seed, i])``; video ``i % num_videos``; factor static with
     probability ``static_fraction`` (else dynamic); a clip of ``num_frames`` frames sampled from a
@@ -171,7 +171,7 @@ class PairDataset(torch.utils.data.Dataset):
 
 
 class TwoStreamPairDataset(torch.utils.data.Dataset):
-    """Per-frame two-stream pairs (RGB frame + colour-coded flow image) from video sequences (METHOD.md §1.2).
+    """Per-frame two-stream pairs (RGB frame + colour-coded flow image) from video sequences (docs/method.md §1.2).
 
     Every frame of every video is one item, in order (video 0's frames, then video 1's, ...). Flow is
     computed on the original frames (after resizing) with OpenCV; the last frame reuses the previous

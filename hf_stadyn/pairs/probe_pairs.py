@@ -1,6 +1,6 @@
 """Fixed probe pairs: the same seeded pairs at every measurement (bias tracking during training).
 
-:class:`ProbePairs` renders clip pairs (METHOD §1.1) from model-ready clips once and keeps them, so
+:class:`ProbePairs` renders clip pairs (docs/method.md §1.1) from model-ready clips once and keeps them, so
 that every bias measurement of a training run reads exactly the same pairs, in every process.
 """
 
@@ -16,7 +16,7 @@ __all__ = ["ProbePairs"]
 
 
 class ProbePairs(torch.utils.data.Dataset):
-    """A fixed, seeded set of probe pairs built from model-ready clips (METHOD.md §1.1).
+    """A fixed, seeded set of probe pairs built from model-ready clips (docs/method.md §1.1).
 
     A thin cache over :class:`hf_stadyn.pairs.PairDataset`: pair ``i`` uses clip ``i % len(clips)``
     whole (all T frames, no resizing) and its factor (50/50), styles and shuffle come from

@@ -1,6 +1,6 @@
 """Bias probing: feature layouts and pooling, forward hooks for any model, and the probing mixin.
 
-- :class:`Layout` / :func:`pool`: one pooling function per activation layout (METHOD.md §2).
+- :class:`Layout` / :func:`pool`: one pooling function per activation layout (docs/method.md §2).
 - :class:`FeatureProbe`: hooks that pool chosen modules of any ``nn.Module`` during its forward pass.
 - :func:`extract_features`: one inference-mode forward pass returning ``{layer: (B, C)}``.
 - :class:`BiasProbingMixin` / :class:`TwoStreamProbingMixin`: the probe adapters of clip and two-stream

@@ -1,4 +1,4 @@
-"""Feature layouts and the one pooling function per layout (METHOD.md §2).
+"""Feature layouts and the one pooling function per layout (docs/method.md §2).
 
 Every probed activation is reduced to one vector per sample, ``(B, C)``, as soon as it is produced:
 
@@ -85,7 +85,7 @@ def parse_layout(layout: Layout | str, *, name: str = "layout") -> Layout:
 
 
 def pool(x: torch.Tensor, layout: Layout | str, num_frames: int | None = None) -> torch.Tensor:
-    """Pool one activation to ``(B, C)`` float32 according to its ``layout`` (METHOD.md §2).
+    """Pool one activation to ``(B, C)`` float32 according to its ``layout`` (docs/method.md §2).
 
     Args:
         x: the activation, shaped as ``layout`` says (see the module docstring).

@@ -9,7 +9,7 @@ model class::
 
 The probe layers are named model-independently: ``"embeddings"`` (patch + position embeddings),
 ``"block_0"`` .. ``"block_{L-1}"`` (the raw outputs of the encoder blocks, before any final norm,
-pooled over all tokens, CLS included; METHOD.md §2) and ``"pre_classifier"`` (the pooled vector that
+pooled over all tokens, CLS included; docs/method.md §2) and ``"pre_classifier"`` (the pooled vector that
 feeds the classifier, captured before ``feature_dropout`` when the model has one).
 """
 
@@ -36,7 +36,7 @@ __all__ = [
     "clips_to_pixel_values",
 ]
 
-# The image processors' defaults (transformers.utils.constants; notes/hf_ecosystem.md §1.4).
+# The image processors' defaults (transformers.utils.constants; docs/method.md §1.1).
 IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
 IMAGENET_STANDARD_MEAN = (0.5, 0.5, 0.5)
@@ -344,7 +344,7 @@ def clip_pairs_for_spec(
     window: int | None = None,
     **kwargs: Any,
 ) -> Any:
-    """Clip pairs (METHOD §1.1) from ``videos`` for a model with input spec ``spec``.
+    """Clip pairs (docs/method.md §1.1) from ``videos`` for a model with input spec ``spec``.
 
     Clips are ``spec["num_frames"]`` frames sampled from ``window`` source frames and resized /
     centre-cropped to the (short side of the) model's input size. Other keyword arguments go to

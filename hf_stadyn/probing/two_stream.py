@@ -1,8 +1,8 @@
-"""``TwoStreamProbingMixin``: the probe adapter of two-stream (RGB frame + flow image) models (METHOD §1.2).
+"""``TwoStreamProbingMixin``: the probe adapter of two-stream (RGB frame + flow image) models (docs/method.md §1.2).
 
 A two-stream model takes one RGB frame and its colour-coded optical-flow image per sample
 (``pixel_values`` and ``flow_values``, both ``(B, 3, H, W)``). Its probe layers are per-frame
-``(B, C, H, W)`` maps (layout ``"chw"``, pooled over H and W, METHOD §2) read through named
+``(B, C, H, W)`` maps (layout ``"chw"``, pooled over H and W, docs/method.md §2) read through named
 ``nn.Identity`` taps held in ``self.taps`` (an ``nn.ModuleDict``): ``app_stage{i}``, ``mot_stage{i}``
 and ``fusion{i}`` for the hf-stadyn AVOS family.
 
@@ -122,7 +122,7 @@ class TwoStreamProbingMixin:
         return {"pixel_values": pv, "flow_values": fv}
 
     def pairs_from_videos(self, videos: Any, *, seed: int = 0, num_pairs: int | None = None, **kwargs: Any) -> Any:
-        """Two-stream pairs (every frame of every video, METHOD §1.2) at the model's frame size.
+        """Two-stream pairs (every frame of every video, docs/method.md §1.2) at the model's frame size.
 
         The set holds one pair per frame, whatever ``num_pairs`` says (it is accepted for the protocol's
         sake and checked by the engine, which probes the first ``num_pairs`` pairs). ``window`` does not

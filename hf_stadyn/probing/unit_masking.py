@@ -1,8 +1,8 @@
 """Unit masking: zero the most dynamic (or static) channels of one layer and measure the metric drop.
 
-METHOD.md §7: "zero the top-K % channels of one category at one layer and measure the metric drop,
+docs/method.md §7: "zero the top-K % channels of one category at one layer and measure the metric drop,
 against masking the same number of random channels". Channels are ranked from the estimator's
-per-channel scores (METHOD.md §4) of that layer:
+per-channel scores (docs/method.md §4) of that layer:
 
 =============  ==================================
 category       ranking score (highest first)
@@ -83,7 +83,7 @@ def select_channels(
         layer_bias: the layer's :class:`~hf_stadyn.metric.LayerBias`.
         category: "dynamic", "static", "joint" or "none".
         fraction: share of the layer's C channels, K = max(1, round(fraction * C)).
-        within_category: keep only channels whose METHOD.md §4 category is ``category`` (then fewer
+        within_category: keep only channels whose docs/method.md §4 category is ``category`` (then fewer
             than K may be returned, possibly none).
 
     Ties are broken by channel index (stable sort), so the selection is deterministic.

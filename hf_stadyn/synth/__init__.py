@@ -1,4 +1,4 @@
-"""StaDyn-Synth: labelled videos whose static and dynamic factors are known (METHOD.md section 9).
+"""StaDyn-Synth: labelled videos whose static and dynamic factors are known (docs/method.md §9).
 
 In memory (fast, for training and probing on CPU)::
 

@@ -1,4 +1,4 @@
-"""StaDyn-Synth splits as a map-style torch ``Dataset`` rendered on the fly (METHOD.md section 9).
+"""StaDyn-Synth splits as a map-style torch ``Dataset`` rendered on the fly (docs/method.md §9).
 
 Splits:
     ``motion``      label = motion class, appearance class uniform at random.

@@ -1,6 +1,6 @@
 """Stylization augmentation: restyle training clips with the pair styles (the StaticDropout control).
 
-METHOD.md §6 names stylization augmentation as a control any StaticDropout claim must beat: every
+docs/method.md §6 names stylization augmentation as a control any StaticDropout claim must beat: every
 training clip is re-rendered in a random style of the pair stylizers (:mod:`hf_stadyn.pairs`), with
 one set of style parameters for all its frames (temporally consistent: motion is untouched). The
 draw for clip ``i`` in epoch ``e`` comes from ``numpy.random.SeedSequence(seed, spawn_key=(e, i))``, so

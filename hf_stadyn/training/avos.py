@@ -1,4 +1,4 @@
-"""Training, evaluation and bias probing of the two-stream AVOS segmenters (METHOD.md §7).
+"""Training, evaluation and bias probing of the two-stream AVOS segmenters (docs/method.md §7).
 
 Data (per-frame RGB frame, flow image and mask samples) live in :mod:`hf_stadyn.training.avos_data`.
 
@@ -265,7 +265,7 @@ def probe_avos(
     num_chunks: int = 10,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Static/dynamic estimate of every AVOS stream stage and fusion layer (METHOD.md §1.2, §2, §3).
+    """Static/dynamic estimate of every AVOS stream stage and fusion layer (docs/method.md §1.2, §2, §3).
 
     Args:
         model: an :class:`~hf_stadyn.models.modeling_avos.AVOSModel`.
@@ -315,7 +315,7 @@ class _FramePairs:
 
         rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(int(i),)))
         j = int(rng.integers(len(self.frames)))
-        factor = int(rng.random() < 0.5)  # 0 dynamic, 1 static, 50/50 (METHOD.md §1.1)
+        factor = int(rng.random() < 0.5)  # 0 dynamic, 1 static, 50/50 (docs/method.md §1.1)
         pair = make_two_stream_pair(
             self.frames.rgb[j : j + 1].numpy(), self.frames.flow[j : j + 1].numpy(), 0, factor, rng
         )

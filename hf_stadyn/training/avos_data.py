@@ -1,4 +1,4 @@
-"""AVOS data: per-frame (RGB frame, flow image, mask) samples from StaDyn-Synth or any frames (METHOD §7).
+"""AVOS data: per-frame (RGB frame, flow image, mask) samples from StaDyn-Synth or any frames (docs/method.md §7).
 
 Data are per-frame samples: an RGB frame ``(H, W, 3)`` uint8, the colour-coded optical flow from that
 frame to the next ``(H, W, 3)`` uint8 (:func:`hf_stadyn.video.compute_flow` +

@@ -8,7 +8,7 @@ classifier on clip datasets (items ``{"frames": (T, H, W, 3) uint8, "label": int
 accelerate loop that runs on a CPU, one GPU or several (``accelerate launch``):
 
 * regularisers: ordinary dropout at the classifier input (``dropout``), StaticDropout
-  (``static_dropout``, METHOD.md §6) and stylization augmentation (``augment="stylize"``);
+  (``static_dropout``, docs/method.md §6) and stylization augmentation (``augment="stylize"``);
 * bias tracking: the estimator on fixed probe pairs on a schedule, logged to ``logging``, JSON lines,
   the accelerate trackers and a bias-versus-step figure; the same measurement refreshes StaticDropout;
 * evaluation on every eval set after each epoch (accuracy, loss);
@@ -646,7 +646,7 @@ def evaluate_classifier(
 
     Args:
         shuffle_frames: shuffle each clip's frames (seeded, never the identity) before classifying:
-            the shuffle-sensitivity check of METHOD.md §8.
+            the shuffle-sensitivity check of docs/method.md §8.
         accelerator: shard the data over processes and gather (default: this process only).
         return_predictions: also return ``predictions`` and ``labels`` (in dataset order).
 

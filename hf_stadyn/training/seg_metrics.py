@@ -1,4 +1,4 @@
-"""Video object segmentation metrics: J, F (DAVIS), MoCA-style mIoU and success rates (METHOD.md §7).
+"""Video object segmentation metrics: J, F (DAVIS), MoCA-style mIoU and success rates (docs/method.md §7).
 
 * **J** (region similarity): intersection over union of the binary prediction and the ground truth;
   a frame where both are empty scores 1 (DAVIS convention). J is averaged per clip, then over clips.
@@ -9,7 +9,7 @@
 * **mIoU** (MoCA-style): the per-frame IoU averaged over all frames.
 * **Success rate** at IoU threshold tau: the fraction of frames with IoU >= tau, for tau = 0.5, 0.55,
   ..., 0.9, and **AUC**: the area under that curve divided by the threshold range (so in [0, 1]).
-  METHOD.md §7 asks for the sweep because single thresholds reorder the models.
+  docs/method.md §7 asks for the sweep because single thresholds reorder the models.
 
 Inputs are binary masks, or probabilities binarised at ``threshold`` (default 0.5).
 """

@@ -3,7 +3,7 @@
 Tiny VideoMAE / TimeSformer models trained on the motion-only split (label = motion, appearance random)
 must read more dynamic at their last block than the same architecture trained on the appearance-only
 split (label = appearance, motion random), which in turn must read more static; the output-level check
-of METHOD.md §8 (shuffle sensitivity) goes with it. ``scripts/ground_truth_validation.py`` runs the full
+of docs/method.md §8 (shuffle sensitivity) goes with it. ``scripts/ground_truth_validation.py`` runs the full
 study; the test suite runs a reduced one.
 """
 

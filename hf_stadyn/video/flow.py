@@ -1,4 +1,4 @@
-"""Optical flow with OpenCV and its colour coding (METHOD.md §1.2).
+"""Optical flow with OpenCV and its colour coding (docs/method.md §1.2).
 
 Flow is ``(..., H, W, 2)`` float32 in pixels per frame, channel 0 = x (right), channel 1 = y (down).
 Flow images use the usual colour wheel: hue = direction, saturation = magnitude (white = no motion),
