@@ -345,9 +345,16 @@ class StaticDynamicEstimator:
             return self
         import torch
 
-        tables = all_gather_object([(name, st.num_channels) for name, st in self.layers.items()], accelerator)
+        tables = all_gather_object(
+            (self.num_chunks, [(name, st.num_channels) for name, st in self.layers.items()]), accelerator
+        )
         union: dict[str, int] = {}
-        for rank, table in enumerate(tables):
+        for rank, (num_chunks, table) in enumerate(tables):
+            if num_chunks != self.num_chunks:
+                raise ValueError(
+                    f"num_chunks is {self.num_chunks} on this process and {num_chunks} on rank {rank}; "
+                    "every process must use the same estimator settings."
+                )
             for name, c in table:
                 if union.setdefault(name, c) != c:
                     raise ValueError(
