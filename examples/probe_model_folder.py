@@ -24,13 +24,12 @@ import argparse
 import json
 from pathlib import Path
 
-import hf_stadyn
-from hf_stadyn.models.auto import DEFAULT_MODEL_DIR
+import hf_stadyn  # the front door: its names load on first use, so --help stays instant
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="save_pretrained folder (default: embedded model)")
+    p.add_argument("--model", default=None, help="save_pretrained folder or Hub id (default: the embedded model)")
     p.add_argument("--videos", default=None, help="folder of videos (default: render StaDyn-Synth clips)")
     p.add_argument("--out", default="runs/probe_example", help="output folder for the report")
     p.add_argument("--num-clips", type=int, default=6, help="StaDyn-Synth clips to render when --videos is not given")
@@ -42,13 +41,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def render_videos(folder: Path, num_clips: int, num_frames: int, size: int, seed: int, model: str) -> Path:
+def render_videos(folder: Path, num_clips: int, num_frames: int, size: int, seed: int, embedded: bool) -> Path:
     """Write ``num_clips`` StaDyn-Synth clips (mp4, ``num_frames`` frames of ``size`` x ``size``) into ``folder``."""
+    from hf_stadyn.models.auto import DEFAULT_MODEL_DIR
+
     # The embedded model was trained on four motion classes and four appearances (its training.json);
     # render the same kind of scene for it so its readings mean something. Other models: the defaults.
     extra = {}
     info = DEFAULT_MODEL_DIR / "training.json"
-    if Path(model).resolve() == DEFAULT_MODEL_DIR and info.is_file():
+    if embedded and info.is_file():
         extra = json.loads(info.read_text(encoding="utf-8")).get("synth_config", {})
         extra = {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
     config = hf_stadyn.SynthConfig(num_frames=num_frames, size=size, **extra)
@@ -61,15 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
 
-    # 1. the model: any folder save_pretrained wrote (or a Hub id); load_model picks the hf_stadyn class
+    # 1. the model: any folder save_pretrained wrote (or a Hub id); load_model picks the hf_stadyn class.
+    #    None loads the embedded default (hf_stadyn.models.auto.DEFAULT_MODEL_DIR).
     model = hf_stadyn.load_model(args.model)
+    model_id = args.model or "hf-stadyn embedded default (tiny VideoMAE, StaDyn-Synth motion)"
     spec = model.probe_input_spec()  # {"num_frames": T, "image_size": S, "mean", "std"}
     num_frames, size = spec["num_frames"], spec["image_size"]
     size = size if isinstance(size, int) else min(size)
 
     # 2. the videos
     videos = Path(args.videos) if args.videos else render_videos(out / "videos", args.num_clips, num_frames, size,
-                                                                  args.seed, args.model)  # fmt: skip
+                                                                  args.seed, args.model is None)  # fmt: skip
 
     # 3. the pairs: each item holds both members of a pair (clip_a, clip_b) and its factor
     #    (dynamic: same frames in two styles; static: same style, frames shuffled), drawn from --seed
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     # 5. the report (deterministic JSON, markdown, figures)
     report = hf_stadyn.BiasReport.from_results(
         result.layers,
-        model_id=Path(args.model).name or str(args.model),
+        model_id=model_id,
         pair_settings={
             "videos": str(videos),
             "num_pairs": args.num_pairs,
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     files = report.save(out, figures=not args.no_figures)
 
-    print(f"probed {result.num_pairs} pairs on {len(result.layers)} layers of {args.model}")
+    print(f"probed {result.num_pairs} pairs on {len(result.layers)} layers of {model_id}")
     print(f"{'layer':<16} {'dynamic %':>9} {'static %':>9} {'residual %':>10} {'s_D':>7} {'s_S':>7} {'pairs D/S':>10}")
     for name, lb in result.layers.items():
         n = f"{lb.num_pairs['dynamic']}/{lb.num_pairs['static']}"
