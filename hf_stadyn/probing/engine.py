@@ -174,7 +174,8 @@ def probe(
     rank = accelerator.process_index if accelerator is not None else 0
     world = accelerator.num_processes if accelerator is not None else 1
     my_indices = list(range(rank, num_pairs, world))
-    estimator = StaticDynamicEstimator(threshold=threshold, num_chunks=num_chunks)
+    # the engine syncs explicitly below (world > 1); with world == 1 every process has read all pairs
+    estimator = StaticDynamicEstimator(threshold=threshold, num_chunks=num_chunks, sync_on_compute=False)
     done = 0  # number of my indices already processed
     state_path = Path(checkpoint_dir) / _STATE_FILE.format(rank=rank) if checkpoint_dir is not None else None
     if resume and state_path is not None and state_path.is_file():
