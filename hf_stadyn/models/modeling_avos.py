@@ -27,7 +27,7 @@ by :mod:`hf_stadyn.models.registry`.
 HF conventions: ``output_hidden_states`` also fills the standard ``hidden_states`` tuple (the fused
 features, one per fused level); gradient checkpointing (``model.gradient_checkpointing_enable()``)
 recomputes each level's stage + cross-connection calls and each fusion in the backward pass, with
-BatchNorm running statistics updated once per step as without it; ``_no_split_modules`` keeps the
+BatchNorm running statistics updated once per step, as without it; ``_no_split_modules`` keeps the
 fusion, cross-connection and decoder modules (and the backbones' own units) on one device each.
 """
 
@@ -344,9 +344,10 @@ def _load_pretrained_backbone(name: str, out_features: list[str]) -> nn.Module:
 class _RecomputeWithoutStatsUpdate:
     """Wrap ``fn`` for activation checkpointing so BatchNorm running statistics update once per step.
 
-    The first call is the forward pass; later calls are the backward-pass recomputation, during which
-    the BatchNorm layers of ``modules`` normalise with batch statistics (as in the first call) but do
-    not update ``running_mean``/``running_var``/``num_batches_tracked`` a second time.
+    The first call is the forward pass; later calls are the backward-pass recomputation. A recomputation
+    runs exactly the same operations (so the checkpoint sees the same saved tensors) and then puts the
+    ``running_mean``/``running_var``/``num_batches_tracked`` buffers of the BatchNorm layers of
+    ``modules`` back to their values before it, so they are updated once, as without checkpointing.
     """
 
     def __init__(self, fn: Callable[..., Any], modules: list[nn.Module]):
@@ -358,14 +359,15 @@ class _RecomputeWithoutStatsUpdate:
         self.calls += 1
         if self.calls == 1:
             return self.fn(*args)
-        tracked = [m.track_running_stats for m in self.norms]
+        names = ("running_mean", "running_var", "num_batches_tracked")
+        saved = [[(b, b.detach().clone()) for b in (getattr(m, n) for n in names) if b is not None] for m in self.norms]
         try:
-            for m in self.norms:
-                m.track_running_stats = False
             return self.fn(*args)
-        finally:
-            for m, t in zip(self.norms, tracked):
-                m.track_running_stats = t
+        finally:  # also when the checkpoint stops the recomputation early
+            with torch.no_grad():
+                for buffers in saved:
+                    for live, before in buffers:
+                        live.copy_(before)
 
 
 def _stage_modules(backbone: nn.Module) -> list[nn.Module]:
