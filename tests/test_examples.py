@@ -62,6 +62,11 @@ def test_probe_model_folder(tmp_path: Path) -> None:
     rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines() if line.split()}
     for lb in doc["layers"]:
         assert float(rows[lb["layer"]][1]) == pytest.approx(lb["percent"]["dynamic"])
+    # every random choice comes from --seed: a second run (fresh clips, fresh pairs) reads the same
+    again = tmp_path / "again"
+    _run("probe_model_folder.py", "--num-clips", "4", "--num-pairs", "32", "--no-figures", "--out", str(again),
+         cwd=tmp_path)  # fmt: skip
+    assert json.loads((again / "report.json").read_text(encoding="utf-8"))["layers"] == doc["layers"]
 
 
 def test_finetune_with_bias_tracking(tmp_path: Path) -> None:
