@@ -184,3 +184,10 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+# Register every hf-stadyn model type with the transformers Auto classes, without importing transformers
+# now: at once if it is already imported, else right after it is (an import hook).
+from hf_stadyn import _autoregister as _ar  # noqa: E402
+
+_ar.install()

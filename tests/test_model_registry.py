@@ -187,13 +187,11 @@ def test_autoregister_has_no_import_cycle(first, tmp_path):
 
 
 def test_import_hf_stadyn_alone_registers_every_model_type(tmp_path):
-    """The issue's check: after `import hf_stadyn` (nothing else of ours), AutoConfig reads an AVOS folder.
+    """After `import hf_stadyn` (nothing else of ours), AutoConfig reads an AVOS folder without remote code.
 
-    Needs the one line in hf_stadyn/__init__.py that calls _autoregister.install(); until that line is there
-    the test reports xfail instead of failing (it checks the file, so it runs for real once the line lands).
+    The bug it catches: the lazy package import left stadyn_avos unregistered, so AutoConfig asked for
+    trust_remote_code and raised.
     """
-    import hf_stadyn
-
     tiny_avos_config().save_pretrained(tmp_path / "avos")
     proc = _run(
         """
@@ -207,8 +205,5 @@ def test_import_hf_stadyn_alone_registers_every_model_type(tmp_path):
         """,
         str(tmp_path / "avos"),
     )
-    wired = "_autoregister" in (Path(hf_stadyn.__file__).read_text())
-    if not wired:
-        pytest.xfail("hf_stadyn/__init__.py does not call hf_stadyn._autoregister.install() yet")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ["AVOSConfig"]

@@ -394,6 +394,7 @@ def train_avos_on_synth(
         recipe.fusion, recipe.cross_connection, hidden_sizes=tuple(hs), embedding_size=hs[0],
         decoder_hidden_size=max(16, hs[0] * 2),
     )  # fmt: skip
+    config.image_size = int(recipe.size)  # the frame side it is trained on: probing makes pairs at this size
     model = build_avos_model(config, seed=recipe.seed)
     targs = AVOSTrainingArguments(
         epochs=recipe.epochs, batch_size=recipe.batch_size, learning_rate=recipe.learning_rate, seed=recipe.seed,
