@@ -1,4 +1,4 @@
-"""Optical flow with OpenCV and its colour coding (docs/method.md §1.2).
+"""Optical flow with OpenCV, its colour coding and the flow-image jitter of static pairs (docs/method.md §1.2).
 
 Flow is ``(..., H, W, 2)`` float32 in pixels per frame, channel 0 = x (right), channel 1 = y (down).
 Flow images use the usual colour wheel: hue = direction, saturation = magnitude (white = no motion),
@@ -7,6 +7,8 @@ value = 255; they are ``uint8`` RGB like video frames.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -14,10 +16,14 @@ from ._common import _check_frames
 
 __all__ = [
     "FLOW_METHODS",
+    "JITTER_ORDERS",
+    "FlowJitter",
     "apply_flow_jitter",
     "compute_flow",
+    "draw_flow_jitter",
     "flow_images",
     "flow_to_color",
+    "greyscale",
     "jitter_flow_image",
     "jitter_flow_images",
 ]
@@ -118,14 +124,63 @@ def _check_range(value: tuple[float, float], name: str, lo: float, hi: float) ->
     return a, b
 
 
+#: The two orders in which :func:`apply_flow_jitter` applies its two operations.
+JITTER_ORDERS = ("hue,saturation", "saturation,hue")
+
+
+@dataclass(frozen=True)
+class FlowJitter:
+    """One drawn flow-image jitter (docs/method.md §1.2).
+
+    Attributes:
+        hue_shift: hue shift in turns of the colour wheel, drawn from U(-h, h) (symmetric).
+        saturation_scale: the saturation factor, drawn from U(max(0, 1 - s), 1 + s): a blend with the
+            greyscale image (PIL ``ImageEnhance.Color``); 0 = greyscale, 1 = unchanged, > 1 = more saturated.
+        order: ``"hue,saturation"`` or ``"saturation,hue"``: which operation is applied first.
+        hue_range_drawn, saturation_range_drawn: the first-level draws h and s (the ranges).
+    """
+
+    hue_shift: float
+    saturation_scale: float
+    order: str
+    hue_range_drawn: float
+    saturation_range_drawn: float
+
+
+def draw_flow_jitter(
+    rng: np.random.Generator,
+    hue_range: tuple[float, float] = (0.1, 0.5),
+    sat_range: tuple[float, float] = (0.1, 1.0),
+) -> FlowJitter:
+    """Draw a flow-image jitter the way the research code does (docs/method.md §1.2).
+
+    Two levels, as ``ExtFlowColorJitter`` + torchvision ``ColorJitter(brightness=0, contrast=0,
+    saturation=s, hue=h)``: first the ranges h ~ U(hue_range) and s ~ U(sat_range), then the order of the
+    two operations (50/50), the saturation factor ~ U(max(0, 1 - s), 1 + s) and the hue shift ~ U(-h, h).
+    The draws are made from ``rng`` in exactly this order.
+
+    Args:
+        rng: the generator every choice is drawn from.
+        hue_range: range of h, within [0, 0.5] (a shift of half a turn either way is the largest).
+        sat_range: range of s, within [0, 10].
+    """
+    h_lo, h_hi = _check_range(hue_range, "hue_range", 0.0, 0.5)
+    s_lo, s_hi = _check_range(sat_range, "sat_range", 0.0, 10.0)
+    h = float(rng.uniform(h_lo, h_hi))
+    s = float(rng.uniform(s_lo, s_hi))
+    order = JITTER_ORDERS[int(rng.integers(2))]
+    factor = float(rng.uniform(max(0.0, 1.0 - s), 1.0 + s))
+    shift = float(rng.uniform(-h, h))
+    return FlowJitter(shift, factor, order, h, s)
+
+
 def jitter_flow_image(
     img: np.ndarray,
     rng: np.random.Generator,
     hue_range: tuple[float, float] = (0.1, 0.5),
     sat_range: tuple[float, float] = (0.1, 1.0),
 ) -> np.ndarray:
-    """Jitter a flow image for a static two-stream pair: shift hue by h ~ U(hue_range) of a full turn
-    and scale saturation by s ~ U(sat_range), both drawn from ``rng``.
+    """Jitter a flow image for a static two-stream pair: :func:`draw_flow_jitter`, then :func:`apply_flow_jitter`.
 
     Args:
         img: ``(H, W, 3)`` uint8 RGB flow image (from :func:`flow_to_color`).
@@ -133,27 +188,64 @@ def jitter_flow_image(
     Returns:
         ``(H, W, 3)`` uint8: the same motion field with changed direction and magnitude information.
     """
-    h_lo, h_hi = _check_range(hue_range, "hue_range", 0.0, 1.0)
-    s_lo, s_hi = _check_range(sat_range, "sat_range", 0.0, 1.0)
-    hue_shift = rng.uniform(h_lo, h_hi)
-    saturation_scale = rng.uniform(s_lo, s_hi)
-    return apply_flow_jitter(img, hue_shift, saturation_scale)
+    j = draw_flow_jitter(rng, hue_range, sat_range)
+    return apply_flow_jitter(img, j.hue_shift, j.saturation_scale, order=j.order)
 
 
-def apply_flow_jitter(img: np.ndarray, hue_shift: float, saturation_scale: float) -> np.ndarray:
-    """Shift the hue of flow image ``img`` ``(H, W, 3)`` uint8 by ``hue_shift`` turns and scale its
-    saturation by ``saturation_scale`` (the deterministic part of :func:`jitter_flow_image`)."""
+def _shift_hue(img: np.ndarray, hue_shift: float) -> np.ndarray:
+    """Rotate the hue of ``(H, W, 3)`` uint8 ``img`` by ``hue_shift`` turns (float HSV, no hue quantisation)."""
+    if hue_shift == 0.0:
+        return img
+    hsv = cv2.cvtColor(img.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_RGB2HSV)
+    hsv[..., 0] = np.mod(hsv[..., 0] + np.float32(360.0 * hue_shift), 360.0)
+    rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+def greyscale(img: np.ndarray) -> np.ndarray:
+    """PIL's ``"L"`` conversion of ``(..., 3)`` uint8 RGB: ITU-R 601-2 luma, L = (299 R + 587 G + 114 B) / 1000.
+
+    Rounded to uint8 as PIL does (fixed point 19595 R + 38470 G + 7471 B, rounded); returns ``(...)`` uint8.
+    """
+    x = np.asarray(img).astype(np.uint32)
+    return ((x[..., 0] * 19595 + x[..., 1] * 38470 + x[..., 2] * 7471 + 0x8000) >> 16).astype(np.uint8)
+
+
+def _blend_saturation(img: np.ndarray, factor: float) -> np.ndarray:
+    """PIL ``ImageEnhance.Color(img).enhance(factor)``: ``grey + factor * (img - grey)``, clipped to 0..255."""
+    if factor == 1.0:
+        return img
+    grey = greyscale(img).astype(np.float32)[..., None]
+    out = grey + np.float32(factor) * (img.astype(np.float32) - grey)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def apply_flow_jitter(
+    img: np.ndarray, hue_shift: float, saturation_scale: float, *, order: str = "hue,saturation"
+) -> np.ndarray:
+    """Apply a drawn jitter to flow image ``img`` (the deterministic part of :func:`jitter_flow_image`).
+
+    Args:
+        img: ``(H, W, 3)`` uint8 RGB flow image.
+        hue_shift: hue rotation in turns of the colour wheel (any sign; torchvision ``adjust_hue``).
+        saturation_scale: the saturation factor, >= 0: a blend with PIL's greyscale image,
+            ``grey + factor * (img - grey)`` clipped (PIL ``ImageEnhance.Color``, torchvision
+            ``adjust_saturation``); 1 leaves the image unchanged and factors > 1 saturate more.
+        order: ``"hue,saturation"`` or ``"saturation,hue"`` (the image is uint8 between the two, as in PIL).
+
+    Returns:
+        ``(H, W, 3)`` uint8; ``(0, 1)`` is exactly the identity.
+    """
     img = np.asarray(img)
     if img.ndim != 3 or img.shape[-1] != 3 or img.dtype != np.uint8:
         raise ValueError(f"img must be an (H, W, 3) uint8 flow image, got {img.shape} {img.dtype}")
     if not np.isfinite(hue_shift) or not (np.isfinite(saturation_scale) and saturation_scale >= 0):
         raise ValueError(f"need a finite hue_shift and saturation_scale >= 0, got {hue_shift!r}, {saturation_scale!r}")
-    # float HSV (hue in degrees): no uint8 hue quantisation, and (0, 1) is exactly the identity
-    hsv = cv2.cvtColor(img.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_RGB2HSV)
-    hsv[..., 0] = np.mod(hsv[..., 0] + np.float32(360.0 * hue_shift), 360.0)
-    hsv[..., 1] = np.minimum(hsv[..., 1] * np.float32(saturation_scale), 1.0)
-    rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+    if order not in JITTER_ORDERS:
+        raise ValueError(f"order must be one of {JITTER_ORDERS}, got {order!r}")
+    if order == "hue,saturation":
+        return _blend_saturation(_shift_hue(img, float(hue_shift)), float(saturation_scale))
+    return _shift_hue(_blend_saturation(img, float(saturation_scale)), float(hue_shift))
 
 
 def jitter_flow_images(
@@ -162,6 +254,6 @@ def jitter_flow_images(
     hue_range: tuple[float, float] = (0.1, 0.5),
     sat_range: tuple[float, float] = (0.1, 1.0),
 ) -> np.ndarray:
-    """:func:`jitter_flow_image` on each of ``(T, H, W, 3)`` flow images, redrawing h and s per frame."""
+    """:func:`jitter_flow_image` on each of ``(T, H, W, 3)`` flow images, redrawing the jitter per frame."""
     images = _check_frames(images, "images")
     return np.stack([jitter_flow_image(im, rng, hue_range, sat_range) for im in images])
