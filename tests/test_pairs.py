@@ -260,13 +260,16 @@ def test_two_stream_pairs(clip):
         assert st.style_a == st.style_b
         np.testing.assert_array_equal(st.rgb_a, st.rgb_b)
         np.testing.assert_array_equal(st.flow_a, flows[t])
-        assert 0.1 <= st.hue_shift <= 0.5 and 0.1 <= st.saturation_scale <= 1.0
-        np.testing.assert_array_equal(st.flow_b, apply_flow_jitter(flows[t], st.hue_shift, st.saturation_scale))
+        assert abs(st.hue_shift) <= 0.5 and 0.0 <= st.saturation_scale <= 2.0
+        assert st.jitter_order in ("hue,saturation", "saturation,hue")
+        np.testing.assert_array_equal(
+            st.flow_b, apply_flow_jitter(flows[t], st.hue_shift, st.saturation_scale, order=st.jitter_order)
+        )
         assert not np.array_equal(st.flow_b, st.flow_a)
         assert np.abs(st.rgb_a.astype(int) - clip[t]).mean() > 10  # the frame is stylized
 
         dy = make_two_stream_pair(clip, flows, t, DYNAMIC, np.random.default_rng(seed))
-        assert dy.style_a != dy.style_b and dy.hue_shift is None
+        assert dy.style_a != dy.style_b and dy.hue_shift is None and dy.jitter_order is None
         np.testing.assert_array_equal(dy.flow_a, flows[t])
         np.testing.assert_array_equal(dy.flow_b, flows[t])
         assert np.abs(dy.rgb_a.astype(int) - dy.rgb_b).mean() > 10
@@ -278,3 +281,26 @@ def test_two_stream_pairs(clip):
         make_two_stream_pair(clip, flows, len(clip), STATIC, np.random.default_rng(0))
     with pytest.raises(ValueError, match="flow_images"):
         make_two_stream_pair(clip, flows[:-1], 0, STATIC, np.random.default_rng(0))
+
+
+def test_two_stream_static_jitter_is_the_two_level_draw(clip):
+    """The recorded jitter of static pairs follows docs/method.md §1.2: symmetric hue shift with
+    E|shift| = 0.15 and |shift| <= 0.5, saturation factor in [0, 2] above 1 about half the time, both
+    orders. Fails on the old one-level draw (shift = h in [0.1, 0.5], factor = s in [0.1, 1])."""
+    flows = flow_images(clip)
+    shifts, factors, orders = [], [], []
+    for seed in range(600):
+        st = make_two_stream_pair(clip[:2], flows[:2], 0, STATIC, np.random.default_rng(seed), styles=["palette"])
+        shifts.append(st.hue_shift)
+        factors.append(st.saturation_scale)
+        orders.append(st.jitter_order)
+    h, f = np.array(shifts), np.array(factors)
+    assert (h < 0).sum() > 200 and (h > 0).sum() > 200
+    assert abs(h.mean()) < 0.03 and abs(np.abs(h).mean() - 0.15) < 0.015 and np.abs(h).max() <= 0.5
+    assert f.min() >= 0.0 and f.max() <= 2.0 and 0.4 < (f > 1).mean() < 0.6
+    assert set(orders) == {"hue,saturation", "saturation,hue"}
+    # seeded: the same generator state gives the same pair
+    a = make_two_stream_pair(clip, flows, 1, STATIC, np.random.default_rng(7))
+    b = make_two_stream_pair(clip, flows, 1, STATIC, np.random.default_rng(7))
+    assert (a.hue_shift, a.saturation_scale, a.jitter_order) == (b.hue_shift, b.saturation_scale, b.jitter_order)
+    np.testing.assert_array_equal(a.flow_b, b.flow_b)

@@ -18,7 +18,7 @@ from typing import Any, Union
 import numpy as np
 
 from ..metric.factors import DYNAMIC, FACTORS, STATIC, parse_factors
-from ..video.flow import _check_range, apply_flow_jitter
+from ..video.flow import apply_flow_jitter, draw_flow_jitter
 from .styles import StyleLike, _check_clip, _style_name, resolve_styles
 
 __all__ = [
@@ -77,7 +77,10 @@ class TwoStreamPair:
     """A two-stream (RGB + flow image) pair for one frame; images are ``(H, W, 3)`` uint8.
 
     Attributes:
-        hue_shift, saturation_scale: the jitter applied to ``flow_b`` (static pairs), else None.
+        hue_shift, saturation_scale, jitter_order: the jitter applied to ``flow_b`` (static pairs), else
+            None: the drawn hue shift in turns (symmetric, U(-h, h)), the drawn saturation factor (a blend
+            with greyscale, U(max(0, 1 - s), 1 + s)) and which was applied first (``"hue,saturation"`` or
+            ``"saturation,hue"``); see :func:`hf_stadyn.video.flow.draw_flow_jitter` and docs/method.md §1.2.
     """
 
     rgb_a: np.ndarray
@@ -89,6 +92,7 @@ class TwoStreamPair:
     style_b: str
     hue_shift: float | None = None
     saturation_scale: float | None = None
+    jitter_order: str | None = None
 
     @property
     def factor_name(self) -> str:
@@ -226,7 +230,9 @@ def make_two_stream_pair(
         factor: 0/"dynamic" or 1/"static".
         rng: the generator every choice is drawn from.
         styles: names or stylizers; None = the default styles.
-        hue_range, sat_range: the flow jitter of static pairs, h ~ U(hue_range), s ~ U(sat_range).
+        hue_range, sat_range: the ranges of the two-level flow jitter of static pairs (docs/method.md
+            §1.2): h ~ U(hue_range), s ~ U(sat_range), then hue shift ~ U(-h, h) and saturation factor
+            ~ U(max(0, 1 - s), 1 + s), applied in random order.
 
     Returns:
         A :class:`TwoStreamPair`. Dynamic: the frame in styles X != Y, both with the original flow image.
@@ -248,11 +254,11 @@ def make_two_stream_pair(
     style_a, style_b = _pick_styles(styles, factor, rng)
     rgb_a = _apply_style(style_a, frame, style_a.sample_params(rng))[0]
     if factor == STATIC:
-        hue = float(rng.uniform(*_check_range(hue_range, "hue_range", 0.0, 1.0)))
-        sat = float(rng.uniform(*_check_range(sat_range, "sat_range", 0.0, 1.0)))
-        flow_b = apply_flow_jitter(flow, hue, sat)
+        j = draw_flow_jitter(rng, hue_range, sat_range)
+        flow_b = apply_flow_jitter(flow, j.hue_shift, j.saturation_scale, order=j.order)
+        name = _style_name(style_a)
         return TwoStreamPair(
-            rgb_a, flow, rgb_a.copy(), flow_b, STATIC, _style_name(style_a), _style_name(style_a), hue, sat
+            rgb_a, flow, rgb_a.copy(), flow_b, STATIC, name, name, j.hue_shift, j.saturation_scale, j.order
         )
     rgb_b = _apply_style(style_b, frame, style_b.sample_params(rng))[0]
     return TwoStreamPair(rgb_a, flow, rgb_b, flow.copy(), DYNAMIC, _style_name(style_a), _style_name(style_b))
