@@ -321,6 +321,7 @@ class _FramePairs:
         )
         out = dataclasses.asdict(pair)
         out["index"] = int(i)
+        out["video_index"] = int(self.frames.clip_id[j])  # the source clip: intervals resample clips, not pairs
         return out
 
 
