@@ -6,7 +6,8 @@
   record it in the model config (config.json).
 - :class:`BiasTracker`: measures the layer biases on a fixed set of probe pairs, refreshes the static
   set on a schedule, logs every refresh (logging, JSON lines, trackers) and draws bias vs step.
-- :class:`StaticDropoutCallback` (transformers ``Trainer``) and :class:`StaticDropoutHook` (plain
+- :class:`StaticDropoutCallback` / :data:`BiasTrackingCallback` (transformers ``Trainer``; added by
+  :class:`hf_stadyn.training.StadynTrainer`) and :class:`StaticDropoutHook` (plain
   accelerate loops) drive a tracker during training.
 """
 
@@ -22,13 +23,22 @@ from .static_dropout import (
     set_static_channels,
     static_dropout_from_config,
 )
-from .tracking import BiasRecord, BiasTracker, ProbePairs, StaticDropoutCallback, StaticDropoutHook, measure_bias
+from .tracking import (
+    BiasRecord,
+    BiasTracker,
+    BiasTrackingCallback,
+    ProbePairs,
+    StaticDropoutCallback,
+    StaticDropoutHook,
+    measure_bias,
+)
 
 __all__ = [
     "PRE_CLASSIFIER",
     "SELECTIONS",
     "BiasRecord",
     "BiasTracker",
+    "BiasTrackingCallback",
     "ProbePairs",
     "StaticDropout",
     "StaticDropoutCallback",

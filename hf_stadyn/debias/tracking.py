@@ -8,7 +8,8 @@ training-dynamics analysis, available for any run, with or without StaticDropout
 
 Two drivers:
 
-* :class:`StaticDropoutCallback`, a ``transformers.TrainerCallback``;
+* :class:`StaticDropoutCallback` (alias :data:`BiasTrackingCallback`), a ``transformers.TrainerCallback``
+  (added by :class:`hf_stadyn.training.StadynTrainer`; on a plain ``Trainer`` pass it in ``callbacks``);
 * :class:`StaticDropoutHook`, the same for plain accelerate loops (``on_train_begin`` /
   ``on_step_end`` / ``on_train_end`` calls in the loop; ``accelerator.register_for_checkpointing``
   makes it resume with the run).
@@ -46,7 +47,15 @@ from .static_dropout import (
     set_static_channels,
 )
 
-__all__ = ["BiasRecord", "BiasTracker", "ProbePairs", "StaticDropoutCallback", "StaticDropoutHook", "measure_bias"]
+__all__ = [
+    "BiasRecord",
+    "BiasTracker",
+    "BiasTrackingCallback",
+    "ProbePairs",
+    "StaticDropoutCallback",
+    "StaticDropoutHook",
+    "measure_bias",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -454,56 +463,100 @@ class StaticDropoutHook:
 
 
 class StaticDropoutCallback(_make_trainer_callback_base()):  # type: ignore[misc]
-    """A ``transformers.TrainerCallback`` that drives a :class:`BiasTracker`.
+    """A ``transformers.TrainerCallback`` that drives a :class:`BiasTracker` (alias :data:`BiasTrackingCallback`).
 
     Measures before training (selecting the static set), on the tracker's schedule, and writes the
-    figure at the end. Measurements reach the trainer's trackers (``report_to``) through
-    ``trainer.log`` when the callback knows the trainer: pass it, or call :meth:`attach`::
+    figure at the end. It needs no wiring: pass it in ``callbacks=[...]``, or let
+    :class:`hf_stadyn.training.StadynTrainer` add it (``bias_tracker=``). The model comes from the
+    callback arguments.
 
-        cb = StaticDropoutCallback(tracker)
-        trainer = Trainer(model=model, args=args, train_dataset=..., callbacks=[cb])
-        cb.attach(trainer)
+    Logs: with :class:`~hf_stadyn.training.StadynTrainer` (or after :meth:`attach`) every measurement
+    goes through ``trainer.log`` and so to ``log_history`` and every ``report_to`` tracker; with a
+    plain ``Trainer`` it is appended to ``state.log_history`` (and ``logging``, the JSON lines file).
+    Either way Trainer's own ``loss`` / ``grad_norm`` / ``learning_rate`` entry of the same step is
+    kept: ``trainer.log`` clears ``control.should_log``, which the callback restores.
 
-    Without a trainer they go to ``logging`` and the JSON lines file only. On resume
-    (``trainer.train(resume_from_checkpoint=...)``) the history file is read back up to the resumed
-    step.
+    Checkpoints: ``on_save`` writes the history into the checkpoint folder (``bias_history.jsonl``);
+    on resume (``trainer.train(resume_from_checkpoint=...)``) it is read back from that checkpoint,
+    so the resumed history equals that of an uninterrupted run.
     """
 
     def __init__(self, tracker: BiasTracker, trainer: Any = None) -> None:
         self.tracker = tracker
         self.trainer = trainer
+        self.resume_from: str | None = None  # set by StadynTrainer.train; else output_dir/checkpoint-<step>
 
     def attach(self, trainer: Any) -> StaticDropoutCallback:
+        """Log through ``trainer`` (its trackers). Not needed with StadynTrainer, which attaches it."""
         self.trainer = trainer
         return self
 
     def _accelerator(self) -> Any:
         return getattr(self.trainer, "accelerator", None) if self.trainer is not None else None
 
-    def _refresh(self, model: nn.Module, state: Any, update: bool | None = None) -> None:
+    def _refresh(self, model: nn.Module, state: Any, control: Any, update: bool | None = None) -> None:
         acc = self._accelerator()
         unwrapped = acc.unwrap_model(model) if acc is not None else getattr(model, "module", model)
         rec = self.tracker.refresh(unwrapped, int(state.global_step), epoch=state.epoch, accelerator=acc, update=update)
+        metrics = rec.metrics(self.tracker.log_prefix)
         if self.trainer is not None:
-            self.trainer.log(rec.metrics(self.tracker.log_prefix))
+            # trainer.log runs the on_log event, which clears control.should_log: restore it, or
+            # Trainer would skip its own loss / grad_norm / learning_rate entry of this step
+            should_log = bool(control.should_log)
+            self.trainer.log(metrics)
+            self.trainer.control.should_log = should_log
+            control.should_log = should_log
+        else:
+            state.log_history.append({**metrics, "step": int(state.global_step)})
+
+    def _checkpoint_history(self, args: Any, state: Any) -> Path | None:
+        folder = self.resume_from
+        if folder is None and getattr(args, "output_dir", None):
+            folder = os.path.join(args.output_dir, f"checkpoint-{int(state.global_step)}")
+        path = Path(folder) / HISTORY_FILE if folder else None
+        return path if path is not None and path.is_file() else None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: nn.Module | None = None, **kwargs: Any):
         if model is None:
             return control
         step = int(state.global_step)
-        if step > 0:  # resuming: the static set is in the checkpoint's weights; the history on disk
-            self.tracker.load_history(up_to_step=step)
+        if step > 0:  # resuming: the static set is in the checkpoint's weights, the history beside them
+            path = self._checkpoint_history(args, state)
+            if path is not None:
+                self.tracker.load_history(path, up_to_step=step)
+            else:
+                logger.warning("resuming at step %d without a bias history in the checkpoint; reading %s", step,
+                               self.tracker.history_path)  # fmt: skip
+                self.tracker.load_history(up_to_step=step)
+            if getattr(state, "is_world_process_zero", True):
+                self.tracker.write_history()
+            sd = get_static_dropout(getattr(model, "module", model))
+            if sd is not None:  # sync config.json with the restored buffer
+                set_static_channels(getattr(model, "module", model), sd.static_channels)
         elif not any(r.step == 0 for r in self.tracker.history):
-            self._refresh(model, state)
+            self._refresh(model, state, control)
         return control
 
     def on_step_end(self, args: Any, state: Any, control: Any, model: nn.Module | None = None, **kwargs: Any):
         step = int(state.global_step)
         if model is not None and (self.tracker.due(step) or self.tracker.refresh_due(step)):
-            self._refresh(model, state)
+            self._refresh(model, state, control)
+        return control
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any):
+        if getattr(state, "is_world_process_zero", True):
+            folder = Path(args.output_dir) / f"checkpoint-{int(state.global_step)}"
+            if folder.is_dir():
+                atomic_write_text(
+                    folder / HISTORY_FILE, "".join(json.dumps(r.to_dict()) + "\n" for r in self.tracker.history)
+                )
         return control
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any):
         if getattr(state, "is_world_process_zero", True):
             self.tracker.plot()
         return control
+
+
+#: The same callback under the name of what it does without StaticDropout.
+BiasTrackingCallback = StaticDropoutCallback

@@ -1,27 +1,26 @@
-"""Train video classifiers with accelerate: StaticDropout, its controls, bias tracking, resumable.
+"""Video classification training on ``transformers.Trainer``: StaticDropout, its controls, bias tracking.
 
-(Over 500 lines on purpose, for now: this hand-written loop is replaced by ``transformers.Trainer``
-with our callbacks in the next release, and is left whole until then rather than split twice.)
+(Over 500 lines on purpose: the legacy :class:`ClassificationTrainingConfig` and its validation stay
+here for one release beside the Trainer-based runner, so that existing callers keep working.)
 
-:func:`train_classification` fine-tunes (or trains from scratch) an hf_stadyn VideoMAE / TimeSformer
-classifier on clip datasets (items ``{"frames": (T, H, W, 3) uint8, "label": int}``) with one
-accelerate loop that runs on a CPU, one GPU or several (``accelerate launch``):
+:func:`run_classification` trains (or fine-tunes) an hf_stadyn VideoMAE / TimeSformer classifier with
+:class:`~hf_stadyn.training.trainer.StadynTrainer` (``transformers.Trainer``) and Trainer's own
+``TrainingArguments``; :class:`~hf_stadyn.training.args.StadynArguments` holds what is ours:
 
-* regularisers: ordinary dropout at the classifier input (``dropout``), StaticDropout
-  (``static_dropout``, docs/method.md §6) and stylization augmentation (``augment="stylize"``);
-* bias tracking: the estimator on fixed probe pairs on a schedule, logged to ``logging``, JSON lines,
-  the accelerate trackers and a bias-versus-step figure; the same measurement refreshes StaticDropout;
-* evaluation on every eval set after each epoch (accuracy, loss);
-* checkpoints: ``accelerate.save_state`` folders (model, optimizer, scheduler, RNG states, bias
-  history) written to a temporary name and renamed when complete, so an interrupted run never leaves
-  a half-written checkpoint; ``resume=True`` continues from the last one with identical results;
-* the final model saved with ``save_pretrained`` (safetensors) into ``<output_dir>/model``: an
-  upstream-compatible checkpoint that plain ``transformers`` loads, with the StaticDropout settings
-  and static set in its config.json.
+* regularisers: ordinary dropout at the classifier input, StaticDropout (docs/method.md §6) and
+  stylization augmentation;
+* bias tracking: the estimator on fixed probe pairs on a schedule (docs/method.md §8), logged through
+  Trainer (``log_history``, every ``report_to`` tracker), ``bias_history.jsonl`` and a figure; the same
+  measurement refreshes StaticDropout; the history is saved with every checkpoint;
+* evaluation of every eval set (``eval_<name>_accuracy`` / ``_loss``) on Trainer's ``eval_strategy``;
+* checkpoints are Trainer's (``checkpoint-<step>``: model, optimizer, scheduler, RNG states, bias
+  history); ``resume_from_checkpoint`` continues a run to the same weights;
+* the final model with ``save_pretrained`` (safetensors) into ``<output_dir>/model``: a checkpoint
+  plain ``transformers`` loads, with the StaticDropout settings and static set in its config.json.
 
-Data helpers build the datasets the CLI offers: :func:`synth_datasets` (StaDyn-Synth),
-:class:`VideoFolderDataset` (a folder with one subfolder per class) and :func:`hf_video_datasets`
-(a ``datasets`` dataset with a video-path column and a label column).
+:func:`train_classification` is the same run from one :class:`ClassificationTrainingConfig` (the
+settings of the hand-written loop it replaced, mapped onto ``TrainingArguments``).
+The datasets live in :mod:`hf_stadyn.training.data` (re-exported here).
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,26 +43,30 @@ import torch
 from torch import nn
 
 from hf_stadyn._io import atomic_write_json, atomic_write_text
-from hf_stadyn.debias import (
-    BiasTracker,
-    ProbePairs,
-    StaticDropoutConfig,
-    StaticDropoutHook,
-    apply_static_dropout,
-    get_static_dropout,
-    set_static_channels,
-)
+from hf_stadyn.debias import BiasTracker, ProbePairs, StaticDropoutConfig, apply_static_dropout, get_static_dropout
 
 from .augment import AugmentedDataset, StylizeAugment
+from .data import (
+    ClipTensorDataset,
+    ShuffledFramesDataset,
+    VideoClassificationCollator,
+    VideoFolderDataset,
+    hf_video_datasets,
+    synth_datasets,
+    video_folder_datasets,
+)
 
 __all__ = [
     "ClassificationTrainResult",
     "ClassificationTrainingConfig",
     "ClipTensorDataset",
+    "ShuffledFramesDataset",
+    "VideoClassificationCollator",
     "VideoFolderDataset",
     "build_classifier",
     "evaluate_classifier",
     "hf_video_datasets",
+    "run_classification",
     "synth_datasets",
     "train_classification",
     "video_folder_datasets",
@@ -71,273 +74,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINTS_DIR = "checkpoints"
 MODEL_DIR = "model"
-STATE_FILE = "trainer_state.json"
 METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
 ARCHITECTURES = ("videomae", "timesformer")
 AUGMENTS = ("stylize",)
-
-
-# ====================================================================== datasets
-class ClipTensorDataset(torch.utils.data.Dataset):
-    """Clips held in memory: ``frames (N, T, H, W, 3)`` uint8 and ``labels (N,)``; items
-    ``{"frames", "label", "index"}`` plus any extra per-clip tensors given in ``extra``."""
-
-    def __init__(self, frames: torch.Tensor, labels: torch.Tensor | Sequence[int], **extra: torch.Tensor) -> None:
-        frames = torch.as_tensor(frames)
-        labels = torch.as_tensor(labels, dtype=torch.long)
-        if frames.dtype != torch.uint8 or frames.ndim != 5 or frames.shape[-1] != 3:
-            raise ValueError(f"frames must be uint8 (N, T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}.")
-        if labels.shape != (frames.shape[0],):
-            raise ValueError(f"labels must be (N,) = ({frames.shape[0]},), got {tuple(labels.shape)}.")
-        for k, v in extra.items():
-            if len(v) != frames.shape[0]:
-                raise ValueError(f"extra field {k!r} has {len(v)} entries for {frames.shape[0]} clips.")
-        self.frames, self.labels, self.extra = frames, labels, extra
-
-    def __len__(self) -> int:
-        return int(self.frames.shape[0])
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item = {"frames": self.frames[index], "label": int(self.labels[index]), "index": int(index)}
-        for k, v in self.extra.items():
-            item[k] = v[index]
-        return item
-
-
-def synth_datasets(
-    split: str = "trap",
-    *,
-    num_train: int = 3000,
-    num_eval: int = 500,
-    seed: int = 0,
-    trap_share: float = 0.99,
-    trap_cue: str = "invariant",
-    config: Any = None,
-    in_memory: bool = True,
-    progress: bool = False,
-) -> tuple[torch.utils.data.Dataset, dict[str, torch.utils.data.Dataset], list[str]]:
-    """StaDyn-Synth training set, eval sets and label names.
-
-    Eval sets: for ``split="trap"`` the ``aligned`` and ``conflicting`` test variants (the static cue
-    agrees with / contradicts the label); else one ``test`` set. With ``in_memory`` the clips are
-    rendered once into tensors (fast epochs).
-    """
-    from hf_stadyn.synth import SynthDataset
-
-    def make(train: bool, n: int, variant: str = "aligned") -> Any:
-        ds = SynthDataset(
-            split=split, num_clips=n, config=config, seed=seed, trap_share=trap_share, trap_cue=trap_cue,
-            test_variant=variant, train=train,
-        )  # fmt: skip
-        if not in_memory:
-            return ds
-        t = ds.to_tensors(progress=progress)
-        return ClipTensorDataset(t["frames"], t["label"], motion=t["motion"], appearance=t["appearance"])
-
-    train = make(True, num_train)
-    variants = ("aligned", "conflicting") if split == "trap" else ("test",)
-    evals = {v: make(False, num_eval, v if split == "trap" else "aligned") for v in variants}
-    names = SynthDataset(split=split, num_clips=1, config=config, seed=seed, trap_cue=trap_cue).label_names
-    return train, evals, list(names)
-
-
-class VideoFolderDataset(torch.utils.data.Dataset):
-    """Labelled videos: ``(source, label)`` pairs decoded to ``num_frames`` frames of ``size`` x ``size``.
-
-    A source is a file path or the file's bytes (videos embedded in a ``datasets`` dataset).
-
-    Training items sample a window of ``window`` source frames at a random start drawn from
-    ``(seed, epoch, index)`` (call :meth:`set_epoch`); eval items (``train=False``) use the centre
-    window. A window longer than a video is clipped to the video's length.
-    """
-
-    def __init__(
-        self,
-        videos: Sequence[tuple[str | os.PathLike | bytes, int]],
-        num_frames: int,
-        size: int,
-        *,
-        window: int = 64,
-        train: bool = True,
-        seed: int = 0,
-    ) -> None:
-        from hf_stadyn.video import read_video_info
-
-        if not videos:
-            raise ValueError("the video list is empty; give at least one (path, label).")
-        self.videos = [(p if isinstance(p, (bytes, bytearray)) else str(p), int(lbl)) for p, lbl in videos]
-        for p, _ in self.videos:
-            if isinstance(p, str) and not os.path.isfile(p):
-                raise FileNotFoundError(f"video {p} does not exist; check the dataset's video paths.")
-        self.num_frames, self.size, self.window = int(num_frames), int(size), int(window)
-        self.train, self.seed, self.epoch = bool(train), int(seed), 0
-        self._lengths = [int(read_video_info(p, name=self._name(i)).num_frames) for i, (p, _) in enumerate(self.videos)]
-
-    def _name(self, index: int) -> str:
-        src = self.videos[index][0]
-        return src if isinstance(src, str) else f"video #{index} (embedded bytes)"
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.videos)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        from hf_stadyn.video import read_clip
-
-        path, label = self.videos[index]
-        window = max(1, min(self.window, self._lengths[index]))
-        rng = (
-            np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(self.epoch, index)))
-            if self.train
-            else None
-        )
-        clip = read_clip(path, self.num_frames, window=window, rng=rng, size=self.size, name=self._name(index))
-        return {"frames": torch.from_numpy(np.ascontiguousarray(clip.frames)), "label": label, "index": index}
-
-
-def _split_indices(n: int, eval_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    if not 0.0 < eval_fraction < 1.0:
-        raise ValueError(f"eval_fraction must be in (0, 1), got {eval_fraction!r}.")
-    perm = np.random.default_rng(seed).permutation(n)
-    k = max(1, int(round(eval_fraction * n)))
-    if k >= n:
-        raise ValueError(f"{n} videos are too few to hold out {eval_fraction:.0%} for evaluation; add videos.")
-    return sorted(perm[k:].tolist()), sorted(perm[:k].tolist())
-
-
-def video_folder_datasets(
-    root: str | os.PathLike,
-    *,
-    num_frames: int,
-    size: int,
-    eval_root: str | os.PathLike | None = None,
-    eval_fraction: float = 0.2,
-    window: int = 64,
-    seed: int = 0,
-) -> tuple[VideoFolderDataset, dict[str, VideoFolderDataset], list[str]]:
-    """Datasets from a folder with one subfolder per class (``root/<class>/*.mp4``).
-
-    The classes are the sorted subfolder names; each class folder's video files (extensions in
-    :data:`hf_stadyn.video.VIDEO_EXTENSIONS`, listed by :func:`hf_stadyn.video.list_videos`, not
-    recursively) in sorted order. Evaluation uses ``eval_root`` (same layout, same class names) or a
-    seeded ``eval_fraction`` of the videos.
-    """
-    from hf_stadyn.video.sources import VIDEO_EXTENSIONS, list_videos
-
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"data folder {root} does not exist.")
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if len(classes) < 2:
-        raise ValueError(f"{root} needs one subfolder per class (at least 2), found {classes}.")
-
-    def labelled_videos(base: Path) -> list[tuple[str, int]]:
-        out = []
-        for k, c in enumerate(classes):
-            d = base / c
-            if not d.is_dir():
-                raise ValueError(f"{base} has no subfolder {c!r}; eval folders must have the training classes.")
-            out += [(str(p), k) for p in list_videos(d, recursive=False, allow_empty=True)]
-        return out
-
-    videos = labelled_videos(root)
-    empty = [c for k, c in enumerate(classes) if not any(lbl == k for _, lbl in videos)]
-    if empty:
-        raise ValueError(f"class folder(s) {empty} under {root} hold no videos ({', '.join(VIDEO_EXTENSIONS)}).")
-    if eval_root is not None:
-        train_v, eval_v = videos, labelled_videos(Path(eval_root))
-    else:
-        tr, ev = _split_indices(len(videos), eval_fraction, seed)
-        train_v, eval_v = [videos[i] for i in tr], [videos[i] for i in ev]
-    kw = dict(num_frames=num_frames, size=size, window=window, seed=seed)
-    return (
-        VideoFolderDataset(train_v, train=True, **kw),
-        {"eval": VideoFolderDataset(eval_v, train=False, **kw)},
-        classes,
-    )
-
-
-def hf_video_datasets(
-    path: str | os.PathLike,
-    *,
-    num_frames: int,
-    size: int,
-    video_column: str = "video",
-    label_column: str = "label",
-    train_split: str = "train",
-    eval_split: str | None = None,
-    eval_fraction: float = 0.2,
-    window: int = 64,
-    seed: int = 0,
-) -> tuple[VideoFolderDataset, dict[str, VideoFolderDataset], list[str]]:
-    """Datasets from a ``datasets`` dataset with a video-path column and a label column.
-
-    ``path`` is a folder written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``, a
-    StaDyn-Synth export folder, or a CSV / JSON (lines) / Parquet file (read by
-    :func:`hf_stadyn.video.sources.load_local_dataset`). Relative video paths are resolved against the
-    dataset's folder; a video cell with both a path and embedded bytes reads the file when it exists.
-    Labels are ``ClassLabel`` ints (their names are used) or strings (sorted to ids) or ints.
-    Evaluation uses ``eval_split`` of a ``DatasetDict`` (default ``"test"`` or ``"validation"`` when
-    present) or a seeded ``eval_fraction`` of the training split.
-    """
-    import datasets
-
-    from hf_stadyn.video.sources import column_videos, load_local_dataset, undecoded_video_column
-
-    path = Path(path)
-    ds = load_local_dataset(path)
-    base = path if path.is_dir() else path.parent
-    if isinstance(ds, datasets.DatasetDict):
-        if train_split not in ds:
-            raise ValueError(f"{path} has splits {list(ds)}, no {train_split!r}; pass --train-split.")
-        if eval_split is None:
-            eval_split = next((s for s in ("test", "validation", "eval") if s in ds and s != train_split), None)
-        elif eval_split not in ds:
-            raise ValueError(f"{path} has splits {list(ds)}, no {eval_split!r}; pass --eval-split.")
-        train_ds, eval_ds = ds[train_split], (ds[eval_split] if eval_split else None)
-    else:
-        train_ds, eval_ds = ds, None
-    for col in (video_column, label_column):
-        if col not in train_ds.column_names:
-            raise ValueError(
-                f"{path} has columns {train_ds.column_names}, no {col!r}; pass --video-column/--label-column."
-            )
-    # a Video column: read the file paths or bytes, not decoded frames (we decode with PyAV ourselves)
-    train_ds = undecoded_video_column(train_ds, video_column)
-    if eval_ds is not None:
-        eval_ds = undecoded_video_column(eval_ds, video_column)
-    feat = train_ds.features[label_column]
-    if isinstance(feat, datasets.ClassLabel):
-        names = list(feat.names)
-        to_id: Callable[[Any], int] = int
-    else:
-        values = sorted(set(train_ds[label_column]) | (set(eval_ds[label_column]) if eval_ds is not None else set()))
-        names = [str(v) for v in values]
-        lookup = {v: i for i, v in enumerate(values)}
-        to_id = lookup.__getitem__
-
-    def rows(d: Any) -> list[tuple[Any, int]]:
-        # relative paths against the dataset's folder; a file on disk is read before embedded bytes
-        sources = column_videos(d, video_column, base=base, prefer="file")
-        return [(src, to_id(lbl)) for src, lbl in zip(sources, d[label_column])]
-
-    train_rows = rows(train_ds)
-    if eval_ds is not None:
-        eval_rows = rows(eval_ds)
-    else:
-        tr, ev = _split_indices(len(train_rows), eval_fraction, seed)
-        train_rows, eval_rows = [train_rows[i] for i in tr], [train_rows[i] for i in ev]
-    kw = dict(num_frames=num_frames, size=size, window=window, seed=seed)
-    return (
-        VideoFolderDataset(train_rows, train=True, **kw),
-        {"eval": VideoFolderDataset(eval_rows, train=False, **kw)},
-        names,
-    )
 
 
 # ====================================================================== configuration
@@ -492,6 +233,44 @@ class ClassificationTrainingConfig:
         d["output_dir"] = str(self.output_dir)
         return d
 
+    def to_training_arguments(self, num_train: int) -> Any:
+        """The matching ``transformers.TrainingArguments`` (``num_train``: training clips, for the
+        checkpoint interval of ``save_every_epochs``)."""
+        from transformers import TrainingArguments
+
+        steps_per_epoch = max(1, math.ceil(num_train / self.batch_size))
+        save = {"save_strategy": "epoch"} if self.save_every_epochs == 1 else {
+            "save_strategy": "steps", "save_steps": steps_per_epoch * self.save_every_epochs}  # fmt: skip
+        return TrainingArguments(
+            output_dir=str(self.output_dir), num_train_epochs=self.epochs, per_device_train_batch_size=self.batch_size,
+            per_device_eval_batch_size=self.eval_batch_size, learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay, warmup_steps=self.warmup_ratio, max_grad_norm=self.max_grad_norm,
+            lr_scheduler_type="cosine", seed=self.seed, bf16=self.mixed_precision == "bf16",
+            fp16=self.mixed_precision == "fp16", use_cpu=self.cpu, dataloader_num_workers=self.num_workers,
+            eval_strategy="epoch", logging_strategy="epoch", save_total_limit=self.save_total_limit,
+            report_to=list(self.report_to) if self.report_to else "none", disable_tqdm=not self.progress,
+            dataloader_pin_memory=torch.cuda.is_available(), **save,
+        )  # fmt: skip
+
+    def to_options(self) -> Any:
+        """The matching :class:`~hf_stadyn.training.args.StadynArguments`."""
+        from .args import StadynArguments
+
+        sd = self.static_dropout
+        opts = StadynArguments(
+            dropout=self.dropout, static_dropout=sd.p if sd is not None else None,
+            sd_layer=sd.layer if sd else "pre_classifier", sd_selection=sd.selection if sd else "top_k",
+            sd_fraction=sd.top_k_fraction if sd else 0.25, sd_num_static=sd.num_static if sd else None,
+            sd_threshold=sd.threshold if sd else 0.5, sd_p_other=sd.p_other if sd else 0.0,
+            sd_probe_pairs=sd.num_probe_pairs if sd else 256, sd_refresh_every=self.sd_refresh_every,
+            sd_refresh_until=self.sd_refresh_until, augment=self.augment, augment_p=self.augment_p,
+            augment_styles=",".join(self.augment_styles) if self.augment_styles else None,
+            track_bias=self.track_bias, track_every=self.track_every, probe_pairs=self.probe_pairs,
+            stop_after_steps=self.stop_after_steps, overwrite=self.overwrite,
+        )  # fmt: skip
+        opts.static_dropout_settings = sd  # every field of the given StaticDropoutConfig, not only the CLI's
+        return opts
+
 
 @dataclass
 class ClassificationTrainResult:
@@ -507,6 +286,8 @@ class ClassificationTrainResult:
         figure: path of the bias-versus-step PNG.
         seconds: wall time of this session; ``train_seconds`` the time in training steps.
         static_channels: final StaticDropout set (None without it).
+        num_labels: classes; ``near_chance``: every eval accuracy below 1.5 / num_labels.
+        log_history: Trainer's ``state.log_history`` (loss, grad_norm, learning_rate, eval, bias).
     """
 
     output_dir: Path
@@ -520,6 +301,9 @@ class ClassificationTrainResult:
     seconds: float
     train_seconds: float
     static_channels: list[int] | None = None
+    num_labels: int = 0
+    near_chance: bool = False
+    log_history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -595,42 +379,6 @@ def _hw(size: Any) -> tuple[int, int]:
 
 
 # ====================================================================== evaluation
-def _collate(items: list[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
-    return {
-        "frames": torch.stack([torch.as_tensor(it["frames"]) for it in items]),
-        "label": torch.tensor([int(it["label"]) for it in items], dtype=torch.long),
-        "index": torch.tensor([int(it.get("index", i)) for i, it in enumerate(items)], dtype=torch.long),
-    }
-
-
-def _shuffle_clips(frames: torch.Tensor, index: torch.Tensor, seed: int) -> torch.Tensor:
-    """Shuffle the frames of each clip with a seeded non-identity permutation (per clip index)."""
-    from hf_stadyn.pairs import shuffle_frames
-
-    out = torch.empty_like(frames)
-    for j in range(frames.shape[0]):
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(index[j]),)))
-        shuffled, _ = shuffle_frames(frames[j].numpy(), rng)
-        out[j] = torch.from_numpy(np.ascontiguousarray(shuffled))
-    return out
-
-
-def _loader_generator(seed: int, epoch: int = 0) -> torch.Generator:
-    """A private generator for a DataLoader: creating its iterator (worker seeds) must not draw from
-    torch's global generator, or a resumed run would diverge from an uninterrupted one."""
-    return torch.Generator().manual_seed(int(np.random.SeedSequence(seed, spawn_key=(epoch, 7)).generate_state(1)[0]))
-
-
-def _shard(loader: torch.utils.data.DataLoader, accelerator: Any) -> Any:
-    """Split a loader's batches over the processes (accelerate), without registering it for checkpoints."""
-    from accelerate.data_loader import prepare_data_loader
-
-    return prepare_data_loader(
-        loader, device=accelerator.device, num_processes=accelerator.num_processes,
-        process_index=accelerator.process_index, put_on_device=False,
-    )  # fmt: skip
-
-
 @torch.no_grad()
 def evaluate_classifier(
     model: nn.Module,
@@ -642,35 +390,30 @@ def evaluate_classifier(
     accelerator: Any = None,
     return_predictions: bool = False,
 ) -> dict[str, Any]:
-    """Accuracy and mean loss of ``model`` on ``dataset`` (items ``frames``, ``label``).
+    """Accuracy and mean loss of ``model`` on ``dataset`` (items ``frames``, ``label``), outside a Trainer.
 
     Args:
         shuffle_frames: shuffle each clip's frames (seeded, never the identity) before classifying:
-            the shuffle-sensitivity check of docs/method.md §8.
-        accelerator: shard the data over processes and gather (default: this process only).
+            the shuffle-sensitivity check of docs/method.md §8 (:class:`ShuffledFramesDataset`).
+        accelerator: gather the predictions over processes (each process gives its shard).
         return_predictions: also return ``predictions`` and ``labels`` (in dataset order).
 
     Returns:
         ``{"accuracy", "loss", "num_clips"}`` (+ ``predictions``, ``labels``).
     """
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, collate_fn=_collate, generator=_loader_generator(seed)
-    )
-    if accelerator is not None:
-        loader = _shard(loader, accelerator)
     inner = accelerator.unwrap_model(model) if accelerator is not None else model
+    data = ShuffledFramesDataset(dataset, seed) if shuffle_frames else dataset
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=batch_size, shuffle=False, collate_fn=VideoClassificationCollator.from_model(inner)
+    )
     device = next(inner.parameters()).device
     was_training = model.training
     model.eval()
     preds, labels, losses = [], [], []
     try:
         for batch in loader:
-            frames = batch["frames"]
-            if shuffle_frames:
-                frames = _shuffle_clips(frames, batch["index"], seed)
-            pv = inner.prepare_pixel_values(frames, device=device)
-            y = batch["label"].to(device)
-            logits = model(pixel_values=pv).logits.float()
+            y = batch["labels"].to(device)
+            logits = model(pixel_values=batch["pixel_values"].to(device)).logits.float()
             loss = torch.nn.functional.cross_entropy(logits, y, reduction="none")
             p = logits.argmax(-1)
             if accelerator is not None:
@@ -691,43 +434,7 @@ def evaluate_classifier(
     return out
 
 
-# ====================================================================== checkpoints
-def _checkpoint_dirs(output_dir: Path) -> list[Path]:
-    root = output_dir / CHECKPOINTS_DIR
-    if not root.is_dir():
-        return []
-    found = [d for d in root.iterdir() if d.is_dir() and d.name.startswith("step_") and (d / STATE_FILE).is_file()]
-    return sorted(found, key=lambda d: int(d.name.split("_")[1]))
-
-
-def _save_checkpoint(accelerator: Any, output_dir: Path, state: dict[str, Any], limit: int | None) -> Path:
-    root = output_dir / CHECKPOINTS_DIR
-    final = root / f"step_{state['step']:08d}"
-    tmp = root / f".tmp_step_{state['step']:08d}"
-    if accelerator.is_main_process:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        root.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
-    try:
-        accelerator.save_state(str(tmp), safe_serialization=True)
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            atomic_write_json(tmp / STATE_FILE, state)  # the completion marker, written last
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-    except BaseException:
-        if accelerator.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written checkpoint behind
-        raise
-    if accelerator.is_main_process and limit is not None:
-        for old in _checkpoint_dirs(output_dir)[:-limit]:
-            shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return final
-
-
+# ====================================================================== saving
 @contextlib.contextmanager
 def _hf_progress_bars(enabled: bool):
     from transformers.utils import logging as hf_logging
@@ -742,10 +449,10 @@ def _hf_progress_bars(enabled: bool):
             hf_logging.enable_progress_bar()
 
 
-def _save_model(model: nn.Module, path: Path, accelerator: Any, progress: bool = True) -> Path:
+def _save_model(model: nn.Module, path: Path, is_main: bool, progress: bool = True) -> Path:
     """``save_pretrained`` (safetensors) into ``path`` via a temporary folder renamed when complete."""
     tmp = path.parent / f".tmp_{path.name}"
-    if accelerator.is_main_process:
+    if is_main:
         if tmp.exists():
             shutil.rmtree(tmp)
         try:
@@ -759,7 +466,6 @@ def _save_model(model: nn.Module, path: Path, accelerator: Any, progress: bool =
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    accelerator.wait_for_everyone()
     return path
 
 
@@ -775,47 +481,194 @@ def _save_processor(model: nn.Module, folder: Path) -> None:
     proc.save_pretrained(str(folder))
 
 
-# ====================================================================== training
-def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
-    g = torch.Generator().manual_seed(int(np.random.SeedSequence(seed, spawn_key=(epoch,)).generate_state(1)[0]))
-    return torch.randperm(n, generator=g).tolist()
+# ====================================================================== the Trainer run
+def _checkpoints(output_dir: Path) -> list[Path]:
+    if not output_dir.is_dir():
+        return []
+    found = [d for d in output_dir.glob("checkpoint-*") if d.is_dir() and d.name.split("-")[-1].isdigit()]
+    return sorted(found, key=lambda d: int(d.name.split("-")[-1]))
 
 
-class _SetEpoch:
-    """Call ``set_epoch`` on a dataset and the datasets it wraps."""
-
-    @staticmethod
-    def apply(ds: Any, epoch: int) -> None:
-        seen = set()
-        while ds is not None and id(ds) not in seen:
-            seen.add(id(ds))
-            fn = getattr(ds, "set_epoch", None)
-            if callable(fn):
-                fn(epoch)
-            ds = getattr(ds, "dataset", None)
-
-
-def _prepare_output_dir(cfg: ClassificationTrainingConfig, output_dir: Path, is_main: bool) -> Path | None:
-    """Return the checkpoint to resume from (or None); refuse to overwrite a run by accident."""
-    ckpts = _checkpoint_dirs(output_dir)
-    has_run = bool(ckpts) or (output_dir / MODEL_DIR).exists() or (output_dir / METRICS_FILE).exists()
-    if cfg.resume:
-        if ckpts:
-            return ckpts[-1]
-        logger.warning("resume: no checkpoint in %s; starting from scratch", output_dir / CHECKPOINTS_DIR)
-        return None
-    if has_run and not cfg.overwrite:
+def _prepare_output_dir(output_dir: Path, resume: Any, overwrite: bool) -> None:
+    """Refuse to mix runs by accident: a folder with a run needs resume or overwrite."""
+    has_run = (
+        bool(_checkpoints(output_dir)) or (output_dir / MODEL_DIR).exists() or (output_dir / RESULTS_FILE).exists()
+    )
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other; give one of --resume_from_checkpoint / --overwrite.")
+    if resume or not has_run:
+        return
+    if not overwrite:
         raise ValueError(
-            f"output_dir {output_dir} already holds a training run; pass resume=True (--resume) to continue it or "
-            "overwrite=True (--overwrite) to start again."
+            f"output_dir {output_dir} already holds a training run; pass --resume_from_checkpoint last to continue "
+            "it or --overwrite to start again."
         )
-    if has_run and is_main:
-        for sub in (CHECKPOINTS_DIR, MODEL_DIR):
-            shutil.rmtree(output_dir / sub, ignore_errors=True)
-        for f in (METRICS_FILE, RESULTS_FILE, "bias_history.jsonl", "bias_history.png"):
-            with contextlib.suppress(FileNotFoundError):
-                (output_dir / f).unlink()
-    return None
+    for d in [*_checkpoints(output_dir), output_dir / MODEL_DIR]:
+        shutil.rmtree(d, ignore_errors=True)
+    for f in (METRICS_FILE, RESULTS_FILE, "bias_history.jsonl", "bias_history.png"):
+        with contextlib.suppress(FileNotFoundError):
+            (output_dir / f).unlink()
+
+
+def _eval_rows(log_history: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[dict[str, Any]]:
+    """Trainer's ``eval_<name>_<metric>`` log entries -> one row per evaluation step:
+    ``{"epoch", "step", "eval/<name>/accuracy", "eval/<name>/loss", "train_loss"}``."""
+    rows: dict[int, dict[str, Any]] = {}
+    last_loss: float | None = None
+    for entry in log_history:
+        if "loss" in entry:
+            last_loss = float(entry["loss"])
+        for name in names:
+            for metric in ("accuracy", "loss"):
+                key = f"eval_{name}_{metric}"
+                if key in entry:
+                    row = rows.setdefault(int(entry["step"]), {"epoch": entry.get("epoch"), "step": int(entry["step"])})
+                    row[f"eval/{name}/{metric}"] = float(entry[key])
+                    row["train_loss"] = last_loss
+    return [rows[k] for k in sorted(rows)]
+
+
+def chance_level(num_labels: int) -> float:
+    return 1.0 / max(1, int(num_labels))
+
+
+def near_chance(final: Mapping[str, Any], num_labels: int) -> bool:
+    """Whether every (unshuffled) eval accuracy is below 1.5 x chance (clearly better is above it)."""
+    accs = [float(v) for k, v in final.items() if k.endswith("/accuracy") and "/shuffled/" not in k]
+    return bool(accs) and max(accs) < 1.5 * chance_level(num_labels)
+
+
+def run_classification(
+    training_args: Any,
+    train_dataset: Any,
+    eval_datasets: Mapping[str, Any] | None = None,
+    *,
+    model: nn.Module,
+    options: Any = None,
+    label_names: Sequence[str] | None = None,
+    resume_from_checkpoint: str | bool | None = None,
+    callbacks: Sequence[Any] | None = None,
+    loss_terms: Sequence[Any] | None = None,
+) -> ClassificationTrainResult:
+    """Train ``model`` with :class:`~hf_stadyn.training.trainer.StadynTrainer` and save it.
+
+    Args:
+        training_args: ``transformers.TrainingArguments`` (every Trainer option, under its own name).
+        train_dataset: items ``{"frames": (T, H, W, 3) uint8, "label": int}`` at the model's input size.
+        eval_datasets: ``{name: dataset}``, each evaluated on ``eval_strategy`` (accuracy, loss).
+        model: an hf_stadyn classifier (:func:`build_classifier`).
+        options: :class:`~hf_stadyn.training.args.StadynArguments` (StaticDropout, dropout,
+            augmentation, bias tracking, overwrite, stop_after_steps); default: its defaults.
+        resume_from_checkpoint: a checkpoint folder, or True / "last" for the newest in ``output_dir``.
+        callbacks, loss_terms: passed to the trainer.
+
+    Returns:
+        :class:`ClassificationTrainResult`; also written to ``output_dir/results.json``.
+    """
+    from .args import StadynArguments
+    from .trainer import StadynTrainer
+
+    t_start = time.perf_counter()
+    opts = options if options is not None else StadynArguments()
+    eval_datasets = dict(eval_datasets or {})
+    if not hasattr(model, "prepare_pixel_values"):
+        raise ValueError(f"{type(model).__name__} is not an hf_stadyn classifier (no prepare_pixel_values).")
+    if len(train_dataset) == 0:
+        raise ValueError("the training set is empty.")
+    _check_model_input(model, train_dataset, "training")
+    for name, ds in eval_datasets.items():
+        _check_model_input(model, ds, f"eval set {name!r}")
+    output_dir = Path(training_args.output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"output_dir {output_dir} exists and is not a folder; choose another path.")
+    resume = None if resume_from_checkpoint in (None, False, "", "false", "False") else resume_from_checkpoint
+    _prepare_output_dir(output_dir, resume, bool(opts.overwrite))
+    if resume in (True, "last", "true", "True") and not _checkpoints(output_dir):
+        logger.warning("resume: no checkpoint in %s; starting from scratch", output_dir)
+        resume = None
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    steps_per_epoch = max(1, math.ceil(len(train_dataset) / (
+        training_args.per_device_train_batch_size * max(1, training_args.world_size)
+        * training_args.gradient_accumulation_steps)))  # fmt: skip
+    total_steps = (
+        training_args.max_steps
+        if training_args.max_steps > 0
+        else int(math.ceil(steps_per_epoch * training_args.num_train_epochs))
+    )
+
+    # ---- regularisers
+    sd_cfg: StaticDropoutConfig | None = None
+    if opts.dropout > 0:
+        if not hasattr(model, "feature_dropout"):
+            raise ValueError(f"{type(model).__name__} has no feature_dropout slot for ordinary dropout.")
+        model.feature_dropout = nn.Dropout(opts.dropout)
+    sd_base = opts.static_dropout_config(seed=training_args.seed)
+    if sd_base is not None:
+        sd_cfg = dataclasses.replace(
+            sd_base,
+            refresh_every=opts.sd_refresh_every if opts.sd_refresh_every is not None else steps_per_epoch,
+            refresh_until=opts.sd_refresh_until if opts.sd_refresh_until is not None else max(1, total_steps // 2),
+        )
+        apply_static_dropout(model, sd_cfg)
+    train_ds: Any = train_dataset
+    if opts.augment == "stylize":
+        styles = opts.augment_style_list()
+        train_ds = AugmentedDataset(train_dataset, StylizeAugment(styles, p=opts.augment_p, seed=training_args.seed))
+
+    # ---- bias tracking on fixed probe pairs (also refreshes StaticDropout)
+    tracker: BiasTracker | None = None
+    if opts.track_bias or sd_cfg is not None:
+        n_pairs = sd_cfg.num_probe_pairs if sd_cfg is not None else opts.probe_pairs
+        clips = [train_dataset[i]["frames"] for i in range(min(len(train_dataset), opts.probe_pairs))]
+        pairs = ProbePairs(clips, num_pairs=n_pairs, seed=training_args.seed)
+        every = opts.track_every if opts.track_every is not None else steps_per_epoch
+        tracker = BiasTracker(pairs, static_dropout=sd_cfg, every=every, output_dir=output_dir)
+
+    trainer = StadynTrainer(
+        model=model, args=training_args, train_dataset=train_ds, eval_dataset=eval_datasets or None,
+        bias_tracker=tracker, stop_after_steps=opts.stop_after_steps, callbacks=list(callbacks or []) or None,
+        loss_terms=loss_terms,
+    )  # fmt: skip
+    t_train = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume)
+    train_seconds = time.perf_counter() - t_train
+    state = trainer.state
+    stopped = opts.stop_after_steps is not None and state.global_step < state.max_steps
+    is_main = trainer.is_world_process_zero()
+
+    history = _eval_rows(state.log_history, list(eval_datasets))
+    if is_main:
+        atomic_write_text(output_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in history))
+    unwrapped = trainer.accelerator.unwrap_model(trainer.model)
+    model_dir: Path | None = None
+    if not stopped:
+        model_dir = _save_model(unwrapped, output_dir / MODEL_DIR, is_main, progress=not training_args.disable_tqdm)
+    trainer.accelerator.wait_for_everyone()
+    sd = get_static_dropout(unwrapped)
+    final = dict(history[-1]) if history else {}
+    num_labels = int(getattr(unwrapped.config, "num_labels", len(label_names or []) or 2))
+    result = ClassificationTrainResult(
+        output_dir=output_dir,
+        model_dir=model_dir,
+        epochs_done=int(math.floor(float(state.epoch or 0) + 1e-9)),
+        steps_done=int(state.global_step),
+        history=history,
+        final=final,
+        bias_history=tracker.history_path if tracker is not None else None,
+        figure=tracker.figure_path if tracker is not None and not stopped else None,
+        seconds=time.perf_counter() - t_start,
+        train_seconds=train_seconds,
+        static_channels=[int(i) for i in sd.static_channels.tolist()] if sd is not None else None,
+        num_labels=num_labels,
+        near_chance=near_chance(final, num_labels) if not stopped else False,
+        log_history=list(state.log_history),
+    )
+    if is_main:
+        atomic_write_json(output_dir / RESULTS_FILE, {
+            "training_args": training_args.to_dict(), "options": dataclasses.asdict(opts), **result.to_dict(),
+        })  # fmt: skip
+    return result
 
 
 def train_classification(
@@ -828,252 +681,25 @@ def train_classification(
     model: nn.Module | None = None,
     accelerator: Any = None,
 ) -> ClassificationTrainResult:
-    """Train a video classifier (see the module docstring for what a run does and writes).
+    """:func:`run_classification` from one :class:`ClassificationTrainingConfig` (checkpoints every
+    ``save_every_epochs`` epochs, evaluation and logging each epoch, a cosine schedule).
 
-    Args:
-        config: the settings.
-        train_dataset: items ``{"frames": (T, H, W, 3) uint8, "label": int}`` at the model's input size.
-        eval_datasets: ``{name: dataset}`` evaluated after every epoch (accuracy, loss).
-        label_names: class names (recorded as ``id2label``); their count gives ``num_labels``.
-        num_labels: number of classes when ``label_names`` is not given.
-        model: a ready model (hf_stadyn classifier) instead of building one from ``config.model``.
-        accelerator: an ``accelerate.Accelerator``; default one from ``mixed_precision`` / ``cpu`` /
-            ``report_to``.
-
-    Returns:
-        :class:`ClassificationTrainResult`.
+    ``accelerator`` is not used any more (Trainer makes its own from the arguments); passing one warns.
     """
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
-    from transformers import get_scheduler
+    if accelerator is not None:
+        import warnings
 
-    t_start = time.perf_counter()
-    eval_datasets = dict(eval_datasets or {})
+        warnings.warn("train_classification(accelerator=...) is ignored: Trainer builds its own accelerator.",
+                      DeprecationWarning, stacklevel=2)  # fmt: skip
     if label_names is not None:
         num_labels = len(label_names)
     if num_labels is None or num_labels < 2:
         raise ValueError(
             f"a classifier needs >= 2 classes; got label_names={label_names!r}, num_labels={num_labels!r}."
         )
-    if len(train_dataset) == 0:
-        raise ValueError("the training set is empty.")
-    output_dir = Path(config.output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise ValueError(f"output_dir {output_dir} exists and is not a folder.")
-
-    if accelerator is None:
-        accelerator = Accelerator(
-            mixed_precision=config.mixed_precision, cpu=config.cpu, log_with=config.report_to,
-            project_dir=str(output_dir),
-        )  # fmt: skip
-    is_main = accelerator.is_main_process
-    resume_from = _prepare_output_dir(config, output_dir, is_main)
-    accelerator.wait_for_everyone()
-    if is_main:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    set_seed(config.seed)
-
     if model is None:
         model = build_classifier(config, num_labels, label_names)
-    if not hasattr(model, "prepare_pixel_values"):
-        raise ValueError(f"{type(model).__name__} is not an hf_stadyn classifier (no prepare_pixel_values).")
-    _check_model_input(model, train_dataset, "training")
-    for name, ds in eval_datasets.items():
-        _check_model_input(model, ds, f"eval set {name!r}")
-
-    steps_per_epoch = math.ceil(len(train_dataset) / (config.batch_size * accelerator.num_processes))
-    total_steps = steps_per_epoch * config.epochs
-
-    # ---- regularisers
-    sd_cfg: StaticDropoutConfig | None = None
-    if config.dropout > 0:
-        if not hasattr(model, "feature_dropout"):
-            raise ValueError(f"{type(model).__name__} has no feature_dropout slot for ordinary dropout.")
-        model.feature_dropout = nn.Dropout(config.dropout)
-    if config.static_dropout is not None:
-        sd_cfg = dataclasses.replace(
-            config.static_dropout,
-            refresh_every=config.sd_refresh_every if config.sd_refresh_every is not None else steps_per_epoch,
-            refresh_until=config.sd_refresh_until if config.sd_refresh_until is not None else max(1, total_steps // 2),
-        )
-        apply_static_dropout(model, sd_cfg)
-    train_ds: Any = train_dataset
-    if config.augment == "stylize":
-        train_ds = AugmentedDataset(
-            train_dataset, StylizeAugment(config.augment_styles, p=config.augment_p, seed=config.seed)
-        )
-
-    # ---- bias tracking on fixed probe pairs (also refreshes StaticDropout)
-    hook: StaticDropoutHook | None = None
-    if config.track_bias or sd_cfg is not None:
-        n_clips = min(len(train_dataset), config.probe_pairs)
-        clips = [train_dataset[i]["frames"] for i in range(n_clips)]
-        pairs = ProbePairs(clips, num_pairs=sd_cfg.num_probe_pairs if sd_cfg else config.probe_pairs, seed=config.seed)
-        every = config.track_every if config.track_every is not None else steps_per_epoch
-        tracker = BiasTracker(pairs, static_dropout=sd_cfg, every=every, output_dir=output_dir)
-        hook = StaticDropoutHook(tracker, accelerator)
-
-    # ---- optimisation
-    decay, no_decay = [], []
-    for n, p in model.named_parameters():
-        (no_decay if p.ndim < 2 or "norm" in n.lower() or n.endswith(".bias") else decay).append(p)
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.learning_rate,
-    )
-    scheduler = get_scheduler(
-        "cosine", optimizer, num_warmup_steps=int(config.warmup_ratio * total_steps), num_training_steps=total_steps
-    )
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    if hook is not None:
-        accelerator.register_for_checkpointing(hook)
-    if config.report_to:
-        accelerator.init_trackers("stadyn-train", config=_flat_config(config))
-
-    # ---- resume
-    start_epoch, step, skip_batches = 0, 0, 0
-    history: list[dict[str, Any]] = []
-    resumed_losses: list[float] = []
-    if resume_from is not None:
-        accelerator.load_state(str(resume_from))
-        state = json.loads((resume_from / STATE_FILE).read_text(encoding="utf-8"))
-        start_epoch, step, skip_batches = int(state["epoch"]), int(state["step"]), int(state["batches_in_epoch"])
-        history = list(state.get("history", []))
-        resumed_losses = [float(v) for v in state.get("epoch_losses", [])]
-        if state.get("total_steps") not in (None, total_steps):
-            raise ValueError(
-                f"checkpoint {resume_from} belongs to a run of {state['total_steps']} steps, this one has {total_steps}; "
-                "resume with the same data, epochs and batch size (or start a new output_dir)."
-            )
-        unwrapped = accelerator.unwrap_model(model)
-        sd = get_static_dropout(unwrapped)
-        if sd is not None:
-            set_static_channels(unwrapped, sd.static_channels)  # sync config.json with the restored buffer
-        logger.info("resumed from %s (epoch %d, step %d)", resume_from, start_epoch, step)
-
-    if hook is not None:
-        hook.on_train_begin(model, step=step, epoch=float(start_epoch))
-
-    # ---- loop
-    train_seconds = 0.0
-    stopped = False
-    unwrapped = accelerator.unwrap_model(model)
-    for epoch in range(start_epoch, config.epochs):
-        _SetEpoch.apply(train_ds, epoch)
-        order = _epoch_order(len(train_ds), config.seed, epoch)
-        loader = torch.utils.data.DataLoader(
-            torch.utils.data.Subset(train_ds, order), batch_size=config.batch_size, shuffle=False,
-            collate_fn=_collate, num_workers=config.num_workers, generator=_loader_generator(config.seed, epoch),
-        )  # fmt: skip
-        loader = _shard(loader, accelerator)
-        if skip_batches:
-            loader = accelerator.skip_first_batches(loader, skip_batches)
-        model.train()
-        losses: list[float] = resumed_losses if skip_batches else []
-        resumed_losses = []
-        bar = tqdm(total=steps_per_epoch, initial=skip_batches, desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not (config.progress and is_main), leave=False)  # fmt: skip
-        batches_in_epoch = skip_batches
-        skip_batches = 0
-        for batch in loader:
-            t0 = time.perf_counter()
-            pv = unwrapped.prepare_pixel_values(batch["frames"], device=accelerator.device)
-            out = model(pixel_values=pv, labels=batch["label"].to(accelerator.device))
-            accelerator.backward(out.loss)
-            if config.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            train_seconds += time.perf_counter() - t0
-            step += 1
-            batches_in_epoch += 1
-            losses.append(float(out.loss.detach()))
-            bar.update(1)
-            if hook is not None:
-                hook.on_step_end(model, step, epoch=epoch + batches_in_epoch / steps_per_epoch)
-            if (
-                config.stop_after_steps is not None
-                and step >= config.stop_after_steps
-                and batches_in_epoch < steps_per_epoch
-            ):
-                _save_checkpoint(accelerator, output_dir,
-                                 _state(epoch, step, batches_in_epoch, total_steps, history, losses),
-                                 config.save_total_limit)  # fmt: skip
-                stopped = True
-                break
-        bar.close()
-        if stopped:
-            break
-        # ---- evaluate
-        row: dict[str, Any] = {"epoch": epoch + 1, "step": step,
-                               "train_loss": float(np.mean(losses)) if losses else float("nan"),
-                               "learning_rate": float(scheduler.get_last_lr()[0])}  # fmt: skip
-        for name, ds in eval_datasets.items():
-            res = evaluate_classifier(model, ds, batch_size=config.eval_batch_size, accelerator=accelerator)
-            row[f"eval/{name}/accuracy"] = res["accuracy"]
-            row[f"eval/{name}/loss"] = res["loss"]
-        history.append(row)
-        accelerator.log({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=step)
-        logger.info("epoch %d/%d: %s", epoch + 1, config.epochs,
-                    ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "step")))  # fmt: skip
-        if is_main:
-            atomic_write_text(output_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in history))
-        last = epoch + 1 == config.epochs
-        stop_here = config.stop_after_steps is not None and step >= config.stop_after_steps and not last
-        if last or stop_here or (epoch + 1) % config.save_every_epochs == 0:
-            _save_checkpoint(
-                accelerator, output_dir, _state(epoch + 1, step, 0, total_steps, history), config.save_total_limit
-            )
-        if stop_here:
-            stopped = True
-            break
-
-    model_dir: Path | None = None
-    figure = None
-    if not stopped:
-        model_dir = _save_model(unwrapped, output_dir / MODEL_DIR, accelerator, progress=config.progress)
-        if hook is not None:
-            figure = hook.on_train_end(title=f"bias during training ({unwrapped.config.model_type})")
-    if config.report_to:
-        accelerator.end_training()
-    sd = get_static_dropout(unwrapped)
-    result = ClassificationTrainResult(
-        output_dir=output_dir,
-        model_dir=model_dir,
-        epochs_done=len(history),
-        steps_done=step,
-        history=history,
-        final=history[-1] if history else {},
-        bias_history=hook.tracker.history_path if hook is not None else None,
-        figure=figure,
-        seconds=time.perf_counter() - t_start,
-        train_seconds=train_seconds,
-        static_channels=[int(i) for i in sd.static_channels.tolist()] if sd is not None else None,
-    )
-    if is_main:
-        atomic_write_json(output_dir / RESULTS_FILE, {"config": config.to_dict(), **result.to_dict()})
-    return result
-
-
-def _state(
-    epoch: int, step: int, batches_in_epoch: int, total_steps: int, history: list[dict[str, Any]],
-    epoch_losses: list[float] | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    return {
-        "epoch": epoch, "step": step, "batches_in_epoch": batches_in_epoch, "total_steps": total_steps,
-        "history": history, "epoch_losses": list(epoch_losses or []),
-    }  # fmt: skip
-
-
-def _flat_config(config: ClassificationTrainingConfig) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in config.to_dict().items():
-        if isinstance(v, Mapping):
-            for kk, vv in v.items():
-                if isinstance(vv, (int, float, str, bool)):
-                    out[f"{k}.{kk}"] = vv
-        elif isinstance(v, (int, float, str, bool)):
-            out[k] = v
-    return out
+    return run_classification(
+        config.to_training_arguments(len(train_dataset)), train_dataset, eval_datasets, model=model,
+        options=config.to_options(), label_names=label_names, resume_from_checkpoint=True if config.resume else None,
+    )  # fmt: skip
