@@ -325,10 +325,19 @@ def paired_rows(by: dict[str, list[dict]], metrics: list[tuple[str, object]]) ->
     return rows
 
 
-def render_markdown(results: dict) -> str:
+def complete_runs(results: dict) -> tuple[list[dict], list[int]]:
+    """The runs of the seeds every variant finished (a partial JSON of an interrupted study renders too)."""
     runs = results["runs"]
+    labels = set(results["settings"]["variants"])
+    seeds = [s for s in results["settings"]["seeds"] if {r["variant"] for r in runs if r["seed"] == s} >= labels]
+    return [r for r in runs if r["seed"] in seeds], seeds
+
+
+def render_markdown(results: dict) -> str:
     st = results["settings"]
-    seeds = st["seeds"]
+    runs, seeds = complete_runs(results)
+    if not runs:
+        raise ValueError("no seed has finished every variant yet; nothing to render")
     by = _by_variant(runs)
     labels = list(by)
     n = len(seeds)
@@ -465,6 +474,8 @@ def render_markdown(results: dict) -> str:
             cells = [_ci([u["baseline"] for u in um]), _ci([u["random_drop_mean"] for u in um])]
             cells += [_diff_cell(tmap[(lab, mode, c)], adj[(lab, mode, c)]) for c in ("dynamic", "static")]
             lines.append(f"| {SHORT.get(lab, lab)} | {mode} | " + " | ".join(cells) + " |")
+    if len(seeds) < len(st["seeds"]):
+        lines += ["", f"Partial: {len(seeds)} of the {len(st['seeds'])} requested seeds had finished every variant."]
     cpu = results.get("cpu_seconds")
     if cpu is not None:
         per = [r["cpu_seconds"] for r in runs]
