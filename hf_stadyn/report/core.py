@@ -41,6 +41,8 @@ from .schema import (
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
+    from .compare import BiasComparison
+
 __all__ = ["BiasReport"]
 
 logger = logging.getLogger(__name__)
@@ -107,6 +109,9 @@ class BiasReport:
                 other layers is restricted to the layers both share (at least one), and layers it
                 lacks are shown without deltas.
             reference_info: what the reference is; defaults to "same architecture at initialisation".
+                Its ``"pair_fingerprint"`` (the reference run's pair-set fingerprint; taken from a
+                reference ``BiasReport``'s ``pair_settings`` when not given) lets the deltas be paired
+                when it equals ``pair_settings["fingerprint"]`` (see :meth:`reference_pairing`).
             extra: more JSON-safe metadata (command line, dataset, ...).
             created: optional timestamp string; none is added otherwise.
             versions: override the library versions (default: :func:`library_versions`).
@@ -126,6 +131,10 @@ class BiasReport:
         if reference is not None:
             ref_layers = _align_reference(layers, _layers_from(reference, "reference"), align_reference)
         info = dict(_DEFAULT_REFERENCE_INFO) if reference_info is None else dict(reference_info)
+        if isinstance(reference, BiasReport) and "pair_fingerprint" not in info:
+            fp = reference.pair_settings.get("fingerprint")
+            if fp:  # lets reference_deltas pair the two readings when they used the same pairs
+                info["pair_fingerprint"] = fp
         return cls(
             model_id=model_id,
             layers=layers,
@@ -193,36 +202,93 @@ class BiasReport:
         return self.to_json() == other.to_json()
 
     # -- reference -------------------------------------------------------------------------------
-    def reference_deltas(self) -> dict[str, dict[str, float]]:
-        """Trained minus reference, per layer that has a reference reading.
+    def reference_pairing(self) -> tuple[bool, str]:
+        """Whether the reference was read on the same pairs as the model, and why not (docs/method.md §5).
 
-        Keys per layer: ``percent_dynamic``, ``percent_static``, ``percent_residual`` (dims %,
-        rounded to 0.1), ``s_dynamic``, ``s_static``, ``channels_<category>`` (count differences) and,
-        when both sides have intervals, ``z_s_dynamic`` / ``z_s_static``: the difference divided by
-        the combined jackknife standard error (|z| > 2 is a clear change).
+        Paired when the report records the same pair-set fingerprint for both readings
+        (``pair_settings["fingerprint"]`` and ``reference_info["pair_fingerprint"]``); ``stadyn probe``
+        reads the reference on the model's own pairs in the same run and records both.
         """
         if self.reference is None:
+            return False, "no reference reading"
+        fp, rfp = self.pair_settings.get("fingerprint"), self.reference_info.get("pair_fingerprint")
+        if not fp or not rfp:
+            return False, "no pair-set fingerprint recorded for " + ("the model" if not fp else "the reference")
+        if fp != rfp:
+            return False, "the reference was read on other pairs (different pair-set fingerprint)"
+        return True, "same pairs"
+
+    def reference_deltas(self) -> dict[str, dict[str, float]]:
+        """Trained minus reference, per layer that has a reference reading (docs/method.md §5).
+
+        Keys per layer:
+
+        - ``share_dynamic``, ``share_static``, ``share_residual``: difference of the share 100 * pi_F
+          (percentage points), with ``<key>_low`` / ``<key>_high`` / ``<key>_stderr`` when intervals exist;
+        - ``s_dynamic``, ``s_static``: raw-score differences, with the same interval keys, and
+          ``z_s_dynamic`` / ``z_s_static`` = difference / its standard error (|z| > 2 is a clear change);
+        - ``paired``: 1.0 when the intervals are a jackknife of the difference over the same chunks
+          (both readings on the same pairs, see :meth:`reference_pairing`), 0.0 for independent errors;
+        - ``percent_dynamic``, ``percent_static``, ``percent_residual``: dims % (paper) differences,
+          rounded to 0.1, and ``channels_<category>``: count differences.
+        """
+        from .compare import QUANTITIES, compare_readings
+
+        if self.reference is None:
             return {}
+        paired, _ = self.reference_pairing()
+        rows, notes = compare_readings(self.layers, self.reference, paired=paired)
+        for note in notes:
+            logger.info("reference deltas: %s", note)
         out: dict[str, dict[str, float]] = {}
-        for name, t in self.layers.items():
-            r = self.reference.get(name)
-            if r is None:
-                continue
-            d: dict[str, float] = {
-                f"percent_{k}": round(t.percent[k] - r.percent[k], 1) for k in ("dynamic", "static", "residual")
-            }
-            d["s_dynamic"] = t.s_dynamic - r.s_dynamic
-            d["s_static"] = t.s_static - r.s_static
+        for name, row in rows.items():
+            t, r = self.layers[name], self.reference[name]
+            d: dict[str, float] = {}
+            for q in QUANTITIES:
+                iv = row[q]
+                d[q] = iv.estimate
+                if math.isfinite(iv.low):
+                    d[f"{q}_low"], d[f"{q}_high"], d[f"{q}_stderr"] = iv.low, iv.high, iv.stderr
+            for key in ("s_dynamic", "s_static"):
+                se = d.get(f"{key}_stderr")
+                if se is not None and se > 0:
+                    d[f"z_{key}"] = d[key] / se
+            d["paired"] = 1.0 if row["method"] == "paired" else 0.0
+            for k in ("dynamic", "static", "residual"):
+                d[f"percent_{k}"] = round(t.percent[k] - r.percent[k], 1)
             for k in CATEGORIES:
                 d[f"channels_{k}"] = t.category_counts[k] - r.category_counts[k]
-            for key in ("s_dynamic", "s_static"):
-                it, ir = t.intervals.get(key), r.intervals.get(key)
-                if it is not None and ir is not None:
-                    se = math.hypot(it.stderr, ir.stderr)
-                    if se > 0:
-                        d[f"z_{key}"] = d[key] / se
             out[name] = d
         return out
+
+    # -- comparing two reports -------------------------------------------------------------------
+    def compare(self, other: BiasReport, *, independent: bool = False) -> BiasComparison:
+        """This report minus ``other``, layer by layer, with intervals (docs/method.md §5).
+
+        Paired (a jackknife of the difference over the same chunks) when both reports carry the same
+        pair-set fingerprint; layers are matched by name and those only one report holds are listed.
+
+        Args:
+            other: the report to subtract.
+            independent: when the pairs differ (or cannot be checked), compare with independent errors
+                instead of refusing.
+
+        Raises:
+            PairSetMismatchError: (a ``ValueError``) different or missing fingerprints, ``independent`` off.
+            ValueError: ``other`` is not a report or shares no layer.
+        """
+        from .compare import compare_reports
+
+        if not isinstance(other, BiasReport):
+            raise ValueError(f"compare needs another BiasReport (BiasReport.load), got {type(other).__name__}.")
+        return compare_reports(self, other, independent=independent)
+
+    def summary_lines(self) -> list[str]:
+        """The per-layer table as text lines (what ``stadyn probe`` prints): share % with intervals first,
+        dims % (paper) and the raw scores beside, reference deltas when there is a reference."""
+        from .headline import summary_lines
+
+        return summary_lines(self)
 
     # -- markdown --------------------------------------------------------------------------------
     def to_markdown(self, figures: Mapping[str, str] | None = None, heading_level: int = 1, title: bool = True) -> str:
@@ -237,10 +303,10 @@ class BiasReport:
 
     # -- figures (drawn by hf_stadyn.report.figures) ------------------------------------------------
     def figure_layers(self, dpi: int = DEFAULT_DPI) -> Figure:
-        """Stacked bars per layer: dynamic / static / residual dims %, with interval error bars.
+        """Grouped bars per layer: the dynamic / static / residual share 100 * pi_F with its interval.
 
-        Error bars sit on the top of the dynamic and static segments and span the jackknife interval
-        of 100 * pi_F around that top. With a reference, its bars are drawn hatched to the right.
+        Each bar shows one share from 0 and carries that share's jackknife interval; a black tick marks
+        the paper's floored dims %. With a reference, its bars are drawn hatched beside.
         """
         return _figures.figure_layers(self, dpi)
 

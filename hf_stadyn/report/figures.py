@@ -1,4 +1,4 @@
-"""The report's three PNG figures: dims per layer, channel categories per layer, rho_S vs rho_D per channel.
+"""The report's three PNG figures: share per layer, channel categories per layer, rho_S vs rho_D per channel.
 
 Each ``figure_*`` function draws one :class:`matplotlib.figure.Figure` (Agg canvas, ``FIGURE_SIZE``
 inches) from a :class:`~hf_stadyn.report.BiasReport`; :func:`save_figures` writes them atomically.
@@ -20,6 +20,8 @@ import numpy as np
 from hf_stadyn._io import atomic_path
 from hf_stadyn.metric import CATEGORIES, LayerBias
 
+from .compare import share_interval
+from .headline import DIMS_LABEL
 from .schema import _out_dir
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,56 +63,67 @@ def rho_figure_name(layer: str) -> str:
 
 
 def figure_layers(report: BiasReport, dpi: int = DEFAULT_DPI) -> Figure:
-    """Stacked bars per layer: dynamic / static / residual dims %, with interval error bars.
+    """Grouped bars per layer: the dynamic / static / residual share 100 * pi_F, with interval error bars.
 
-    Error bars sit on the top of the dynamic and static segments and span the jackknife interval
-    of 100 * pi_F around that top. With a reference, its bars are drawn hatched to the right.
+    Each bar starts at 0 and shows one share, so its error bar (the jackknife interval of that share,
+    docs/method.md §5) is drawn on the quantity the bar shows. A short black tick on each dynamic and
+    static bar marks the paper's floored dims %. With a reference, its bars are drawn hatched beside.
     """
     fig, ax = _new_figure(dpi)
     names = report.layer_names
     x = np.arange(len(names), dtype=float)
-    width = 0.38 if report.reference is not None else 0.7
-    offset = -0.2 if report.reference is not None else 0.0
-    _stack(ax, report.layers, names, x + offset, width, hatch=None, label_suffix="")
+    groups = [(report.layers, None, "")]
     if report.reference is not None:
-        _stack(ax, report.reference, names, x + 0.2, width, hatch="//", label_suffix=" (reference)")
-    ax.set_ylabel("share of dimensions (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title(_wrap_title(f"Static/dynamic dims per layer: {report.model_id}"), fontsize=10)
+        groups.append((report.reference, "//", " (reference)"))
+    width = 0.8 / (3 * len(groups))
+    top = 0.0
+    for g, (layers, hatch, suffix) in enumerate(groups):
+        for j, k in enumerate(("dynamic", "static", "residual")):
+            pos = x - 0.4 + width * (g * 3 + j + 0.5)
+            top = max(top, _share_bars(ax, layers, names, pos, width, k, hatch, suffix, dims_label=g == 0 and j == 0))
+    ax.set_ylabel("share 100 * pi_F (%)")
+    ax.set_ylim(0, min(100.0, max(10.0, 1.12 * top)))
+    ax.set_title(_wrap_title(f"Static/dynamic share per layer: {report.model_id}"), fontsize=10)
     rotated = _layer_ticks(ax, x, names)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.subplots_adjust(left=0.08, right=0.76, bottom=0.22 if rotated else 0.1, top=0.9)
     return fig
 
 
-def _stack(ax, layers, names, x, width, hatch, label_suffix) -> None:
-    """Dynamic / static / residual bars of ``layers`` at ``x`` (layers it lacks are skipped), error bars on top."""
+def _share_bars(ax, layers, names, x, width, factor, hatch, label_suffix, dims_label: bool) -> float:
+    """Bars of one factor's share at ``x`` (layers ``layers`` lacks are skipped); returns the highest top drawn."""
     present = [i for i, n in enumerate(names) if n in layers]
     if not present:
-        return
+        return 0.0
     xs = x[present]
     lbs = [layers[names[i]] for i in present]
-    bottom = np.zeros(len(lbs))
-    for k in ("dynamic", "static", "residual"):
-        vals = np.array([lb.percent[k] for lb in lbs])
-        ax.bar(
-            xs,
-            vals,
-            width,
-            bottom=bottom,
-            color=_COLORS[k],
-            hatch=hatch,
-            edgecolor="white",
-            linewidth=0.5,
-            label=k + label_suffix,
+    vals = np.array([100.0 * lb.share[factor] for lb in lbs])
+    ax.bar(
+        xs,
+        vals,
+        width,
+        color=_COLORS[factor],
+        hatch=hatch,
+        edgecolor="white",
+        linewidth=0.5,
+        label=factor + label_suffix,
+    )
+    err = np.array([_err(lb, factor) for lb in lbs]).T  # (2, n)
+    ok = ~np.isnan(err[0])
+    if ok.any():
+        ax.errorbar(xs[ok], vals[ok], yerr=err[:, ok], fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+    highest = float(np.nanmax(vals + np.where(ok, err[1], 0.0)))
+    if factor != "residual":
+        dims = np.array([lb.percent[factor] for lb in lbs])
+        ax.hlines(
+            dims,
+            xs - width / 2,
+            xs + width / 2,
+            colors="black",
+            linewidth=1.2,
+            label=DIMS_LABEL if dims_label else None,
         )
-        if k != "residual":
-            top = bottom + vals
-            err = np.array([_err(lb, f"percent_{k}") for lb in lbs]).T  # (2, n)
-            ok = ~np.isnan(err[0])
-            if ok.any():
-                ax.errorbar(xs[ok], top[ok], yerr=err[:, ok], fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
-        bottom = bottom + vals
+    return highest
 
 
 def figure_categories(report: BiasReport, dpi: int = DEFAULT_DPI) -> Figure:
@@ -220,7 +233,7 @@ def figure_files(report: BiasReport, scatter_layers: Sequence[str] | None = None
     if isinstance(scatter_layers, str):
         raise ValueError(f"scatter_layers must be a list of layer names, got the string {scatter_layers!r}.")
     layers = [report.last_layer] if scatter_layers is None else [report._check_layer(n) for n in scatter_layers]
-    files = {"Dims per layer": FIGURE_LAYERS, "Channel categories per layer": FIGURE_CATEGORIES}
+    files = {"Share per layer": FIGURE_LAYERS, "Channel categories per layer": FIGURE_CATEGORIES}
     for n in dict.fromkeys(layers):
         fname = rho_figure_name(n)
         if fname in files.values():
@@ -246,11 +259,13 @@ def _wrap_title(text: str, width: int = 70) -> str:
     return "\n".join(textwrap.wrap(text, width)) or text
 
 
-def _err(lb: LayerBias, key: str) -> tuple[float, float]:
-    iv = lb.intervals.get(key)
+def _err(lb: LayerBias, factor: str) -> tuple[float, float]:
+    """Lower and upper error-bar lengths of the share of ``factor`` (NaN when it has no interval)."""
+    iv = share_interval(lb, factor)
     if iv is None:
         return (math.nan, math.nan)
-    return (max(iv.estimate - iv.low, 0.0), max(iv.high - iv.estimate, 0.0))
+    v = 100.0 * lb.share[factor]
+    return (max(v - iv.low, 0.0), max(iv.high - v, 0.0))
 
 
 def _new_figure(dpi: int):

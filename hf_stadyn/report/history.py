@@ -24,7 +24,7 @@ __all__ = ["plot_bias_history"]
 def plot_bias_history(history: Sequence[BiasRecord], path: str | os.PathLike, *, title: str | None = None) -> Path:
     """Write the bias-versus-step figure of ``history`` to ``path`` (PNG, atomically).
 
-    Panels, left to right: dims share 100 * pi_F per layer (dynamic solid, static dashed), raw scores
+    Panels, left to right: the share 100 * pi_F per layer (dynamic solid, static dashed), raw scores
     s_D / s_S per layer, and, when any record carries StaticDropout state, the static set's size and
     how many channels it kept from the previous set. Layers absent from a record are skipped there.
 

@@ -1,4 +1,4 @@
-"""The report as markdown: per-layer shares and raw scores, channel categories, reference deltas.
+"""The report as markdown: per-layer shares (the headline) and raw scores, channel categories, reference deltas.
 
 :func:`render_markdown` is what :meth:`BiasReport.to_markdown <hf_stadyn.report.BiasReport.to_markdown>`
 returns (``report.md``, and the bias section of model cards). The quantities in the tables are defined
@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from hf_stadyn.metric import CATEGORIES, LayerBias
+
+from .headline import DIMS_LABEL, delta_text, share_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core import BiasReport
@@ -44,20 +46,23 @@ def render_markdown(
     lines += [
         f"{hh} Layer estimate",
         "",
-        f"| layer | C | pairs D / S | dynamic % | static % | residual % | s_D [{conf} CI] | s_S [{conf} CI] |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| layer | C | pairs D / S | dynamic % [{conf} CI] | static % [{conf} CI] | residual % | "
+        f"{DIMS_LABEL} D / S / R | s_D [{conf} CI] | s_S [{conf} CI] |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, lb in report.layers.items():
+        dims = f"{lb.percent['dynamic']:.1f} / {lb.percent['static']:.1f} / {lb.percent['residual']:.1f}"
         lines.append(
             f"| {_md(name)} | {lb.num_channels} | {lb.num_pairs['dynamic']} / {lb.num_pairs['static']} | "
-            f"{lb.percent['dynamic']:.1f} | {lb.percent['static']:.1f} | {lb.percent['residual']:.1f} | "
+            f"{share_text(lb, 'dynamic')} | {share_text(lb, 'static')} | {share_text(lb, 'residual')} | {dims} | "
             f"{_with_ci(lb, 's_dynamic')} | {_with_ci(lb, 's_static')} |"
         )
     lines += [
         "",
-        "dims % = floor(pi_F * C) / C with the residual score fixed at 1 (each factor stays within about "
-        "14-42 %); compare models relatively and read the raw scores s_D, s_S next to the %. Intervals: "
-        "jackknife over pair chunks.",
+        "dynamic / static / residual % = the share 100 * pi_F (softmax of s_D, s_S and a residual score fixed "
+        "at 1, so each factor stays within about 14-42 %); compare models relatively and read the raw scores "
+        f"s_D, s_S next to it. {DIMS_LABEL} = floor(pi_F * C) / C, the paper's convention, moves in steps of "
+        "100 / C and has no interval of its own. Intervals: " + _interval_note(report, first),
         "",
         f"{hh} Channel categories",
         "",
@@ -93,29 +98,39 @@ def render_markdown(
 
 def _reference_markdown(report: BiasReport, hh: str) -> list[str]:
     assert report.reference is not None
-    desc = report.reference_info.get("description", "reference")
+    desc = report.reference_info.get("description") or report.reference_info.get("kind") or "reference"
     deltas = report.reference_deltas()
+    paired, why = report.reference_pairing()
+    conf = f"{100 * next(iter(report.layers.values())).confidence:g}%"
+    how = (
+        "both were read on the same pairs, so the intervals are a jackknife of the difference over the same "
+        "chunks (paired)"
+        if paired
+        else f"the intervals use independent standard errors ({why}), which is conservative when both were read "
+        "on the same pairs"
+    )
     lines = [
         f"{hh} Compared with the reference: {_md(str(desc))}",
         "",
-        'An untrained network reads "maximally static" because mean pooling ignores frame order; the '
-        "informative reading is the move away from it. Deltas are trained minus reference; z = delta / "
-        "combined standard error.",
+        "The same architecture at initialisation is the baseline; the informative reading is the move away "
+        f"from it. Deltas are trained minus reference, in percentage points of the share, with {conf} "
+        f"intervals; {how}. z = delta / its standard error.",
         "",
-        "| layer | reference dynamic % | reference static % | d dynamic % | d static % | d s_D (z) | "
-        "d s_S (z) | d dynamic ch. | d static ch. |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| layer | reference dynamic % | reference static % | d dynamic % [{conf} CI] | d static % [{conf} CI] | "
+        f"d s_D (z) | d s_S (z) | d {DIMS_LABEL} D / S | d dynamic ch. | d static ch. |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in report.layers:
         r = report.reference.get(name)
         if r is None:
-            lines.append(f"| {_md(name)} | - | - | - | - | - | - | - | - |")
+            lines.append(f"| {_md(name)} | - | - | - | - | - | - | - | - | - |")
             continue
         d = deltas[name]
         lines.append(
-            f"| {_md(name)} | {r.percent['dynamic']:.1f} | {r.percent['static']:.1f} | "
-            f"{d['percent_dynamic']:+.1f} | {d['percent_static']:+.1f} | "
+            f"| {_md(name)} | {share_text(r, 'dynamic')} | {share_text(r, 'static')} | "
+            f"{delta_text(d, 'share_dynamic')} | {delta_text(d, 'share_static')} | "
             f"{_delta_z(d, 's_dynamic')} | {_delta_z(d, 's_static')} | "
+            f"{d['percent_dynamic']:+.1f} / {d['percent_static']:+.1f} | "
             f"{d['channels_dynamic']:+d} | {d['channels_static']:+d} |"
         )
     lines.append("")
@@ -135,6 +150,15 @@ def _with_ci(lb: LayerBias, key: str) -> str:
     if iv is None:
         return f"{value:.3f}"
     return f"{value:.3f} [{iv.low:.3f}, {iv.high:.3f}]"
+
+
+def _interval_note(report: BiasReport, lb: LayerBias) -> str:
+    """Which jackknife the intervals are (chunks by source video or by pair index, K when known)."""
+    unit = {"video": "chunks of source videos", "pair": "chunks of pair indices"}.get(
+        str(report.pair_settings.get("chunking")), "pair chunks"
+    )
+    k = getattr(lb, "num_chunks_used", 0)
+    return f"leave-one-chunk-out jackknife over {unit}" + (f" (K = {k}, t quantile on K - 1 df)." if k else ".")
 
 
 def _delta_z(d: Mapping[str, float], key: str) -> str:

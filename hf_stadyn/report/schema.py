@@ -4,6 +4,15 @@ A report's JSON (``report.json``, schema :data:`SCHEMA` version :data:`SCHEMA_VE
 deterministically: dict keys sorted, numpy values made plain, floats in Python's shortest round-trip
 ``repr``, lists of scalars on one line. :func:`report_document` lays a :class:`~hf_stadyn.report.BiasReport`
 out as that document and :func:`report_fields` reads one back (the constructor arguments of the class).
+
+Schema versions (every older version stays readable):
+
+- 1: the first layout.
+- 2: each layer may carry its jackknife ``replicates`` (K leave-one-chunk-out values per quantity) and
+  ``num_chunks_used``, and its intervals the ``share_*`` aliases of ``percent_*``; ``pair_settings``
+  may hold the pair-set ``fingerprint`` and ``reference.info`` the reference's ``pair_fingerprint``,
+  from which model-minus-reference and report-versus-report differences are paired
+  (docs/method.md §5). A version-1 report reads as one without replicates or fingerprints.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SCHEMA = "hf-stadyn/bias-report"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 
