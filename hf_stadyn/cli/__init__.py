@@ -17,7 +17,7 @@ from collections.abc import Sequence
 __all__ = ["build_parser", "main"]
 
 # Subcommand modules, in help order. A module that cannot be imported is reported, not hidden.
-_COMMANDS = ("probe", "synth", "train", "card", "register_metric")
+_COMMANDS = ("probe", "compare", "synth", "train", "card", "register_metric")
 
 
 def build_parser() -> argparse.ArgumentParser:
