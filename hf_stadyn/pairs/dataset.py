@@ -22,6 +22,7 @@ Videos are read through :class:`hf_stadyn.video.sources.VideoCollection`, so the
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -34,12 +35,14 @@ from ..video._common import _check_size
 from ..video.decode import read_clip
 from ..video.flow import FLOW_METHODS, flow_images
 from ..video.info import read_video_info
-from ..video.sampling import resize_and_crop, sample_indices
+from ..video.sampling import DEFAULT_WINDOW, fit_window, resize_and_crop, sample_indices
 from ..video.sources import VIDEO_EXTENSIONS, VideoCollection, list_videos
 from .core import DYNAMIC, STATIC, make_pair, make_two_stream_pair
 from .styles import StyleLike, resolve_styles
 
 __all__ = ["VIDEO_EXTENSIONS", "PairDataset", "TwoStreamPairDataset", "list_videos"]
+
+logger = logging.getLogger(__name__)
 
 
 def _check_common(seed: int, static_fraction: float) -> None:
@@ -59,9 +62,16 @@ class PairDataset(torch.utils.data.Dataset):
     """Static/dynamic clip pairs from videos, reproducible from a seed (docs/method.md §1.1).
 
     Item ``i``: ``rng = np.random.default_rng([seed, i])``; video ``i % num_videos``; factor static with
-    probability ``static_fraction`` (else dynamic); a clip of ``num_frames`` frames sampled from a
-    window of ``window`` frames at a random start (looped if the video is shorter), resized and
-    centre-cropped to ``size``; then :func:`~hf_stadyn.pairs.make_pair`.
+    probability ``static_fraction`` (else dynamic); a clip of ``num_frames`` evenly spaced frames (both
+    ends included) of a window at a random start, resized and centre-cropped to ``size``; then
+    :func:`~hf_stadyn.pairs.make_pair`.
+
+    The window fits each video (:func:`~hf_stadyn.video.fit_window`): it is ``min(window, N)`` for a video
+    of N frames, so no clip is a frozen or looping artefact. ``window="auto"`` (default) uses
+    ``default_window`` (the model's own window where it declares a sampling rate, else 64) fitted
+    silently; an explicit window longer than a video is shortened to it with a log message. Only with
+    ``loop=True`` do videos shorter than ``num_frames`` keep the full window and loop (with a warning);
+    :meth:`window_summary` counts them.
 
     Args:
         videos: a folder, a list of paths, a ``datasets.Dataset`` (see ``video_column``), a list of
@@ -69,7 +79,8 @@ class PairDataset(torch.utils.data.Dataset):
         num_frames: T of each clip (>= 2: static pairs shuffle frames).
         size: output side (short side resized, centre crop); None keeps the source size (then clips of
             different videos may differ in size and cannot be batched).
-        window: source frames each clip spans.
+        window: source frames each clip spans: ``"auto"``/None (``default_window`` fitted to each video)
+            or an int (shortened to a video shorter than it, logged).
         seed: non-negative int; the whole dataset is a function of it.
         styles: style names or stylizers (None = :data:`~hf_stadyn.pairs.DEFAULT_STYLES`).
         num_pairs: dataset length; None = one pair per video.
@@ -79,9 +90,13 @@ class PairDataset(torch.utils.data.Dataset):
         pathways: frame counts of a multi-pathway model, e.g. ``(4, 16)`` for SlowFast; the clip is read
             with ``max(pathways)`` frames, each pathway subsamples it uniformly, and static pairs shuffle
             each pathway independently. Items then hold lists of clips.
+        loop: loop the window over videos shorter than ``num_frames`` (the research code's behaviour;
+            warned) instead of repeating their frames in order.
+        default_window: the window of ``window="auto"`` (default 64, docs/method.md §1.1).
 
     Items are dicts: ``clip_a``, ``clip_b`` (``torch.uint8`` ``(T, H, W, 3)``, or lists for pathways),
-    ``factor`` (0 = dynamic, 1 = static), ``index``, ``video`` (str), ``style_a``, ``style_b``,
+    ``factor`` (0 = dynamic, 1 = static), ``index``, ``video`` (str), ``video_index`` (int: the source
+    video's index ``i % num_videos``, the jackknife's resampling unit, docs/method.md §5), ``style_a``, ``style_b``,
     ``start`` (first source frame of the window), ``permutation`` (``torch.long`` ``(T,)``: frame order
     of ``clip_b``; the identity for dynamic pairs).
     """
@@ -91,7 +106,7 @@ class PairDataset(torch.utils.data.Dataset):
         videos: Any,
         num_frames: int = 16,
         size: int | None = 224,
-        window: int = 64,
+        window: int | str | None = "auto",
         seed: int = 0,
         styles: Sequence[StyleLike] | None = None,
         num_pairs: int | None = None,
@@ -100,6 +115,8 @@ class PairDataset(torch.utils.data.Dataset):
         video_column: str = "video",
         num_videos: int | None = None,
         pathways: Sequence[int] | None = None,
+        loop: bool = False,
+        default_window: int | None = None,
     ) -> None:
         _check_common(seed, static_fraction)
         if pathways is not None:
@@ -109,12 +126,21 @@ class PairDataset(torch.utils.data.Dataset):
             num_frames = max(pathways)
         if isinstance(num_frames, bool) or int(num_frames) < 2:
             raise ValueError(f"num_frames must be >= 2 (static pairs shuffle frames), got {num_frames!r}")
-        if int(window) < 1:
-            raise ValueError(f"window must be >= 1, got {window!r}")
+        default_window = DEFAULT_WINDOW if default_window is None else default_window
+        if isinstance(default_window, bool) or not isinstance(default_window, (int, np.integer)) or default_window < 1:
+            raise ValueError(f"default_window must be a positive int (source frames), got {default_window!r}")
+        auto = window is None or (isinstance(window, str) and window == "auto")
+        if not auto and (isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1):
+            raise ValueError(f"window must be 'auto', None or a positive int (source frames), got {window!r}")
         if num_pairs is not None and (isinstance(num_pairs, bool) or int(num_pairs) < 1):
             raise ValueError(f"num_pairs must be a positive int or None, got {num_pairs!r}")
         self.videos = VideoCollection(videos, video_column, num_videos)
-        self.num_frames, self.size, self.window = int(num_frames), _check_size(size), int(window)
+        self.num_frames, self.size = int(num_frames), _check_size(size)
+        #: the requested window (``window_policy`` says whether it was "auto" or given explicitly)
+        self.window = int(default_window) if auto else int(window)  # type: ignore[arg-type]
+        self.window_policy = "auto" if auto else "explicit"
+        self.loop = bool(loop)
+        self._warned: set[str] = set()
         self.seed, self.static_fraction = int(seed), float(static_fraction)
         self.pathways = pathways
         # Resolve now: the stylizer objects travel with the dataset to DataLoader workers.
@@ -126,16 +152,93 @@ class PairDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.num_pairs
 
+    def _note_window(self, name: str, n: int) -> None:
+        """Log how the window fits a video of ``n`` frames (once per kind of message and process)."""
+        w, looped = fit_window(n, self.num_frames, self.window, loop=self.loop)
+        if looped:
+            kind, level = "looped", logging.WARNING
+            msg = (
+                f"video {name} has {n} frames, fewer than the model's {self.num_frames}: its {w}-frame window "
+                "loops (loop=True)"
+            )
+        elif n < self.num_frames:
+            kind, level = "short", logging.WARNING
+            msg = (
+                f"video {name} has {n} frames, fewer than the model's {self.num_frames}: its frames repeat in "
+                "order (pass loop=True to loop a window instead)"
+            )
+        elif w < self.window:
+            kind = "shortened"
+            level = logging.INFO if self.window_policy == "explicit" else logging.DEBUG
+            msg = f"video {name} has {n} frames: window {self.window} shortened to {w}"
+        else:
+            return
+        if kind in self._warned:
+            logger.debug(msg)
+            return
+        self._warned.add(kind)
+        logger.log(level, "%s (further videos like it are logged at debug level)", msg)
+
     def _clip(self, j: int, rng: np.random.Generator) -> tuple[np.ndarray, int, str]:
         source, name = self.videos.get(j)
+        t = self.num_frames
+        if not isinstance(source, np.ndarray) and self.loop:
+            n = read_video_info(source, name=name).num_frames
+            if fit_window(n, t, self.window, loop=True)[1]:  # a looping clip of a short file: decode it whole
+                source = read_clip(source, None, size=self.size, name=name).frames
         if isinstance(source, np.ndarray):
-            idx = sample_indices(source.shape[0], self.num_frames, self.window, rng)
+            self._note_window(name, source.shape[0])
+            idx = sample_indices(source.shape[0], t, self.window, rng, loop=self.loop)
             clip = source[idx]
             if self.size is not None:
                 clip = resize_and_crop(clip, self.size)
             return clip, int(idx[0]), name
-        got = read_clip(source, self.num_frames, window=self.window, rng=rng, size=self.size, name=name)
+        got = read_clip(source, t, window=self.window, rng=rng, size=self.size, name=name)
+        self._note_window(name, got.num_source_frames)
         return got.frames, got.start, name
+
+    def fitted_window(self, num_source_frames: int) -> tuple[int, bool]:
+        """``(window, looped)`` this dataset reads a video of ``num_source_frames`` frames with."""
+        return fit_window(num_source_frames, self.num_frames, self.window, loop=self.loop)
+
+    def window_summary(self, num_pairs: int | None = None) -> dict[str, Any]:
+        """How the window fits the videos the first ``num_pairs`` pairs use (for reports; reads frame counts).
+
+        Returns ``{"window_policy", "window", "loop", "num_videos", "fitted_window": {"min", "median",
+        "max"}, "shortened_videos", "short_videos", "looped_videos"}``: ``shortened_videos`` read a
+        window shorter than requested, ``short_videos`` have fewer frames than ``num_frames``,
+        ``looped_videos`` loop (``loop=True`` only). Logs a warning when any video loops.
+        """
+        used = min(self.videos.count, self.num_pairs if num_pairs is None else int(num_pairs))
+        counts = []
+        for j in range(used):
+            source, name = self.videos.get(j)
+            if isinstance(source, np.ndarray):
+                counts.append(int(source.shape[0]))
+            else:
+                counts.append(int(read_video_info(source, name=name).num_frames))
+        fits = [self.fitted_window(n) for n in counts]
+        windows = np.array([w for w, _ in fits], dtype=np.int64)
+        looped = sum(1 for _, lp in fits if lp)
+        if looped:
+            logger.warning(
+                "%d of %d videos are shorter than the model's %d frames and loop their %d-frame window (loop=True)",
+                looped, used, self.num_frames, self.window,
+            )  # fmt: skip
+        return {
+            "window_policy": self.window_policy,
+            "window": self.window,
+            "loop": self.loop,
+            "num_videos": used,
+            "fitted_window": {
+                "min": int(windows.min()),
+                "median": float(np.median(windows)),
+                "max": int(windows.max()),
+            },
+            "shortened_videos": int(sum(1 for (w, lp) in fits if w < self.window and not lp)),
+            "short_videos": int(sum(1 for n in counts if n < self.num_frames)),
+            "looped_videos": int(looped),
+        }
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         i = int(i)
@@ -163,6 +266,7 @@ class PairDataset(torch.utils.data.Dataset):
             "factor": pair.factor,
             "index": i,
             "video": name,
+            "video_index": j,
             "style_a": pair.style_a,
             "style_b": pair.style_b,
             "start": start,
@@ -192,7 +296,8 @@ class TwoStreamPairDataset(torch.utils.data.Dataset):
         progress: show a progress bar while counting the frames of the videos at construction.
 
     Items are dicts: ``rgb_a``, ``flow_a``, ``rgb_b``, ``flow_b`` (``torch.uint8`` ``(H, W, 3)``),
-    ``factor``, ``index``, ``video``, ``frame``, ``style_a``, ``style_b``, ``hue_shift`` and
+    ``factor``, ``index``, ``video``, ``video_index`` (the sequence's index: all its frames form one
+    resampling unit, docs/method.md §5), ``frame``, ``style_a``, ``style_b``, ``hue_shift`` and
     ``saturation_scale`` (0.0 and 1.0, i.e. no jitter, for dynamic pairs).
     """
 
@@ -293,6 +398,7 @@ class TwoStreamPairDataset(torch.utils.data.Dataset):
             "factor": pair.factor,
             "index": i,
             "video": name,
+            "video_index": j,
             "frame": t,
             "style_a": pair.style_a,
             "style_b": pair.style_b,

@@ -32,8 +32,10 @@ class ProbePairs(torch.utils.data.Dataset):
         styles: style names or stylizers (default :data:`hf_stadyn.pairs.DEFAULT_STYLES`).
         cache: keep rendered pairs in memory.
 
-    Items: ``{"clip_a", "clip_b"}`` uint8 ``(T, H, W, 3)`` tensors, ``"factor"`` (0 dynamic, 1 static)
-    and ``"index"``, as :func:`hf_stadyn.probing.probe` expects.
+    Items: ``{"clip_a", "clip_b"}`` uint8 ``(T, H, W, 3)`` tensors, ``"factor"`` (0 dynamic, 1 static),
+    ``"index"`` and ``"video_index"`` (the clip index ``i % len(clips)``: pairs of one clip share a
+    jackknife chunk, docs/method.md §5), as :func:`hf_stadyn.probing.probe` expects. Every clip is read
+    whole (window = T = its own length, so the window always fits, docs/method.md §1.1).
     """
 
     def __init__(
@@ -87,7 +89,13 @@ class ProbePairs(torch.utils.data.Dataset):
         if self._cache is not None and index in self._cache:
             return self._cache[index]
         it = self._pairs[index]
-        item = {"clip_a": it["clip_a"], "clip_b": it["clip_b"], "factor": int(it["factor"]), "index": index}
+        item = {
+            "clip_a": it["clip_a"],
+            "clip_b": it["clip_b"],
+            "factor": int(it["factor"]),
+            "index": index,
+            "video_index": int(it["video_index"]),
+        }
         if self._cache is not None:
             self._cache[index] = item
         return item

@@ -7,23 +7,46 @@ import numpy as np
 
 from ._common import _check_frames, _check_size
 
-__all__ = ["resize_and_crop", "sample_indices"]
+__all__ = ["DEFAULT_WINDOW", "fit_window", "resize_and_crop", "sample_indices"]
+
+
+#: The research code's temporal window (source frames a clip spans) when the model declares no sampling rate.
+DEFAULT_WINDOW = 64
+
+
+def fit_window(num_source_frames: int, num_frames: int, window: int, *, loop: bool = False) -> tuple[int, bool]:
+    """The window a video of ``num_source_frames`` frames is read with, and whether it loops (docs/method.md §1.1).
+
+    The window never exceeds the video: ``min(window, N)``. Only with ``loop=True`` and a video shorter
+    than the model's frame count (``N < num_frames``) is the full ``window`` kept and read looping.
+
+    Returns:
+        ``(window, looped)``.
+    """
+    n, t, w = int(num_source_frames), int(num_frames), int(window)
+    if loop and n < t and w > n:
+        return w, True
+    return min(w, n), False
 
 
 def sample_indices(
     num_source_frames: int,
     num_frames: int,
-    window: int = 64,
+    window: int = DEFAULT_WINDOW,
     rng: np.random.Generator | None = None,
     *,
     start: int | None = None,
+    loop: bool = False,
 ) -> np.ndarray:
-    """Source frame indices of a clip: a window of ``window`` frames, uniformly subsampled to ``num_frames``.
+    """Source frame indices of a clip: ``num_frames`` evenly spaced frames of a window (docs/method.md §1.1).
 
-    The window starts at ``start`` if given, else at ``rng.integers(0, N - window + 1)`` (N = number of
-    source frames), else (no rng) at the centre window. A video shorter than the window is looped: the
-    window starts at 0 and position ``j`` reads frame ``j % N``. Output frame ``k`` is window position
-    ``floor(k * window / num_frames)``, so ``num_frames > window`` repeats frames.
+    The window is fitted to the video first (:func:`fit_window`): ``min(window, N)`` frames (N = number of
+    source frames), so a clip is never a frozen or looping artefact; only with ``loop=True`` does a video
+    shorter than ``num_frames`` keep the full window and loop (position ``j`` reads frame
+    ``(start + j) % N``). The window starts at ``start`` if given (without looping it then ends at the
+    last frame at the latest), else at ``rng.integers(0, N - w + 1)``, else (no rng) at the centre window. Output frame ``k`` is window position
+    ``round(k * (w - 1) / (num_frames - 1))`` (``np.linspace(start, start + w - 1, num_frames)`` rounded
+    half up): evenly spaced, both ends included; ``num_frames > w`` repeats frames in order.
 
     Returns:
         ``(num_frames,)`` int64 indices; the window start is ``indices[0]``.
@@ -35,12 +58,18 @@ def sample_indices(
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     if w < 1:
         raise ValueError(f"window must be >= 1, got {window}")
+    w, looped = fit_window(n, t, w, loop=loop)
     if start is None:
         last_start = max(n - w, 0)
         start = int(rng.integers(0, last_start + 1)) if rng is not None else last_start // 2
     elif not 0 <= int(start) < n:
         raise ValueError(f"start={start} is outside the video's {n} frames; give 0 <= start < {n}")
-    offsets = (np.arange(t, dtype=np.int64) * w) // t
+    elif not looped:
+        w = min(w, n - int(start))  # an explicit start near the end: the window ends at the last frame
+    if t == 1:
+        offsets = np.zeros(1, dtype=np.int64)
+    else:  # exact integer form of floor(linspace(0, w - 1, t) + 0.5)
+        offsets = (2 * np.arange(t, dtype=np.int64) * (w - 1) + (t - 1)) // (2 * (t - 1))
     return (int(start) + offsets) % n
 
 
