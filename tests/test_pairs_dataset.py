@@ -40,7 +40,7 @@ def test_folder_source_items(folder):
     assert len(ds) == 12
     for i in range(12):
         item = ds[i]
-        assert item["video"] == str(paths[i % 3]) and item["index"] == i
+        assert item["video"] == str(paths[i % 3]) and item["index"] == i and item["video_index"] == i % 3
         a, b = item["clip_a"], item["clip_b"]
         assert a.dtype == torch.uint8 and a.shape == (6, 32, 32, 3) and b.shape == a.shape
         assert item["factor"] in (DYNAMIC, STATIC)
@@ -207,13 +207,15 @@ def test_two_stream_dataset(folder):
         item = ds[i]
         t = i - 20
         assert item["video"].endswith("c.avi") and item["frame"] == t
+        assert item["video_index"] == 1  # every frame of the sequence c.avi: one resampling unit
         for key in ("rgb_a", "flow_a", "rgb_b", "flow_b"):
             assert item[key].dtype == torch.uint8 and item[key].shape == (32, 32, 3)
         assert np.array_equal(item["flow_a"].numpy(), flows[t])  # flow of the original frames
         if item["factor"] == STATIC:
             statics += 1
             assert torch.equal(item["rgb_a"], item["rgb_b"]) and not torch.equal(item["flow_a"], item["flow_b"])
-            assert 0.1 <= item["hue_shift"] <= 0.5 and 0.1 <= item["saturation_scale"] <= 1.0
+            # docs/method.md §1.2: hue shift ~ U(-h, h), h <= 0.5; saturation factor ~ U(1 - s, 1 + s), s <= 1
+            assert -0.5 <= item["hue_shift"] <= 0.5 and 0.0 <= item["saturation_scale"] <= 2.0
         else:
             assert torch.equal(item["flow_a"], item["flow_b"]) and not torch.equal(item["rgb_a"], item["rgb_b"])
             assert (item["hue_shift"], item["saturation_scale"]) == (0.0, 1.0)

@@ -10,7 +10,8 @@ of the pooled pair features ``z_a, z_b: (B, C)``:
     sum_ab   sum of z_a * z_b                              (C,)
 
 They are accumulated in float64, split over ``num_chunks`` chunks (a pair goes to chunk
-:func:`~hf_stadyn.metric.state.assign_chunks` of its pair id) so that jackknife intervals come for free.
+:func:`~hf_stadyn.metric.state.assign_chunks` of its group, the source video, when given, else of its
+pair id) so that jackknife intervals come for free.
 Memory is ``O(num_chunks * C)`` per layer and factor whatever the number of pairs, and states add up
 exactly across batches, processes and resumed runs.
 
@@ -74,7 +75,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-STATE_VERSION = 1
+#: Version 2 adds, per layer, the chunking ("video" or "pair") and the groups (source videos) seen;
+#: version-1 states (chunks by pair id) still load.
+STATE_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 _N_STATS = NUM_STATS  # old private name
 
 
@@ -92,9 +96,14 @@ class StaticDynamicEstimator:
 
     State, per layer, with the reduction that combines processes (``reductions``): ``n`` and ``stats``
     add up (``"sum"``); ``next_pair_id``, one more than the largest pair id seen, takes the maximum
-    (``"max"``: pair ids are global indices). ``sync()``, ``merge()`` and resuming use these reductions
-    and no other. The tensors live on the device of the features (float64; CPU for devices without
+    (``"max"``: pair ids are global indices); the groups seen (source-video ids, when given) are united.
+    ``sync()``, ``merge()`` and resuming use these reductions and no other. The tensors live on the device of the features (float64; CPU for devices without
     float64) and go to the CPU only in ``compute()``.
+
+    Chunks (docs/method.md §5): give ``groups`` (each pair's source-video index) so that all pairs of
+    one video share a chunk and the intervals resample videos, the independent unit; without them
+    chunks go by pair id (right only for independent pairs). With fewer videos than K, only as many
+    chunks as videos are used (logged; no intervals below 2). A layer keeps one chunking.
 
     Distributed use: each process updates with its own pairs (give global ``pair_ids``), then either
     calls ``sync()`` (explicit, stays synced) or just ``compute()``, which, when ``torch.distributed``
@@ -125,8 +134,10 @@ class StaticDynamicEstimator:
         self.sync_on_compute = bool(sync_on_compute)
         self.layers: dict[str, LayerStats] = {}
         self._next_pair_id: dict[str, int] = {}
+        self._chunking: dict[str, str] = {}  # layer -> "video" (chunks by group) or "pair"
+        self._groups: dict[str, set[int]] = {}  # layer -> groups (source videos) seen
         self._synced = False
-        self._cache: tuple[dict[str, LayerStats], dict[str, int]] | None = None
+        self._cache: tuple[dict[str, LayerStats], dict[str, int], dict[str, set[int]]] | None = None
 
     # -- update ------------------------------------------------------------------------------
     def update(
@@ -137,6 +148,7 @@ class StaticDynamicEstimator:
         *,
         layer: str = "layer",
         pair_ids: Sequence[int] | np.ndarray | None = None,
+        groups: Sequence[int] | np.ndarray | None = None,
     ) -> None:
         """Add a batch of pairs of one layer.
 
@@ -148,6 +160,8 @@ class StaticDynamicEstimator:
             pair_ids: optional global pair indices (B,) that fix each pair's chunk; give them when
                 pairs are split over processes so that intervals match a single-process run. Default:
                 the next ids of this layer, ``next_pair_id, next_pair_id + 1, ...``.
+            groups: optional source-video index (B,) of each pair; all pairs of a video go to one chunk
+                (the jackknife's resampling unit, docs/method.md §5). Without them chunks go by pair id.
 
         Deprecated: ``update({layer: (z_a, z_b)}, factors)`` (a mapping as first argument) still works
         for one release with a ``DeprecationWarning``; use :meth:`update_layers`.
@@ -162,7 +176,7 @@ class StaticDynamicEstimator:
             self.update_layers(z_a, factors if factors is not None else z_b, pair_ids=pair_ids)
             return
         self._check_not_synced("update()")
-        batch = self._prepare(z_a, z_b, factors, layer, pair_ids)
+        batch = self._prepare(z_a, z_b, factors, layer, pair_ids, groups)
         self._add(layer, batch)
 
     def update_layers(
@@ -171,12 +185,13 @@ class StaticDynamicEstimator:
         factors: Any,
         *,
         pair_ids: Sequence[int] | np.ndarray | None = None,
+        groups: Sequence[int] | np.ndarray | None = None,
     ) -> None:
         """Add the same batch of pairs to several layers.
 
         Args:
             features: ``{layer: (z_a, z_b)}`` with (B, C_layer) features per layer (same B everywhere).
-            factors, pair_ids: as in :meth:`update`, shared by all layers.
+            factors, pair_ids, groups: as in :meth:`update`, shared by all layers.
 
         All layers are validated before any is updated, so a bad layer leaves the state unchanged.
         """
@@ -192,14 +207,21 @@ class StaticDynamicEstimator:
                 raise ValueError(
                     f"layer {name!r}: expected a (z_a, z_b) pair of (B, C) arrays, got {type(pair).__name__}."
                 )
-            batches[name] = self._prepare(pair[0], pair[1], factors, name, pair_ids)
+            batches[name] = self._prepare(pair[0], pair[1], factors, name, pair_ids, groups)
         for name, batch in batches.items():
             self._add(name, batch)
 
-    def _prepare(self, z_a: Any, z_b: Any, factors: Any, layer: str, pair_ids: Any) -> FeatureBatch:
+    def _prepare(self, z_a: Any, z_b: Any, factors: Any, layer: str, pair_ids: Any, groups: Any = None) -> FeatureBatch:
         batch = prepare_batch(
-            z_a, z_b, factors, layer=layer, pair_ids=pair_ids, first_pair_id=self._next_pair_id.get(layer, 0)
-        )
+            z_a, z_b, factors, layer=layer, pair_ids=pair_ids, first_pair_id=self._next_pair_id.get(layer, 0),
+            groups=groups,
+        )  # fmt: skip
+        mode = "video" if batch.groups is not None else "pair"
+        if self._chunking.get(layer, mode) != mode:
+            raise ValueError(
+                f"layer {layer!r} was chunked by {self._chunking[layer]} and now gets pairs "
+                f"{'with' if mode == 'video' else 'without'} groups; give groups for every batch or for none."
+            )
         if layer in self.layers and self.layers[layer].num_channels != batch.num_channels:
             raise ValueError(
                 f"layer {layer!r} had C = {self.layers[layer].num_channels} channels and now gets "
@@ -213,9 +235,12 @@ class StaticDynamicEstimator:
         stats = self.layers.get(layer)
         if stats is None:
             stats = self.layers[layer] = LayerStats(batch.num_channels, self.num_chunks, device=batch.a.device)
-        chunks = assign_chunks(batch.pair_ids, self.num_chunks)
+        chunks = assign_chunks(batch.chunk_ids, self.num_chunks)
         stats.add(batch.a, batch.b, torch.from_numpy(batch.factors), torch.from_numpy(chunks))
         self._next_pair_id[layer] = int(max(self._next_pair_id.get(layer, 0), batch.pair_ids.max() + 1))
+        self._chunking[layer] = "video" if batch.groups is not None else "pair"
+        if batch.groups is not None:
+            self._groups.setdefault(layer, set()).update(int(g) for g in np.unique(batch.groups))
 
     def _check_not_synced(self, what: str) -> None:
         if self._synced:
@@ -242,15 +267,49 @@ class StaticDynamicEstimator:
     def _compute(self) -> dict[str, LayerBias]:
         if not self.layers:
             raise ValueError("the estimator has seen no pairs; call update() first.")
+        for note in self.chunking_notes():
+            logger.warning(note)
         return {
             name: st.compute(name, threshold=self.threshold, confidence=self.confidence)
             for name, st in self.layers.items()
         }
 
+    def chunking(self) -> dict[str, dict[str, Any]]:
+        """Per layer: ``{"chunking": "video" | "pair", "num_videos": int | None, "num_chunks_used": int}``."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, st in self.layers.items():
+            mode = self._chunking.get(name, "pair")
+            used = int((st.n.sum(0) > 0).sum())
+            out[name] = {
+                "chunking": mode,
+                "num_videos": len(self._groups.get(name, ())) if mode == "video" else None,
+                "num_chunks_used": used,
+            }
+        return out
+
+    def chunking_notes(self) -> list[str]:
+        """Warnings about the intervals' chunks: fewer videos (or pairs) than K chunks (one line per case)."""
+        notes = []
+        for name, info in self.chunking().items():
+            used = info["num_chunks_used"]
+            if used >= self.num_chunks:
+                continue
+            unit = (
+                f"{info['num_videos']} source video(s)" if info["chunking"] == "video" else f"{used} chunk(s) of pairs"
+            )
+            effect = f"intervals use K = {used} chunks" if used >= 2 else "no intervals (fewer than 2 chunks)"
+            notes.append(
+                f"layer {name!r}: {unit} for {self.num_chunks} jackknife chunks: {effect}; probe more videos for "
+                "intervals on K chunks."
+            )
+        return notes
+
     def reset(self) -> None:
         """Forget all pairs (and any synced state)."""
         self.layers.clear()
         self._next_pair_id.clear()
+        self._chunking.clear()
+        self._groups.clear()
         self._synced = False
         self._cache = None
 
@@ -264,6 +323,12 @@ class StaticDynamicEstimator:
             raise ValueError(f"cannot merge estimators with num_chunks {other.num_chunks} and {self.num_chunks}.")
         self._check_not_synced("merge()")
         for name, st in other.layers.items():
+            theirs, mine_mode = other._chunking.get(name, "pair"), self._chunking.get(name)
+            if mine_mode is not None and name in self.layers and mine_mode != theirs:
+                raise ValueError(f"cannot merge layer {name!r} chunked by {theirs} into one chunked by {mine_mode}.")
+            self._chunking[name] = theirs
+            if name in other._groups:
+                self._groups.setdefault(name, set()).update(other._groups[name])
             if name in self.layers:
                 self.layers[name].merge_(st)
             else:
@@ -284,6 +349,8 @@ class StaticDynamicEstimator:
 
         After ``sync()`` it holds the totals of all processes (load it in one process only).
         """
+        import torch
+
         return {
             "version": STATE_VERSION,
             "threshold": self.threshold,
@@ -294,6 +361,8 @@ class StaticDynamicEstimator:
                     "n": st.n.detach().to("cpu", copy=True),
                     "stats": st.stats.detach().to("cpu", copy=True),
                     "next_pair_id": self._next_pair_id[name],
+                    "chunking": self._chunking.get(name, "pair"),
+                    "groups": torch.tensor(sorted(self._groups.get(name, ())), dtype=torch.int64),
                 }
                 for name, st in self.layers.items()
             },
@@ -303,10 +372,10 @@ class StaticDynamicEstimator:
         """Replace the state by ``state`` (from :meth:`state_dict`); the result is not synced."""
         import torch
 
-        if int(state.get("version", -1)) != STATE_VERSION:
+        if int(state.get("version", -1)) not in _READABLE_VERSIONS:
             raise ValueError(
                 f"estimator state has version {state.get('version')!r}, this hf_stadyn reads "
-                f"version {STATE_VERSION}; re-run the probe with this version."
+                f"versions {', '.join(map(str, _READABLE_VERSIONS))}; re-run the probe with this version."
             )
         self.threshold = _check_threshold(state["threshold"])
         self.num_chunks = int(state["num_chunks"])
@@ -322,6 +391,10 @@ class StaticDynamicEstimator:
             st.stats.copy_(stats)
             self.layers[name] = st
             self._next_pair_id[name] = int(s["next_pair_id"])
+            self._chunking[name] = str(s.get("chunking", "pair"))  # version 1: chunks by pair id
+            groups = s.get("groups")
+            if groups is not None and len(groups):
+                self._groups[name] = {int(g) for g in torch.as_tensor(groups).tolist()}
 
     # -- distributed ------------------------------------------------------------------------------
     @property
@@ -346,10 +419,26 @@ class StaticDynamicEstimator:
         import torch
 
         tables = all_gather_object(
-            (self.num_chunks, [(name, st.num_channels) for name, st in self.layers.items()]), accelerator
+            (
+                self.num_chunks,
+                [(name, st.num_channels) for name, st in self.layers.items()],
+                {name: (self._chunking.get(name, "pair"), sorted(self._groups.get(name, ()))) for name in self.layers},
+            ),
+            accelerator,
         )
         union: dict[str, int] = {}
-        for rank, (num_chunks, table) in enumerate(tables):
+        chunking: dict[str, str] = {}
+        groups: dict[str, set[int]] = {}
+        for rank, (_, _, table_groups) in enumerate(tables):
+            for name, (mode, seen) in table_groups.items():
+                if chunking.setdefault(name, mode) != mode:
+                    raise ValueError(
+                        f"layer {name!r} is chunked by {chunking[name]} on one process and by {mode} on rank {rank}; "
+                        "give groups on every process or on none."
+                    )
+                if seen:
+                    groups.setdefault(name, set()).update(seen)
+        for rank, (num_chunks, table, _) in enumerate(tables):
             if num_chunks != self.num_chunks:
                 raise ValueError(
                     f"num_chunks is {self.num_chunks} on this process and {num_chunks} on rank {rank}; "
@@ -362,6 +451,7 @@ class StaticDynamicEstimator:
                         f"{rank}; every process must probe the same layers of the same model."
                     )
         local_layers, local_ids = dict(self.layers), dict(self._next_pair_id)
+        local_groups = {k: set(v) for k, v in self._groups.items()}
         device = next(iter(self.layers.values())).device if self.layers else None
         synced: dict[str, LayerStats] = {}
         for name in union:
@@ -377,14 +467,16 @@ class StaticDynamicEstimator:
         self.layers = synced
         reduced_ids = dict(zip(names, ids.tolist()))
         self._next_pair_id = {name: int(reduced_ids[name]) for name in synced}
-        self._cache = (local_layers, local_ids)
+        self._chunking.update(chunking)
+        self._groups = groups
+        self._cache = (local_layers, local_ids, local_groups)
         self._synced = True
         return self
 
     def unsync(self) -> StaticDynamicEstimator:
         """Restore this process's own state after :meth:`sync` (no-op when not synced); return self."""
         if self._synced and self._cache is not None:
-            self.layers, self._next_pair_id = self._cache
+            self.layers, self._next_pair_id, self._groups = self._cache
         self._cache = None
         self._synced = False
         return self

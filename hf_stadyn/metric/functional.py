@@ -3,7 +3,7 @@
 :func:`static_dynamic_bias` validates the arrays, accumulates them into the same sufficient statistics
 as :class:`~hf_stadyn.metric.StaticDynamicEstimator` (:class:`~hf_stadyn.metric.state.LayerStats`) and
 reads them with the same formulas (:mod:`hf_stadyn.metric.stats`), so its result is bit-identical to a
-streaming estimator fed the same pairs with the same pair ids. The score/share helpers of
+streaming estimator fed the same pairs with the same pair ids and groups. The score/share helpers of
 docs/method.md §3-4 are re-exported here.
 """
 
@@ -38,6 +38,7 @@ def static_dynamic_bias(
     confidence: float = 0.95,
     layer: str = "layer",
     pair_ids: Sequence[int] | np.ndarray | None = None,
+    groups: Sequence[int] | np.ndarray | None = None,
 ) -> LayerBias:
     """The static/dynamic reading of one layer from all its pairs at once.
 
@@ -48,7 +49,9 @@ def static_dynamic_bias(
         num_chunks: K chunks of the jackknife intervals.
         confidence: level of the intervals.
         layer: the name recorded in the result (and used in error messages).
-        pair_ids: global pair ids (B,) that fix the chunks; default ``0 .. B-1``.
+        pair_ids: global pair ids (B,); default ``0 .. B-1``. They fix the chunks when ``groups`` is None.
+        groups: source-video index (B,) of each pair: all pairs of a video go to one chunk, so the
+            intervals resample videos (docs/method.md §5). None: chunks by pair id (independent pairs).
 
     Returns:
         :class:`~hf_stadyn.metric.LayerBias`.
@@ -58,9 +61,9 @@ def static_dynamic_bias(
     threshold = check_threshold(threshold)
     import torch
 
-    batch = prepare_batch(z_a, z_b, factors, layer=layer, pair_ids=pair_ids)
+    batch = prepare_batch(z_a, z_b, factors, layer=layer, pair_ids=pair_ids, groups=groups)
     stats = LayerStats(batch.num_channels, num_chunks, device=batch.a.device)
-    chunks = assign_chunks(batch.pair_ids, num_chunks)
+    chunks = assign_chunks(batch.chunk_ids, num_chunks)
     stats.add(batch.a, batch.b, torch.from_numpy(batch.factors), torch.from_numpy(chunks))
     return stats.compute(layer, threshold=threshold, confidence=confidence)
 

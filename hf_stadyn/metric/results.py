@@ -52,9 +52,15 @@ class LayerBias:
         category_counts / category_percent: over all C channels (dead channels count as "none").
         dead_channels: number of channels whose variance is zero for at least one factor.
         threshold: tau used for the categories.
-        intervals: jackknife intervals, keys ``s_dynamic``, ``s_static`` and ``percent_dynamic``,
-            ``percent_static``, ``percent_residual`` (continuous ``100 * pi_F``), when >= 2 chunks
-            have pairs of both factors; else empty.
+        intervals: jackknife intervals (t quantile on K - 1 degrees of freedom, docs/method.md §5), keys
+            ``s_dynamic``, ``s_static`` and ``percent_dynamic``, ``percent_static``, ``percent_residual``
+            (continuous ``100 * pi_F``) with the aliases ``share_dynamic``, ``share_static``,
+            ``share_residual`` (the same intervals), when >= 2 chunks have pairs; else empty.
+        replicates: leave-one-chunk-out values, ``{"s_dynamic", "s_static", "share_dynamic",
+            "share_static", "share_residual"}`` -> ``(K,)`` float64 (shares in percent, 100 * pi_F), one
+            per chunk used, in chunk order; empty when fewer than 2 chunks are usable. Two readings of
+            the same pairs have aligned replicates (:func:`hf_stadyn.metric.paired_difference`).
+        num_chunks_used: K, the number of replicates (0 when there are none).
     """
 
     layer: str
@@ -74,6 +80,8 @@ class LayerBias:
     threshold: float
     confidence: float = 0.95
     intervals: dict[str, Interval] = field(default_factory=dict)
+    replicates: dict[str, np.ndarray] = field(default_factory=dict)
+    num_chunks_used: int = 0
 
     def to_dict(self, include_channels: bool = True) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -91,6 +99,8 @@ class LayerBias:
             "threshold": self.threshold,
             "confidence": self.confidence,
             "intervals": {k: v.to_dict() for k, v in self.intervals.items()},
+            "replicates": {k: [float(x) for x in v] for k, v in self.replicates.items()},
+            "num_chunks_used": self.num_chunks_used,
         }
         if include_channels:
             d["rho_dynamic"] = [float(x) for x in self.rho_dynamic]
@@ -117,5 +127,23 @@ class LayerBias:
             dead_channels=int(d["dead_channels"]),
             threshold=float(d["threshold"]),
             confidence=float(d.get("confidence", 0.95)),
-            intervals={k: Interval(**v) for k, v in d.get("intervals", {}).items()},
+            intervals=_intervals_with_aliases({k: Interval(**v) for k, v in d.get("intervals", {}).items()}),
+            replicates={k: np.asarray(v, dtype=np.float64) for k, v in d.get("replicates", {}).items()},
+            num_chunks_used=int(d.get("num_chunks_used", 0)),
         )
+
+
+#: ``share_*`` interval keys and the ``percent_*`` keys that carry the same interval (continuous 100 * pi_F).
+SHARE_ALIASES = {
+    "share_dynamic": "percent_dynamic",
+    "share_static": "percent_static",
+    "share_residual": "percent_residual",
+}
+
+
+def _intervals_with_aliases(intervals: dict[str, Interval]) -> dict[str, Interval]:
+    """Add the ``share_*`` aliases to intervals read from an older report (which has ``percent_*`` only)."""
+    for alias, name in SHARE_ALIASES.items():
+        if name in intervals and alias not in intervals:
+            intervals[alias] = intervals[name]
+    return intervals

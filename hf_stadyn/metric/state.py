@@ -5,7 +5,8 @@
 the features it is fed (CPU or CUDA; other devices, e.g. MPS without float64, keep it on the CPU), and
 moves to the CPU only to compute (:mod:`hf_stadyn.metric.stats`).
 
-Which chunk a pair goes to is decided by :func:`assign_chunks` alone (today ``pair_id % K``).
+Which chunk a pair goes to is decided by :func:`assign_chunks` alone: ``group % K`` for the pair's group
+(its source video, docs/method.md §5), or ``pair_id % K`` for pairs without one.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "as_float64_features",
     "assign_chunks",
     "check_confidence",
+    "check_ids",
     "check_num_chunks",
     "prepare_batch",
     "state_device",
@@ -37,13 +39,25 @@ __all__ = [
 _N_STATS = NUM_STATS  # old private name
 
 
-def assign_chunks(pair_ids: np.ndarray, num_chunks: int) -> np.ndarray:
-    """The jackknife chunk ``(B,)`` int64 of each pair from its global pair id ``(B,)``: ``pair_id % K``.
+def assign_chunks(ids: np.ndarray, num_chunks: int) -> np.ndarray:
+    """The jackknife chunk ``(B,)`` int64 of each pair: ``id % K`` of its group (source video) or pair id.
 
-    The one place that decides chunk membership: the estimator and the functional form both call it,
-    so a different resampling unit (e.g. the pair's source video, docs/method.md §5) changes here.
+    The one place that decides chunk membership: the estimator and the functional form both call it.
+    Given groups (the source-video indices ``(B,)``), all pairs of one video land in one chunk, so the
+    jackknife resamples videos, the independent unit (docs/method.md §5); consecutive video indices
+    spread over the K chunks evenly. Given pair ids, chunks are by pair (for pairs without videos).
     """
-    return (np.asarray(pair_ids) % num_chunks).astype(np.int64)
+    return (np.asarray(ids) % num_chunks).astype(np.int64)
+
+
+def check_ids(ids: Any, batch: int, what: str) -> np.ndarray:
+    """Validate ``(B,)`` non-negative integer ids (pair ids or groups) and return them as int64 numpy."""
+    if hasattr(ids, "detach"):  # a torch tensor, possibly on an accelerator
+        ids = ids.detach().cpu().numpy()
+    arr = np.asarray(ids).reshape(-1)
+    if arr.shape[0] != batch or arr.dtype.kind not in "iu" or (arr < 0).any():
+        raise ValueError(f"{what} must be {batch} non-negative integers (one per pair), got {arr!r}.")
+    return arr.astype(np.int64)
 
 
 def check_num_chunks(num_chunks: Any) -> int:
@@ -101,12 +115,19 @@ def as_float64_features(x: Any, name: str) -> torch.Tensor:
 
 @dataclass
 class FeatureBatch:
-    """One validated batch of one layer: ``a, b`` float64 tensors (B, C); ``factors``, ``pair_ids`` int64 (B,)."""
+    """One validated batch of one layer: ``a, b`` float64 tensors (B, C); ``factors``, ``pair_ids`` int64 (B,);
+    ``groups`` int64 (B,) source-video ids or None (chunks by pair id)."""
 
     a: torch.Tensor
     b: torch.Tensor
     factors: np.ndarray
     pair_ids: np.ndarray
+    groups: np.ndarray | None = None
+
+    @property
+    def chunk_ids(self) -> np.ndarray:
+        """What :func:`assign_chunks` reads: the groups when given, else the pair ids."""
+        return self.groups if self.groups is not None else self.pair_ids
 
     @property
     def num_channels(self) -> int:
@@ -121,8 +142,9 @@ def prepare_batch(
     layer: str,
     pair_ids: Sequence[int] | np.ndarray | None = None,
     first_pair_id: int = 0,
+    groups: Sequence[int] | np.ndarray | None = None,
 ) -> FeatureBatch:
-    """Validate ``z_a, z_b: (B, C)``, the factor labels and the pair ids of one layer's batch.
+    """Validate ``z_a, z_b: (B, C)``, the factor labels, the pair ids and the groups of one layer's batch.
 
     Without ``pair_ids`` the pairs are numbered ``first_pair_id, first_pair_id + 1, ...``.
     """
@@ -140,12 +162,9 @@ def prepare_batch(
     if pair_ids is None:
         ids = np.arange(first_pair_id, first_pair_id + batch)
     else:
-        if hasattr(pair_ids, "detach"):  # a torch tensor, possibly on an accelerator
-            pair_ids = pair_ids.detach().cpu().numpy()
-        ids = np.asarray(pair_ids).reshape(-1)
-        if ids.shape[0] != batch or ids.dtype.kind not in "iu" or (ids < 0).any():
-            raise ValueError(f"pair_ids must be {batch} non-negative integers (one per pair), got {ids!r}.")
-    return FeatureBatch(a=a, b=b, factors=f_idx, pair_ids=ids)
+        ids = check_ids(pair_ids, batch, "pair_ids")
+    grp = check_ids(groups, batch, "groups") if groups is not None else None
+    return FeatureBatch(a=a, b=b, factors=f_idx, pair_ids=ids, groups=grp)
 
 
 class LayerStats:

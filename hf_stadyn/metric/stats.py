@@ -14,13 +14,12 @@ there is one implementation of the formulas.
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
 from .factors import DYNAMIC, FACTORS, STATIC
-from .results import CATEGORIES, Interval, LayerBias
+from .results import CATEGORIES, SHARE_ALIASES, Interval, LayerBias
 
 __all__ = [
     "NUM_STATS",
@@ -30,9 +29,11 @@ __all__ = [
     "dims_from_shares",
     "estimate_from_totals",
     "jackknife_intervals",
+    "jackknife_replicates",
     "layer_bias",
     "scores_from_shares",
     "shares_from_scores",
+    "t_quantile",
 ]
 
 RESIDUAL_SCORE = 1.0
@@ -41,6 +42,55 @@ NUM_STATS = 4
 #: A variance below this fraction of E[z**2] is rounding noise of a constant channel: treat it as 0.
 DEAD_RTOL = 1e-10
 _INTERVAL_NAMES = ("s_dynamic", "s_static", "percent_dynamic", "percent_static", "percent_residual")
+#: Names of the replicate vectors (LayerBias.replicates), in the order of ``_INTERVAL_NAMES``; shares in
+#: percent (100 * pi_F), like the ``percent_*`` intervals.
+REPLICATE_NAMES = ("s_dynamic", "s_static", "share_dynamic", "share_static", "share_residual")
+#: Interval aliases: ``share_*`` carries the same interval as ``percent_*`` (continuous 100 * pi_F).
+INTERVAL_ALIASES = SHARE_ALIASES
+
+
+def _t_two_sided_mass(q: float, df: int) -> float:
+    """P(|T| < q) for Student's t with integer ``df`` (Abramowitz & Stegun 26.7.3-4, exact finite sums)."""
+    theta = math.atan(q / math.sqrt(df))
+    c2, sin, cos = math.cos(theta) ** 2, math.sin(theta), math.cos(theta)
+    if df % 2 == 1:
+        total, term = 0.0, cos
+        for k in range(1, (df - 1) // 2 + 1):  # cos + (2/3) cos^3 + (2*4)/(3*5) cos^5 + ...
+            total += term
+            term *= c2 * (2 * k) / (2 * k + 1)
+        return (2.0 / math.pi) * (theta + (sin * total if df > 1 else 0.0))
+    total, term = 0.0, 1.0
+    for k in range(1, df // 2 + 1):  # 1 + (1/2) cos^2 + (1*3)/(2*4) cos^4 + ...
+        total += term
+        term *= c2 * (2 * k - 1) / (2 * k)
+    return sin * total
+
+
+def _t_quantile_exact(confidence: float, df: int) -> float:
+    """:func:`t_quantile` without scipy: bisection (to 1e-12) on the exact integer-df distribution."""
+    lo, hi = 0.0, 1.0
+    while _t_two_sided_mass(hi, df) < confidence:
+        hi *= 2.0
+    while hi - lo > 1e-12 * max(1.0, hi):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if _t_two_sided_mass(mid, df) < confidence else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def t_quantile(confidence: float, df: int) -> float:
+    """Two-sided Student-t critical value: q with P(|T_df| < q) = ``confidence`` (``scipy.stats.t.ppf``).
+
+    Uses scipy when installed, else the exact finite-sum t distribution for integer ``df``
+    (:func:`_t_quantile_exact`), which agrees with scipy to about 1e-12.
+    """
+    df = int(df)
+    if df < 1:
+        raise ValueError(f"a t quantile needs df >= 1 degrees of freedom, got {df}.")
+    try:
+        from scipy.stats import t as student_t
+    except ImportError:  # scipy is optional
+        return _t_quantile_exact(confidence, df)
+    return float(student_t.ppf(0.5 + confidence / 2.0, df))
 
 
 def check_threshold(threshold: Any) -> float:
@@ -118,11 +168,11 @@ def estimate_from_totals(n: np.ndarray, st: np.ndarray) -> dict[str, Any]:
     return {"s": s, "cov": cov, "var": var_f, "V": V}
 
 
-def jackknife_intervals(n_k: np.ndarray, st_k: np.ndarray, confidence: float) -> dict[str, Interval]:
-    """Leave-one-chunk-out jackknife intervals of s_F and 100 * pi_F (docs/method.md §5).
+def jackknife_replicates(n_k: np.ndarray, st_k: np.ndarray) -> np.ndarray:
+    """Leave-one-chunk-out values ``(G, 5)`` of (s_D, s_S, 100 pi_D, 100 pi_S, 100 pi_R) (docs/method.md §5).
 
-    Uses the chunks that hold pairs; returns ``{}`` when fewer than 2 such chunks exist or when leaving
-    a chunk out leaves fewer than 2 pairs of a factor.
+    One row per chunk that holds pairs (in chunk order); ``(0, 5)`` when fewer than 2 such chunks
+    exist or when leaving a chunk out leaves fewer than 2 pairs of a factor.
     """
     n_tot = n_k.sum(1)
     st_tot = st_k.sum(1)
@@ -131,23 +181,48 @@ def jackknife_intervals(n_k: np.ndarray, st_k: np.ndarray, confidence: float) ->
     for k in used:
         n_loo = n_tot - n_k[:, k]
         if (n_loo < 2).any():
-            return {}
+            return np.zeros((0, len(REPLICATE_NAMES)))
         est = estimate_from_totals(n_loo, st_tot - st_k[:, k])
         pi = shares_from_scores(*est["s"])
         reps.append([est["s"][0], est["s"][1], 100 * pi[0], 100 * pi[1], 100 * pi[2]])
     if len(reps) < 2:
+        return np.zeros((0, len(REPLICATE_NAMES)))
+    return np.asarray(reps, dtype=np.float64)
+
+
+def jackknife_interval(point: float, replicates: np.ndarray, confidence: float) -> Interval:
+    """Jackknife interval from the full-sample value and G leave-one-out ``replicates`` (G,) >= 2.
+
+    Standard error ``sqrt((G-1)/G * sum (r_k - mean r)^2)``; half-width ``t_{G-1} * se`` with the
+    Student-t quantile on G - 1 degrees of freedom (docs/method.md §5).
+    """
+    g = int(replicates.shape[0])
+    if g < 2:
+        raise ValueError(f"a jackknife interval needs at least 2 replicates, got {g}.")
+    se = float(np.sqrt((g - 1) / g * ((replicates - replicates.mean()) ** 2).sum()))
+    q = t_quantile(confidence, g - 1)
+    return Interval(float(point), float(point - q * se), float(point + q * se), se)
+
+
+def jackknife_intervals(
+    n_k: np.ndarray, st_k: np.ndarray, confidence: float, replicates: np.ndarray | None = None
+) -> dict[str, Interval]:
+    """Leave-one-chunk-out jackknife intervals of s_F and 100 * pi_F (docs/method.md §5).
+
+    Keys ``s_dynamic``, ``s_static``, ``percent_*`` and their aliases ``share_*`` (same values). Uses
+    the chunks that hold pairs, with a t quantile on G - 1 degrees of freedom (G = chunks used);
+    returns ``{}`` when :func:`jackknife_replicates` gives none.
+    """
+    reps = jackknife_replicates(n_k, st_k) if replicates is None else replicates
+    if reps.shape[0] < 2:
         return {}
-    reps_a = np.asarray(reps)
-    g = len(reps)
-    full = estimate_from_totals(n_tot, st_tot)
+    full = estimate_from_totals(n_k.sum(1), st_k.sum(1))
     pi = shares_from_scores(*full["s"])
     point = np.array([full["s"][0], full["s"][1], 100 * pi[0], 100 * pi[1], 100 * pi[2]])
-    se = np.sqrt((g - 1) / g * ((reps_a - reps_a.mean(0)) ** 2).sum(0))
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    return {
-        nm: Interval(float(p), float(p - z * e), float(p + z * e), float(e))
-        for nm, p, e in zip(_INTERVAL_NAMES, point, se)
-    }
+    out = {nm: jackknife_interval(p, reps[:, i], confidence) for i, (nm, p) in enumerate(zip(_INTERVAL_NAMES, point))}
+    for alias, name in INTERVAL_ALIASES.items():
+        out[alias] = out[name]
+    return out
 
 
 def layer_bias(
@@ -180,7 +255,8 @@ def layer_bias(
     cats[dead] = "none"
     counts = {k: int((cats == k).sum()) for k in CATEGORIES}
 
-    intervals = jackknife_intervals(n_k, st_k, confidence)
+    reps = jackknife_replicates(n_k, st_k)
+    intervals = jackknife_intervals(n_k, st_k, confidence, replicates=reps)
     return LayerBias(
         layer=layer,
         num_channels=c,
@@ -203,4 +279,6 @@ def layer_bias(
         threshold=float(threshold),
         confidence=float(confidence),
         intervals=intervals,
+        replicates={nm: reps[:, i].copy() for i, nm in enumerate(REPLICATE_NAMES)} if reps.shape[0] >= 2 else {},
+        num_chunks_used=int(reps.shape[0]),
     )

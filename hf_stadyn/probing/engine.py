@@ -8,12 +8,18 @@ The loop shards the pairs over processes by pair index (pair ``i`` goes to rank 
 feeds both members of each pair in the same forward batch, pools every probed layer with hooks
 during that single forward, updates the estimator, checkpoints its state periodically and resumes
 after an interruption with a result identical to an uninterrupted run (pairs go to jackknife chunks
-by their global index, so neither the process count nor an interruption changes any number).
+by their source video, ``video_index``, or by their global index for pair sets without videos, so
+neither the process count nor an interruption changes any number; docs/method.md §5).
+
+Every run records a pair-set fingerprint (:func:`pair_fingerprint`): two readings with the same
+fingerprint used the same pairs, hence the same chunks, and can be compared paired
+(:func:`hf_stadyn.metric.paired_difference`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -30,7 +36,7 @@ from hf_stadyn.metric import LayerBias, StaticDynamicEstimator
 from .adapter import adapter_for, select_layer_specs
 from .hooks import extract_features
 
-__all__ = ["ProbeResult", "collate_pairs", "probe"]
+__all__ = ["ProbeResult", "collate_pairs", "pair_fingerprint", "probe"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +51,10 @@ class ProbeResult:
         layers: per-layer estimates, in probing order.
         estimator: the (synchronised) estimator, e.g. to merge with another run.
         num_pairs: pairs used in total.
-        settings: the engine settings (for reports).
+        settings: the engine settings (for reports), among them ``chunking`` ("video": jackknife
+            chunks by source video; "pair": by pair index, for pairs without ``video_index``),
+            ``num_videos``, ``interval_notes`` (warnings about too few videos for the chunks) and
+            ``pair_fingerprint`` (:func:`pair_fingerprint`).
     """
 
     layers: dict[str, LayerBias]
@@ -60,7 +69,7 @@ def collate_pairs(items: list[Mapping[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in items[0]:
         values = [it[key] for it in items]
-        if key in ("factor", "index"):
+        if key in ("factor", "index", "video_index"):
             out[key] = [int(v) for v in values]
         elif isinstance(values[0], torch.Tensor):
             out[key] = torch.stack(values)
@@ -69,6 +78,50 @@ def collate_pairs(items: list[Mapping[str, Any]]) -> dict[str, Any]:
         else:
             out[key] = values
     return out
+
+
+#: Which keys of a pair item hold member a and member b (clip pairs; two-stream pairs).
+_MEMBER_KEYS = ((("clip_a",), ("clip_b",)), (("rgb_a", "flow_a"), ("rgb_b", "flow_b")))
+
+
+def _digest(values: list[Any]) -> str:
+    """sha256 (hex) over the bytes of tensors / arrays (or lists of them, for multi-pathway clips), in order."""
+    h = hashlib.sha256()
+    stack = list(values)
+    while stack:
+        v = stack.pop(0)
+        if isinstance(v, (list, tuple)):
+            stack[:0] = list(v)
+            continue
+        arr = v.detach().cpu().contiguous().numpy() if isinstance(v, torch.Tensor) else np.ascontiguousarray(v)
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def _pair_records(batch: Mapping[str, Any], ids: Sequence[int], groups: Sequence[int]) -> list[tuple]:
+    """``(index, factor, video_index, sha256(member a), sha256(member b))`` of each pair of a collated batch."""
+    keys = next((m for m in _MEMBER_KEYS if all(k in batch for k in m[0] + m[1])), None)
+    out = []
+    for k, (i, f, g) in enumerate(zip(ids, batch["factor"], groups)):
+        if keys is None:
+            ha = hb = ""
+        else:
+            ha = _digest([batch[key][k] for key in keys[0]])
+            hb = _digest([batch[key][k] for key in keys[1]])
+        out.append((int(i), int(f), int(g), ha, hb))
+    return out
+
+
+def pair_fingerprint(records: Sequence[tuple]) -> str:
+    """Hex sha256 of a pair set: over ``(index, factor, video_index, sha256 a, sha256 b)`` in index order.
+
+    The same for any batch size, worker count and process count (records are sorted by index first).
+    """
+    h = hashlib.sha256()
+    for rec in sorted(records, key=lambda r: r[0]):
+        i, f, g, ha, hb = rec
+        h.update(f"{int(i)},{int(f)},{int(g)},{ha},{hb};".encode())
+    return h.hexdigest()
 
 
 def _is_video_source(pairs: Any) -> bool:
@@ -177,6 +230,8 @@ def probe(
     # the engine syncs explicitly below (world > 1); with world == 1 every process has read all pairs
     estimator = StaticDynamicEstimator(threshold=threshold, num_chunks=num_chunks, sync_on_compute=False)
     done = 0  # number of my indices already processed
+    records: list[tuple] = []  # fingerprint records of my processed pairs
+    chunking: str | None = None  # "video" when the pairs carry video_index, else "pair"
     state_path = Path(checkpoint_dir) / _STATE_FILE.format(rank=rank) if checkpoint_dir is not None else None
     if resume and state_path is not None and state_path.is_file():
         saved = torch.load(state_path, weights_only=False)
@@ -188,6 +243,8 @@ def probe(
             )
         estimator.load_state_dict(saved["estimator"])
         done = int(saved["done"])
+        records = [tuple(r) for r in saved.get("records", [])]
+        chunking = saved.get("chunking")
         logger.info("resuming from %s: %d of %d pairs on this process already done", state_path, done, len(my_indices))
 
     subset = torch.utils.data.Subset(pairs, my_indices[done:])
@@ -199,7 +256,13 @@ def probe(
         if state_path is None:
             return
         with atomic_path(state_path) as tmp:
-            torch.save({"estimator": estimator.state_dict(), "done": done, "num_pairs": num_pairs, "world": world}, tmp)
+            torch.save(
+                {
+                    "estimator": estimator.state_dict(), "done": done, "num_pairs": num_pairs, "world": world,
+                    "records": records, "chunking": chunking,
+                },
+                tmp,
+            )  # fmt: skip
 
     main = accelerator.is_main_process if accelerator is not None else True
     bar = tqdm(total=len(my_indices), initial=done, disable=not (progress and main), desc=desc, unit="pair")
@@ -209,12 +272,23 @@ def probe(
             for step, batch in enumerate(loader, start=1):
                 b = len(batch["factor"])
                 ids = batch.get("index") or [my_indices[position + k] for k in range(b)]
+                videos = batch.get("video_index")
+                mode = "video" if videos is not None else "pair"
+                if chunking is not None and mode != chunking:
+                    raise ValueError(
+                        "some pair items carry video_index and others do not; give every item its source video's "
+                        "index (or none)."
+                    )
+                chunking = mode
+                groups = np.asarray(videos, dtype=np.int64) if videos is not None else None
+                records.extend(_pair_records(batch, ids, videos if videos is not None else ids))
                 feats = extract_features(model, adapter.probe_inputs(batch, device), specs)
                 for name, z in feats.items():
                     z = z.float()
                     estimator.update(
-                        z[:b], z[b:], batch["factor"], layer=name, pair_ids=np.asarray(ids, dtype=np.int64)
-                    )
+                        z[:b], z[b:], batch["factor"], layer=name, pair_ids=np.asarray(ids, dtype=np.int64),
+                        groups=groups,
+                    )  # fmt: skip
                 done += b
                 position += b
                 bar.update(b)
@@ -227,8 +301,26 @@ def probe(
         bar.close()
     save_state()
     if world > 1:
+        from hf_stadyn.metric.distributed import all_gather_object
+
         estimator.sync(accelerator)
+        gathered = all_gather_object((chunking, records), accelerator)
+        modes = {m for m, _ in gathered if m is not None}
+        if len(modes) > 1:
+            raise ValueError("some processes' pairs carry video_index and others' do not; give it on every item.")
+        chunking = modes.pop() if modes else chunking
+        records = [r for _, recs in gathered for r in recs]
     results = estimator.compute()
+    info = estimator.chunking()
+    num_videos = max((v["num_videos"] or 0 for v in info.values()), default=0) if chunking == "video" else None
+    notes = estimator.chunking_notes()
+    if chunking == "pair":
+        msg = (
+            "pair items carry no video_index: jackknife chunks go by pair index, right only for independent pairs "
+            "(pairs that reuse a clip give intervals too narrow; docs/method.md §5)"
+        )
+        logger.info(msg)
+        notes = [msg, *notes]
     settings = {
         "num_pairs": int(num_pairs),
         "batch_size": batch_size,
@@ -236,5 +328,9 @@ def probe(
         "num_chunks": num_chunks,
         "num_processes": world,
         "mixed_precision": str(accelerator.mixed_precision) if (place and accelerator is not None) else "no",
+        "chunking": chunking or "pair",
+        "num_videos": num_videos,
+        "interval_notes": notes,
+        "pair_fingerprint": pair_fingerprint(records),
     }
     return ProbeResult(layers=results, estimator=estimator, num_pairs=int(num_pairs), settings=settings)
