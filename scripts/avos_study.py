@@ -100,14 +100,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--random-draws", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--smoke", "--quick", action="store_true", help="tiny run in seconds (numbers meaningless)")
-    ap.add_argument("--render", default=None, metavar="JSON", help="only re-render avos_study.md from a saved JSON")
+    ap.add_argument(
+        "--render", nargs="+", default=None, metavar="JSON",
+        help="only re-render avos_study.md (and a merged avos_study.json) from saved JSONs, e.g. seeds run in "
+        "separate processes (runs are identified by variant and seed)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     if args.render:
         import json
 
-        from hf_stadyn._io import atomic_write_text
+        from hf_stadyn._io import atomic_write_json, atomic_write_text
 
-        md = render_markdown(json.loads(Path(args.render).read_text()))
+        merged = merge_results([json.loads(Path(f).read_text()) for f in args.render])
+        md = render_markdown(merged)
+        atomic_write_json(Path(args.out) / "avos_study.json", merged)
         atomic_write_text(Path(args.out) / "avos_study.md", md)
         print(md)
         return 0
@@ -325,6 +331,36 @@ def paired_rows(by: dict[str, list[dict]], metrics: list[tuple[str, object]]) ->
     return rows
 
 
+def merge_results(parts: list[dict]) -> dict:
+    """Join study JSONs (the same settings, other seeds): runs keyed by (variant, seed), the first one kept."""
+    if not parts:
+        raise ValueError("merge_results needs at least one study JSON")
+    keep = ("train_clips", "test_clips", "epochs", "probe_pairs", "mask_layer", "mask_fraction", "random_draws")
+    base = parts[0]["settings"]
+    for p in parts[1:]:
+        diff = [k for k in keep if p["settings"].get(k) != base.get(k)]
+        if diff:
+            raise ValueError(f"study JSONs differ in {diff}; only runs of the same settings can be merged")
+    runs: dict = {}
+    for p in parts:
+        for r in p["runs"]:
+            runs.setdefault((r["variant"], r["seed"]), r)
+    seeds = sorted({s for p in parts for s in p["settings"]["seeds"]})
+    out = {
+        "settings": {**base, "seeds": seeds, "commands": [p["settings"].get("command") for p in parts]},
+        "environment": parts[0]["environment"],
+        "runs": sorted(runs.values(), key=lambda r: (r["seed"], list(VARIANTS).index(r["variant"]))),
+    }
+    if len(parts) == 1:
+        out["settings"].pop("commands")
+        for k in ("wall_seconds", "cpu_seconds"):
+            if k in parts[0]:
+                out[k] = parts[0][k]
+    else:
+        out["cpu_seconds"] = float(sum(r["cpu_seconds"] for r in out["runs"]))
+    return out
+
+
 def complete_runs(results: dict) -> tuple[list[dict], list[int]]:
     """The runs of the seeds every variant finished (a partial JSON of an interrupted study renders too)."""
     runs = results["runs"]
@@ -342,8 +378,13 @@ def render_markdown(results: dict) -> str:
     labels = list(by)
     n = len(seeds)
     conf = f"{100 * CONFIDENCE:.0f} %"
+    cmds = st.get("commands") or [st.get("command", "python scripts/avos_study.py")]
     lines = [
-        f"Command: `{st.get('command', 'python scripts/avos_study.py')}`; seeds {', '.join(map(str, seeds))} "
+        "Command"
+        + ("s" if len(cmds) > 1 else "")
+        + ": "
+        + "; ".join(f"`{c}`" for c in cmds)
+        + f"; seeds {', '.join(map(str, seeds))} "
         f"(n = {n}). Cells: mean over seeds [{conf} t interval, {n - 1} df].",
         "",
         "#### Segmentation on held-out StaDyn-Synth clips (predictions binarised at 0.5)",
@@ -482,7 +523,8 @@ def render_markdown(results: dict) -> str:
         lines += [
             "",
             f"Cost: {cpu:.0f} s CPU in total ({min(per):.0f}-{max(per):.0f} s per variant and seed, "
-            f"{results['environment']['threads']} thread(s)); {results['wall_seconds']:.0f} s wall.",
+            f"{results['environment']['threads']} thread(s))"
+            + (f"; {results['wall_seconds']:.0f} s wall." if "wall_seconds" in results else "."),
         ]
     return "\n".join(lines) + "\n"
 

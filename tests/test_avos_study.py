@@ -88,3 +88,20 @@ def test_render_refuses_unpaired_seeds(study):
     runs = [{"variant": "a", "seed": 0}, {"variant": "b", "seed": 1}]
     with pytest.raises(ValueError, match="same seeds"):
         study._by_variant(runs)
+
+
+def test_merge_results_joins_seeds_run_in_separate_processes(study):
+    settings = {"seeds": [0], "train_clips": 8, "test_clips": 4, "epochs": 1, "probe_pairs": 24,
+                "mask_layer": "fusion2", "mask_fraction": 0.25, "random_draws": 2, "command": "a"}  # fmt: skip
+    label = next(iter(study.VARIANTS))
+    a = {"settings": settings, "environment": {"threads": 1}, "runs": [{"variant": label, "seed": 0, "cpu_seconds": 1}]}
+    b = {
+        "settings": {**settings, "seeds": [2, 1], "command": "b"},
+        "environment": {"threads": 1},
+        "runs": [{"variant": label, "seed": s, "cpu_seconds": 2} for s in (2, 1)],
+    }
+    m = study.merge_results([a, b])
+    assert m["settings"]["seeds"] == [0, 1, 2] and [r["seed"] for r in m["runs"]] == [0, 1, 2]
+    assert m["settings"]["commands"] == ["a", "b"] and m["cpu_seconds"] == 5
+    with pytest.raises(ValueError, match="epochs"):
+        study.merge_results([a, {**b, "settings": {**b["settings"], "epochs": 3}}])
