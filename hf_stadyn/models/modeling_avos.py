@@ -22,13 +22,15 @@ read it (probing) or change it (unit masking) without knowing the internals.
 This file needs only torch and transformers (plus its sibling ``configuration_avos``), so it can be
 shipped as remote code next to a checkpoint: the probe adapter (``TwoStreamProbingMixin``) is imported
 from hf_stadyn when it is installed and left out otherwise. Registration with the Auto classes is done
-by :mod:`hf_stadyn.models.registry`.
+by :mod:`hf_stadyn.models.registry`. For the same reason the file stays whole, a little over 500 lines.
 
 HF conventions: ``output_hidden_states`` also fills the standard ``hidden_states`` tuple (the fused
 features, one per fused level); gradient checkpointing (``model.gradient_checkpointing_enable()``)
-recomputes each level's stage + cross-connection calls and each fusion in the backward pass, with
-BatchNorm running statistics updated once per step, as without it; ``_no_split_modules`` keeps the
-fusion, cross-connection and decoder modules (and the backbones' own units) on one device each.
+goes through transformers' ``GradientCheckpointingLayer`` (:class:`AVOSCheckpointStep`, as upstream
+layers do) and recomputes each level's stage + cross-connection calls (but the stem's, which read the
+raw images: upstream embeddings are not checkpointed either) and each fusion in the backward pass,
+with BatchNorm running statistics updated once per step, as without it; ``_no_split_modules`` keeps
+the fusion, cross-connection and decoder modules (and the backbones' own units) on one device each.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoBackbone, AutoConfig, PreTrainedModel
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
 try:  # the probe adapter; absent when this file runs as remote code without hf_stadyn installed
@@ -54,6 +57,7 @@ except ImportError:  # pragma: no cover - exercised by the remote-code test in a
 from .configuration_avos import AVOSConfig, tiny_avos_config  # noqa: F401 (re-exported)
 
 __all__ = [
+    "AVOSCheckpointStep",
     "AVOSModel",
     "AVOSPreTrainedModel",
     "AVOSSegmentationOutput",
@@ -345,9 +349,10 @@ class _RecomputeWithoutStatsUpdate:
     """Wrap ``fn`` for activation checkpointing so BatchNorm running statistics update once per step.
 
     The first call is the forward pass; later calls are the backward-pass recomputation. A recomputation
-    runs exactly the same operations (so the checkpoint sees the same saved tensors) and then puts the
-    ``running_mean``/``running_var``/``num_batches_tracked`` buffers of the BatchNorm layers of
-    ``modules`` back to their values before it, so they are updated once, as without checkpointing.
+    runs exactly the same operations (so the checkpoint sees the same saved tensors) on throwaway copies
+    of the ``running_mean``/``running_var``/``num_batches_tracked`` buffers of the BatchNorm layers of
+    ``modules``, then puts the buffers back: they are updated once, as without checkpointing, and the
+    tensors the recomputed graph saved are never changed in place (a reentrant backward checks that).
     """
 
     def __init__(self, fn: Callable[..., Any], modules: list[nn.Module]):
@@ -360,14 +365,28 @@ class _RecomputeWithoutStatsUpdate:
         if self.calls == 1:
             return self.fn(*args)
         names = ("running_mean", "running_var", "num_batches_tracked")
-        saved = [[(b, b.detach().clone()) for b in (getattr(m, n) for n in names) if b is not None] for m in self.norms]
+        kept = [(m, n, getattr(m, n)) for m in self.norms for n in names if getattr(m, n, None) is not None]
+        for m, n, buffer in kept:
+            setattr(m, n, buffer.detach().clone())
         try:
             return self.fn(*args)
         finally:  # also when the checkpoint stops the recomputation early
-            with torch.no_grad():
-                for buffers in saved:
-                    for live, before in buffers:
-                        live.copy_(before)
+            for m, n, buffer in kept:
+                setattr(m, n, buffer)
+
+
+class AVOSCheckpointStep(GradientCheckpointingLayer):
+    """One step of AVOS's forward that transformers' activation checkpointing recomputes: ``fn(*tensors)``.
+
+    transformers checkpoints ``GradientCheckpointingLayer`` modules: once checkpointing is enabled (and
+    the model trains with gradients), this forward runs under ``torch.utils.checkpoint`` and again in
+    the backward pass. The step has no parameters: ``fn`` (a :class:`_RecomputeWithoutStatsUpdate`
+    around the stages, cross-connection or fusion it runs) is passed per call, so the modules keep
+    their places and state-dict keys.
+    """
+
+    def forward(self, *tensors: torch.Tensor, fn: Callable[..., Any]) -> Any:
+        return fn(*tensors)
 
 
 def _stage_modules(backbone: nn.Module) -> list[nn.Module]:
@@ -421,7 +440,10 @@ class AVOSModel(TwoStreamProbingMixin, AVOSPreTrainedModel):
         names = [f"{p}{i}" for i in self.levels for p in ("app_stage", "mot_stage", "fusion")]
         self.taps = nn.ModuleDict({n: nn.Identity() for n in names})
         self.decoder = AVOSDecoder(channels, int(config.decoder_hidden_size))
-        self.gradient_checkpointing = False  # set by gradient_checkpointing_enable()
+        # what activation checkpointing recomputes: per fused level, the stages (+ cross) and the fusion
+        # (not the stem's stages: they read the model inputs, as upstream embeddings, outside the checkpoints)
+        self.level_steps = nn.ModuleDict({str(lvl): AVOSCheckpointStep() for lvl in self.levels if lvl > 1})
+        self.fusion_steps = nn.ModuleList([AVOSCheckpointStep() for _ in self.levels])
         self.post_init()
 
     # -- forward ---------------------------------------------------------------------------------
@@ -459,7 +481,6 @@ class AVOSModel(TwoStreamProbingMixin, AVOSPreTrainedModel):
         app_stages = _stage_modules(self.appearance_backbone)
         mot_stages = _stage_modules(self.motion_backbone)
         app_hs, mot_hs, fus_hs = [], [], []
-        checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for lvl, (app_stage, mot_stage) in enumerate(zip(app_stages, mot_stages), start=1):
             cross = self.cross[str(lvl)] if str(lvl) in self.cross else None  # noqa: SIM401 (ModuleDict has no get)
 
@@ -472,18 +493,16 @@ class AVOSModel(TwoStreamProbingMixin, AVOSPreTrainedModel):
                 continue
             k = self.levels.index(lvl)
             fusion = self.fusions[k]
-            if checkpointing:
+            if str(lvl) in self.level_steps:
                 parts = [app_stage, mot_stage] + ([cross] if cross is not None else [])
-                app, mot = self._gradient_checkpointing_func(_RecomputeWithoutStatsUpdate(level, parts), app, mot)
-            else:
+                step = self.level_steps[str(lvl)]
+                app, mot = step(app, mot, fn=_RecomputeWithoutStatsUpdate(level, parts))
+            else:  # the stem: a reentrant checkpoint of the raw images (no gradient) gives its weights none
                 app, mot = level(app, mot)
-            # the taps stay outside the checkpointed calls: their hooks (probing, unit masking) run once
+            # the taps stay outside the checkpointed steps: their hooks (probing, unit masking) run once
             app = self.taps[f"app_stage{lvl}"](app)
             mot = self.taps[f"mot_stage{lvl}"](mot)
-            if checkpointing:
-                fused = self._gradient_checkpointing_func(_RecomputeWithoutStatsUpdate(fusion, [fusion]), app, mot)
-            else:
-                fused = fusion(app, mot)
+            fused = self.fusion_steps[k](app, mot, fn=_RecomputeWithoutStatsUpdate(fusion, [fusion]))
             fused = self.taps[f"fusion{lvl}"](fused)
             app_hs.append(app)
             mot_hs.append(mot)
