@@ -47,6 +47,14 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, revision: str |
 
     Weights are read from safetensors only and ``trust_remote_code`` is never enabled.
 
+    Inputs are prepared the way the checkpoint says (docs/method.md §1.1): its
+    ``video_preprocessor_config.json`` or ``preprocessor_config.json`` (read with transformers' Auto
+    processor classes, :func:`hf_stadyn.models.processor.read_processor_config`) gives the
+    normalisation statistics, input size and, for video processors, the frame count, and a declared
+    sampling rate gives the temporal window; ``model.probe_input_spec()["processor"]`` records where
+    each value came from. Without a processor file the class defaults and the config apply (source
+    ``"class defaults"``).
+
     Raises:
         ValueError: the checkpoint's ``model_type`` is not one hf_stadyn wraps (probe it with
             ``hf_stadyn.probing.FeatureProbe`` and a layer mapping instead).
@@ -76,4 +84,13 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, revision: str |
         )
     kwargs.setdefault("use_safetensors", True)
     model = cls.from_pretrained(src, revision=revision, **kwargs)
+    if callable(getattr(model, "set_probe_processor", None)):
+        from .processor import read_processor_config
+
+        settings = read_processor_config(src, revision=revision)
+        model.set_probe_processor(settings)
+        if settings is None:
+            logger.info("%s has no processor file; inputs use the class defaults (docs/method.md §1.1)", src)
+        else:
+            logger.info("%s: inputs prepared as its %s says", src, settings["file"])
     return model.eval()

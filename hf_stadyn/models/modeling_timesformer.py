@@ -31,9 +31,11 @@ register_upstream_weight_conversions(StadynTimesformerConfig.model_type, StadynT
 class StadynTimesformerForVideoClassification(BiasProbingMixin, TimesformerForVideoClassification):
     """TimeSformer video classifier with bias probing and a classifier-input hook point.
 
-    Input: ``pixel_values`` ``(B, T, 3, H, W)`` with exactly ``config.num_frames`` frames of
-    ``config.image_size`` (the blocks reshape tokens with ``config.num_frames``), normalised with
-    ImageNet "default" statistics, as TimeSformer checkpoints' processors do.
+    Input: ``pixel_values`` ``(B, T, 3, H, W)`` with exactly ``config.num_frames`` frames (the blocks
+    reshape tokens with ``config.num_frames``) of the checkpoint processor's crop size, else
+    ``config.image_size`` (upstream interpolates the position embeddings to other sizes), normalised
+    with the statistics of the checkpoint's processor, else ImageNet "default" statistics (the class
+    fallback; docs/method.md §1.1).
 
     Probe layers: ``"embeddings"`` and ``"block_0"`` .. ``"block_{L-1}"`` (``(B, 1 + N, C)``: a CLS
     token, then tokens in (h, w, t) order; pooled over all tokens, CLS included, before the final
@@ -51,6 +53,7 @@ class StadynTimesformerForVideoClassification(BiasProbingMixin, TimesformerForVi
     _probe_classifier_input_module = "feature_dropout"
     _probe_image_mean = IMAGENET_DEFAULT_MEAN
     _probe_image_std = IMAGENET_DEFAULT_STD
+    _probe_fixed_image_size = False  # upstream interpolates the position embeddings
 
     def __init__(self, config: StadynTimesformerConfig) -> None:
         super().__init__(config)

@@ -30,8 +30,10 @@ class StadynVideoMAEForVideoClassification(BiasProbingMixin, VideoMAEForVideoCla
     """VideoMAE video classifier with bias probing and a classifier-input hook point.
 
     Input: ``pixel_values`` ``(B, T, 3, H, W)`` with exactly ``config.num_frames`` frames of
-    ``config.image_size`` (VideoMAE's position table is fixed), normalised with ImageNet "standard"
-    statistics (mean = std = 0.5), as the VideoMAE image processor does.
+    ``config.image_size`` (VideoMAE's position table is fixed), normalised with the statistics of the
+    checkpoint's processor (``preprocessor_config.json``, read by ``load_model``), else ImageNet
+    "standard" statistics (mean = std = 0.5, the VideoMAE image processor's defaults; the class
+    fallback, docs/method.md §1.1).
 
     Probe layers: ``"embeddings"`` (patch + position embeddings, ``(B, N, C)``), ``"block_0"`` ..
     ``"block_{L-1}"`` (raw block outputs, ``(B, N, C)``, no CLS token), ``"pre_classifier"`` (the

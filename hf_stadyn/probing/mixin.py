@@ -15,6 +15,7 @@ feeds the classifier, captured before ``feature_dropout`` when the model has one
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
@@ -42,10 +43,19 @@ IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
 IMAGENET_STANDARD_MEAN = (0.5, 0.5, 0.5)
 IMAGENET_STANDARD_STD = (0.5, 0.5, 0.5)
 
+logger = logging.getLogger(__name__)
+
 _BLOCK_CANDIDATES = ("encoder.layer", "encoder.layers", "encoder.blocks", "layers", "blocks", "layer")
 
 
-class ProbeInputSpec(TypedDict):
+class _RequiredInputSpec(TypedDict):
+    num_frames: int
+    image_size: int | tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+class ProbeInputSpec(_RequiredInputSpec, total=False):
     """What a model expects as input: ``pixel_values`` ``(B, num_frames, 3, H, W)``.
 
     Keys:
@@ -54,12 +64,19 @@ class ProbeInputSpec(TypedDict):
             ``config.image_size`` (the ``size`` that ``hf_stadyn.video`` resizes to); ``(H, W)`` only
             for a model configured with a non-square input.
         mean, std: per-channel RGB normalisation applied to ``[0, 1]`` pixels.
+        window: source frames a clip spans, ``sampling_rate x num_frames`` when the checkpoint's
+            processor or config declares a sampling rate; None = the default (64), fitted to each video.
+        processor: JSON-ready record of where each value came from (``"source"``: the processor file
+            read, ``"preprocessor_config.json"`` / ``"video_preprocessor_config.json"``, or
+            ``"class defaults"``; ``"mean"``, ``"std"``, ``"size"``, ``"crop_size"``, ``"image_size"``,
+            ``"num_frames"``, ``"sampling_rate"``, ``"window"``, ``"sources"`` per value, ``"notes"``);
+            see :func:`hf_stadyn.models.processor.resolve_input_spec` and docs/method.md §1.1.
+
+    ``window`` and ``processor`` are always present for hf_stadyn's models; other adapters may omit them.
     """
 
-    num_frames: int
-    image_size: int | tuple[int, int]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    window: int | None
+    processor: dict[str, Any]
 
 
 def clips_to_pixel_values(
@@ -146,8 +163,16 @@ class BiasProbingMixin:
     - ``_probe_token_layout``: ``"tokens"`` or ``"tokens_cls"`` for embeddings and blocks.
     - ``_probe_classifier_input_module``: module whose *input* is ``"pre_classifier"``; default
       ``"feature_dropout"`` when present, else ``"classifier"``.
-    - ``_probe_image_mean`` / ``_probe_image_std``: normalisation of the model's image processor
-      (default ImageNet "default" statistics).
+    - ``_probe_image_mean`` / ``_probe_image_std``: the fallback normalisation, used when the checkpoint
+      has no processor file (default ImageNet "default" statistics; docs/method.md §1.1).
+    - ``_probe_fixed_num_frames`` / ``_probe_fixed_image_size``: the model takes only
+      ``config.num_frames`` frames / ``config.image_size`` pixels (a fixed position table), so a
+      processor that declares other values is overruled by the config, with a warning (default True).
+
+    Instance attribute ``probe_processor``: the processor settings of the checkpoint
+    (:func:`hf_stadyn.models.processor.read_processor_config`), set by
+    :func:`hf_stadyn.models.auto.load_model` through :meth:`set_probe_processor`; ``None`` (a model
+    built in memory, or a checkpoint without a processor file) means the class defaults and the config.
 
     Block outputs that are tuples (TimeSformer) are probed through their first tensor.
     """
@@ -159,6 +184,9 @@ class BiasProbingMixin:
     _probe_classifier_input_module: str | None = None
     _probe_image_mean: tuple[float, float, float] = IMAGENET_DEFAULT_MEAN
     _probe_image_std: tuple[float, float, float] = IMAGENET_DEFAULT_STD
+    _probe_fixed_num_frames: bool = True
+    _probe_fixed_image_size: bool = True
+    probe_processor: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------- layers
     def probe_layer_specs(self) -> dict[str, LayerSpec]:
@@ -210,19 +238,50 @@ class BiasProbingMixin:
         return {name: specs[name] for name in layers}
 
     # ------------------------------------------------------------------ input
+    def set_probe_processor(self, settings: Mapping[str, Any] | None) -> None:
+        """Prepare inputs the way the checkpoint's processor says (docs/method.md §1.1).
+
+        Args:
+            settings: :func:`hf_stadyn.models.processor.read_processor_config`'s dict, or None for the
+                class defaults. Values the model cannot take are logged as warnings (and noted in
+                ``probe_input_spec()["processor"]["notes"]``).
+
+        Raises:
+            ValueError: settings with unusable values (std <= 0, not 3 channels, sampling rate < 1).
+        """
+        _, warnings = self._resolve_probe_input(settings)
+        for msg in warnings:
+            logger.warning(msg)
+        self.probe_processor = dict(settings) if settings else None
+
+    def _resolve_probe_input(self, settings: Mapping[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
+        from hf_stadyn.models.processor import resolve_input_spec
+
+        return resolve_input_spec(
+            settings, config=getattr(self, "config", None),
+            default_mean=self._probe_image_mean, default_std=self._probe_image_std,
+            fixed_num_frames=self._probe_fixed_num_frames, fixed_image_size=self._probe_fixed_image_size,
+            model_name=type(self).__name__,
+        )  # fmt: skip
+
     def probe_input_spec(self) -> ProbeInputSpec:
-        """``{"num_frames", "image_size", "mean", "std"}`` the model expects (see :class:`ProbeInputSpec`)."""
-        config = getattr(self, "config", None)
-        num_frames = getattr(config, "num_frames", None)
-        image_size = getattr(config, "image_size", None)
-        if num_frames is None or image_size is None:
+        """``{"num_frames", "image_size", "mean", "std", "window", "processor"}`` the model expects.
+
+        From the checkpoint's processor settings (:attr:`probe_processor`) when it has them, else the
+        config's ``num_frames`` / ``image_size`` and the class's statistics (see :class:`ProbeInputSpec`,
+        docs/method.md §1.1).
+        """
+        values, _ = self._resolve_probe_input(self.probe_processor)
+        if values["num_frames"] is None or values["image_size"] is None:
             raise ValueError(f"{type(self).__name__}.config has no num_frames/image_size; override probe_input_spec().")
-        h, w = _as_hw(image_size)
+        h, w = _as_hw(values["image_size"])
         return ProbeInputSpec(
-            num_frames=int(num_frames),
+            num_frames=int(values["num_frames"]),
             image_size=h if h == w else (h, w),
-            mean=tuple(float(v) for v in self._probe_image_mean),  # type: ignore[typeddict-item]
-            std=tuple(float(v) for v in self._probe_image_std),  # type: ignore[typeddict-item]
+            mean=tuple(float(v) for v in values["mean"]),  # type: ignore[typeddict-item]
+            std=tuple(float(v) for v in values["std"]),  # type: ignore[typeddict-item]
+            window=values["window"],
+            processor=values["processor"],
         )
 
     def prepare_pixel_values(

@@ -75,9 +75,14 @@ class TwoStreamProbingMixin:
     layer, in probing order) and a ``config`` with ``image_mean`` / ``image_std`` (default ImageNet
     statistics) and optionally ``image_size`` (the frame side the model was trained on; ``None``
     keeps the source size when pairs are made from videos).
+
+    A checkpoint's processor file (``preprocessor_config.json``, read by
+    :func:`hf_stadyn.models.auto.load_model` into ``probe_processor`` through
+    :meth:`set_probe_processor`) overrides those: its statistics and its crop size (docs/method.md §1.1).
     """
 
     taps: nn.ModuleDict
+    probe_processor: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------- layers
     def probe_layers(self) -> dict[str, Layout]:
@@ -100,13 +105,45 @@ class TwoStreamProbingMixin:
         return {name: LayerSpec(module=self.probe_module_name(name), layout=Layout.CHW) for name in self.taps}
 
     # ------------------------------------------------------------------ input
-    def probe_input_spec(self) -> dict[str, Any]:
-        """``{"num_frames": 1, "image_size", "mean", "std", "streams": ("rgb", "flow")}``."""
+    def set_probe_processor(self, settings: Mapping[str, Any] | None) -> None:
+        """Use the checkpoint's processor settings (statistics, crop size), or None for the config's.
+
+        ``settings`` is :func:`hf_stadyn.models.processor.read_processor_config`'s dict; a frame count
+        or sampling rate in it does not apply (a two-stream pair is one frame) and is noted.
+        """
+        self._resolve_probe_input(settings)
+        self.probe_processor = dict(settings) if settings else None
+
+    def _resolve_probe_input(self, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+        from hf_stadyn.models.processor import resolve_input_spec
+
         cfg = getattr(self, "config", None)
-        mean = tuple(float(v) for v in (getattr(cfg, "image_mean", None) or IMAGENET_DEFAULT_MEAN))
-        std = tuple(float(v) for v in (getattr(cfg, "image_std", None) or IMAGENET_DEFAULT_STD))
-        size = getattr(cfg, "image_size", None)
-        return {"num_frames": 1, "image_size": size, "mean": mean, "std": std, "streams": ("rgb", "flow")}
+        values, _ = resolve_input_spec(
+            settings, config=_SizeOnly(getattr(cfg, "image_size", None)),
+            default_mean=tuple(getattr(cfg, "image_mean", None) or IMAGENET_DEFAULT_MEAN),
+            default_std=tuple(getattr(cfg, "image_std", None) or IMAGENET_DEFAULT_STD),
+            default_stats_source="config (image_mean, image_std)",
+            fixed_num_frames=False, fixed_image_size=False, model_name=type(self).__name__,
+        )  # fmt: skip
+        record = values["processor"]
+        if record["num_frames"] is not None or record["sampling_rate"] is not None:
+            record["notes"].append("frame count and sampling rate do not apply: a two-stream pair is one frame")
+        record.update(num_frames=1, sampling_rate=None, window=None)
+        record["sources"].update(num_frames="two-stream (one frame per pair)", window="does not apply")
+        if record["image_size"] is None:
+            record["sources"]["image_size"] = "source frames (config.image_size is None)"
+        return values
+
+    def probe_input_spec(self) -> dict[str, Any]:
+        """``{"num_frames": 1, "image_size", "mean", "std", "window": None, "processor", "streams": ("rgb", "flow")}``.
+
+        ``image_size`` None keeps the source frames' size; ``processor`` says where each value came from.
+        """
+        v = self._resolve_probe_input(self.probe_processor)
+        return {
+            "num_frames": 1, "image_size": v["image_size"], "mean": v["mean"], "std": v["std"], "window": None,
+            "processor": v["processor"], "streams": ("rgb", "flow"),
+        }  # fmt: skip
 
     def probe_inputs(self, batch: Mapping[str, Any], device: str | torch.device | None = None) -> dict[str, Any]:
         """A collated batch of B two-stream pairs -> ``{"pixel_values", "flow_values"}`` of ``2B`` samples.
@@ -138,3 +175,12 @@ class TwoStreamProbingMixin:
             )
         size = kwargs.pop("size", None) or self.probe_input_spec()["image_size"]
         return TwoStreamPairDataset(videos, size=size, seed=seed, **kwargs)
+
+
+class _SizeOnly:
+    """The config fields :func:`~hf_stadyn.models.processor.resolve_input_spec` reads, for a one-frame model."""
+
+    num_frames = None
+
+    def __init__(self, image_size: Any) -> None:
+        self.image_size = image_size
