@@ -56,7 +56,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "model: every frame, at most 3000)",
     )
     p.add_argument("--batch-size", type=int, default=32, help="pairs per forward (2x clips per batch)")
-    p.add_argument("--window", type=int, default=64, help="source frames a clip spans (looped if shorter)")
+    p.add_argument(
+        "--window",
+        type=_window_arg,
+        default="auto",
+        help="source frames a clip spans: 'auto' (the model's sampling rate x frames where it declares one, else 64, "
+        "fitted to each video) or an int (shortened to shorter videos, logged); docs/method.md §1.1",
+    )
+    p.add_argument(
+        "--loop",
+        action="store_true",
+        help="loop the window over videos shorter than the model's frame count (warned, counted in the report) "
+        "instead of repeating their frames in order",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (pairs, styles, reference)")
     p.add_argument("--threshold", type=float, default=0.5, help="tau of the channel categories")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run")
@@ -75,6 +87,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _window_arg(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--window must be 'auto' or a positive int, got {value!r}") from None
+
+
 def _check_args(args: argparse.Namespace) -> None:
     def bad(msg: str) -> None:
         raise ValueError(msg)
@@ -88,8 +109,8 @@ def _check_args(args: argparse.Namespace) -> None:
         bad(f"--num-pairs must be >= 4 (at least 2 pairs per factor), got {args.num_pairs}")
     if args.batch_size < 1:
         bad(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.window < 1:
-        bad(f"--window must be >= 1, got {args.window}")
+    if args.window != "auto" and args.window < 1:
+        bad(f"--window must be 'auto' or >= 1, got {args.window}")
     if args.seed < 0:
         bad(f"--seed must be >= 0, got {args.seed}")
     if not -1.0 <= args.threshold <= 1.0:
@@ -140,17 +161,18 @@ def _pairs(args: argparse.Namespace, model: Any, spec: dict[str, Any]):
     make = model.pairs_from_videos
     common = dict(seed=args.seed, num_pairs=args.num_pairs)
     two_stream = "streams" in spec  # per-frame pairs: no temporal window
+    window = _window_kwargs(args, spec) if not two_stream else {}
     if args.videos:
         paths = [Path(v) for v in args.videos]
         source: Any = str(paths[0]) if len(paths) == 1 and paths[0].is_dir() else [str(p) for p in paths]
-        return make(source, **common, **({} if two_stream else {"window": args.window})), {
+        return make(source, **common, **window), {
             "source": "videos",
             "videos": [str(p) for p in paths],
         }
     if args.dataset:
         ds = _load_dataset(args)
         return (
-            make(ds, video_column=args.video_column, **common, **({} if two_stream else {"window": args.window})),
+            make(ds, video_column=args.video_column, **common, **window),
             {"source": "dataset", "dataset": args.dataset, "video_column": args.video_column},
         )
     from hf_stadyn.synth import SynthDataset
@@ -161,11 +183,62 @@ def _pairs(args: argparse.Namespace, model: Any, spec: dict[str, Any]):
     cfg = _synth_config(args, synth_t, synth_size)
     synth = SynthDataset(split=split, num_clips=args.synth_clips, config=cfg, seed=args.seed, train=False)
     clips = synth.to_tensors()["frames"].numpy()
-    # A synthetic clip is exactly T frames long: its window is the whole clip.
+    # A synthetic clip is exactly T frames long: the fitted window is the whole clip.
     return (
-        make(list(clips), **common, **({} if two_stream else {"window": min(args.window, synth_t)})),
+        make(list(clips), **common, **window),
         {"source": "stadyn-synth", "split": split, "clips": args.synth_clips, "synth_seed": args.seed},
     )
+
+
+def _window_kwargs(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str, Any]:
+    """PairDataset window arguments (docs/method.md §1.1): "auto" = the model's window (sampling rate x frames,
+    ``spec["window"]``) where it declares one, else 64, fitted to each video; an int is fitted too, logged."""
+    kw: dict[str, Any] = {"loop": bool(args.loop)}
+    if args.window == "auto":
+        kw["window"] = "auto"
+        if spec.get("window"):
+            kw["default_window"] = int(spec["window"])
+    else:
+        kw["window"] = int(args.window)
+    return kw
+
+
+def _window_settings(args: argparse.Namespace, spec: dict[str, Any], pairs: Any) -> dict[str, Any]:
+    """What the report records about the temporal window (requested, policy, fitted per video, looped count)."""
+    if "streams" in spec or not hasattr(pairs, "window_summary"):
+        return {"window": None, "window_policy": "per-frame pairs (no temporal window)"}
+    summary = pairs.window_summary(args.num_pairs)
+    if summary["shortened_videos"] and args.window != "auto":
+        logger.warning(
+            "--window %s is longer than %d of %d videos; their clips span the whole video (fitted window min %d)",
+            args.window, summary["shortened_videos"], summary["num_videos"], summary["fitted_window"]["min"],
+        )  # fmt: skip
+    if summary["short_videos"] and not args.loop:
+        logger.warning(
+            "%d of %d videos have fewer frames than the model's %d: their frames repeat in order (--loop loops them)",
+            summary["short_videos"], summary["num_videos"], spec["num_frames"],
+        )  # fmt: skip
+    if args.window != "auto":
+        policy = f"explicit {summary['window']}, shortened to shorter videos"
+    elif spec.get("window"):
+        policy = f"auto: the model's sampling rate x frames ({summary['window']}), fitted to each video"
+    else:
+        policy = f"auto: the default ({summary['window']}), fitted to each video"
+    if args.loop:
+        policy += "; videos shorter than the model's frame count loop"
+    fitted = summary["fitted_window"]
+    return {
+        # the window the clips actually span (one value when every video fits it alike), not the request
+        "window": fitted["max"] if fitted["min"] == fitted["max"] else summary["window"],
+        "window_requested": args.window,
+        "window_default": summary["window"],
+        "window_policy": policy,
+        "fitted_window": summary["fitted_window"],
+        "shortened_videos": summary["shortened_videos"],
+        "short_videos": summary["short_videos"],
+        "looped_videos": summary["looped_videos"],
+        "loop": bool(args.loop),
+    }
 
 
 def _load_dataset(args: argparse.Namespace):
@@ -239,16 +312,27 @@ def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, laye
     )  # fmt: skip
     result = probe(model, pairs, checkpoint_dir=state / "model", **common)
     reference = None
+    reference_info: dict[str, Any] | None = None
     want_ref = args.reference if args.reference is not None else embedded
     if want_ref:
         ref = probe(_reference_model(model, args.seed), pairs, checkpoint_dir=state / "reference", **common)
         reference = ref.layers
+        reference_info = {
+            "kind": "same architecture at initialisation",
+            "seed": args.seed,
+            "pair_fingerprint": ref.settings.get("pair_fingerprint"),
+        }
     pair_settings = {
         **source,
         "num_pairs": args.num_pairs,
         "num_frames": spec["num_frames"],
         "image_size": spec["image_size"],
-        "window": args.window,
+        **_window_settings(args, spec, pairs),
+        "processor": spec.get("processor"),
+        "fingerprint": result.settings.get("pair_fingerprint"),
+        "chunking": result.settings.get("chunking"),
+        "num_videos": result.settings.get("num_videos"),
+        "interval_notes": result.settings.get("interval_notes", []),
         "styles": [getattr(s, "name", None) or type(s).__name__ for s in pairs.styles],
         "static_fraction": pairs.static_fraction,
         "batch_size": args.batch_size,
@@ -262,7 +346,7 @@ def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, laye
         pair_settings=pair_settings,
         seed=args.seed,
         reference=reference,
-        reference_info={"kind": "same architecture at initialisation", "seed": args.seed} if reference else None,
+        reference_info=reference_info,
         extra={"command": "stadyn " + " ".join(sys.argv[1:]) if sys.argv[1:] else "stadyn probe"},
     )
     if accelerator.is_main_process:
@@ -274,16 +358,10 @@ def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, laye
             f"probed {args.num_pairs} pairs ({lb.num_pairs['dynamic']} dynamic, {lb.num_pairs['static']} static) "
             f"on {len(result.layers)} layers of {model_id}"
         )
-        print(
-            f"{'layer':<16} {'dynamic %':>9} {'static %':>9} {'s_D':>7} {'s_S':>7}"
-            + ("   ref dyn/stat %" if reference else "")
-        )
-        for name, r in result.layers.items():
-            line = f"{name:<16} {r.percent['dynamic']:>9.1f} {r.percent['static']:>9.1f} {r.s_dynamic:>7.3f} {r.s_static:>7.3f}"
-            if reference:
-                rr = reference[name]
-                line += f"   {rr.percent['dynamic']:.1f} / {rr.percent['static']:.1f}"
+        for line in report.summary_lines():  # the same table as report.md (share % with intervals first)
             print(line)
+        for note in result.settings.get("interval_notes", []):
+            print(f"note: {note}")
         print(f"wrote {', '.join(sorted(p.name for p in files.values()))} to {out}")
     if embedded:
         logger.info("embedded default model: %s", DEFAULT_MODEL_DIR)
