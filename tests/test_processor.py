@@ -266,3 +266,11 @@ def test_embedded_default_processor_file_equals_the_class_defaults():
     assert before["processor"]["source"] == "class defaults"
     for key in ("num_frames", "image_size", "mean", "std", "window"):
         assert spec[key] == before[key], key
+
+
+def test_pairs_from_videos_follow_the_declared_window(tmp_path):
+    """Bug caught: a model's declared window (rate x frames) ignored when pairs are made from videos."""
+    model = StadynVideoMAEForVideoClassification(tiny_videomae_config(4, stadyn={"sampling_rate": 2}))
+    videos = [np.concatenate(_clips(1, seed=s) * 4) for s in range(2)]  # 32 frames each
+    assert model.pairs_from_videos(videos, num_pairs=4).window == 2 * T
+    assert model.pairs_from_videos(videos, num_pairs=4, window=T).window == T

@@ -406,13 +406,17 @@ def clip_pairs_for_spec(
     """Clip pairs (docs/method.md §1.1) from ``videos`` for a model with input spec ``spec``.
 
     Clips are ``spec["num_frames"]`` frames sampled from ``window`` source frames and resized /
-    centre-cropped to the (short side of the) model's input size. Other keyword arguments go to
+    centre-cropped to the (short side of the) model's input size. ``window`` None takes the model's
+    declared window (``spec["window"]``, sampling rate x frames) when it has one, else
+    :class:`~hf_stadyn.pairs.PairDataset`'s default. Other keyword arguments go to
     :class:`~hf_stadyn.pairs.PairDataset` (``video_column``, ``styles``, ...).
     """
     from hf_stadyn.pairs import PairDataset
 
     size = spec["image_size"]
     size = size if isinstance(size, int) or size is None else min(size)
+    if window is None:
+        window = spec.get("window")
     if window is not None:
         kwargs["window"] = window
     return PairDataset(videos, num_frames=int(spec["num_frames"]), size=size, seed=seed, num_pairs=num_pairs, **kwargs)
