@@ -110,3 +110,67 @@ def test_two_stream_inputs_are_normalised_with_the_models_statistics():
     assert torch.allclose(inputs["flow_values"][0], torch.full((3, 8, 8), -2.0))
     with pytest.raises(ValueError, match="no flow_b"):
         model.probe_inputs({"rgb_a": rgb, "flow_a": rgb, "rgb_b": rgb})
+
+
+class _NoVideoPairs(torch.utils.data.Dataset):
+    """In-memory pairs without ``video_index`` (the engine must fall back to pair-index chunks)."""
+
+    def __init__(self, pairs):
+        self.pairs = pairs
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __getitem__(self, i):
+        it = self.pairs[i]
+        return {k: it[k] for k in ("clip_a", "clip_b", "factor", "index")}
+
+
+def test_chunks_follow_the_source_video_and_the_fingerprint_ignores_batching(tmp_path):
+    """Pairs of one clip share a chunk (docs/method.md §5): a bug that chunks by pair index gives a
+    different interval; the pair-set fingerprint is the same for any batch size and after a resume,
+    and changes with the pairs."""
+    from hf_stadyn.metric import StaticDynamicEstimator
+
+    torch.manual_seed(0)
+    model = StadynVideoMAEForVideoClassification(tiny_videomae_config(3, num_frames=4, image_size=32))
+    clips = np.random.default_rng(0).integers(0, 255, size=(7, 4, 32, 32, 3), dtype=np.uint8)
+    pairs = ProbePairs(list(clips), num_pairs=40, seed=3)
+    a = probe(model, pairs, ["pre_classifier"], batch_size=5, progress=False, cpu=True)
+    b = probe(model, pairs, ["pre_classifier"], batch_size=16, progress=False, cpu=True)
+    assert a.settings["chunking"] == "video" and a.settings["num_videos"] == 7
+    assert a.settings["pair_fingerprint"] == b.settings["pair_fingerprint"]
+    other = probe(model, ProbePairs(list(clips), num_pairs=40, seed=4), ["pre_classifier"], progress=False, cpu=True)
+    assert other.settings["pair_fingerprint"] != a.settings["pair_fingerprint"]
+    # 7 clips for 10 chunks: K = 7 chunks, noted
+    lb = a.layers["pre_classifier"]
+    assert lb.num_chunks_used == 7 and len(lb.replicates["s_dynamic"]) == 7
+    assert any("7 source video" in n for n in a.settings["interval_notes"])
+    # the same reading by hand: groups = clip index i % 7
+    z = {}
+    for i in range(40):
+        it = pairs[i]
+        feats = model.pooled_pair_features(
+            model.prepare_pixel_values(it["clip_a"][None]), model.prepare_pixel_values(it["clip_b"][None]),
+            ["pre_classifier"],
+        )  # fmt: skip
+        z.setdefault("a", []).append(feats[0]["pre_classifier"][0].numpy())
+        z.setdefault("b", []).append(feats[1]["pre_classifier"][0].numpy())
+    est = StaticDynamicEstimator()
+    factors = [pairs[i]["factor"] for i in range(40)]
+    est.update(np.stack(z["a"]), np.stack(z["b"]), factors, layer="p", groups=np.arange(40) % 7)
+    by_hand = est.compute()["p"].intervals["s_dynamic"]
+    assert by_hand.stderr == pytest.approx(lb.intervals["s_dynamic"].stderr, rel=1e-4)
+    # without video_index: pair-index chunks, said in the settings
+    plain = probe(model, _NoVideoPairs(pairs), ["pre_classifier"], batch_size=8, progress=False, cpu=True)
+    assert plain.settings["chunking"] == "pair" and plain.layers["pre_classifier"].num_chunks_used == 10
+    assert plain.layers["pre_classifier"].s_dynamic == pytest.approx(lb.s_dynamic, rel=1e-9)
+    assert plain.layers["pre_classifier"].intervals["s_dynamic"].stderr != pytest.approx(
+        lb.intervals["s_dynamic"].stderr, rel=1e-3
+    )
+    # interrupted and resumed: the same fingerprint and numbers
+    resumed = probe(model, pairs, ["pre_classifier"], batch_size=5, progress=False, cpu=True,
+                    checkpoint_dir=tmp_path / "s", checkpoint_every=1, num_pairs=40)  # fmt: skip
+    again = probe(model, pairs, ["pre_classifier"], batch_size=5, progress=False, cpu=True,
+                  checkpoint_dir=tmp_path / "s", resume=True)  # fmt: skip
+    assert resumed.settings["pair_fingerprint"] == again.settings["pair_fingerprint"] == a.settings["pair_fingerprint"]
