@@ -10,8 +10,13 @@ import math
 
 import numpy as np
 import pytest
+import scipy.stats  # noqa: F401  (see below)
 from PIL import Image
 
+# Workaround: importing hf_stadyn.debias first lets hf_stadyn._autoregister's postponed registration run inside
+# the next lazy import of another package (numpy.random lacks `mtrand` afterwards, scipy lacks `_lib`), and
+# scipy.stats (the t quantile of the intervals) fails to import. Importing it above avoids that; remove the
+# import once _autoregister is fixed.
 from hf_stadyn.debias import BiasRecord
 from hf_stadyn.metric import StaticDynamicEstimator
 from hf_stadyn.report import (
@@ -181,21 +186,33 @@ def _table(md: str, header_start: str) -> dict[str, list[str]]:
     return rows
 
 
+def _share_cell(cell: str) -> tuple[float, float, float]:
+    """``"23.6 [22.9, 24.3]"`` -> (23.6, 22.9, 24.3)."""
+    value, rest = cell.split(" [")
+    low, high = rest.rstrip("]").split(", ")
+    return float(value), float(low), float(high)
+
+
 def test_markdown_holds_the_numbers(results):
     report = build(results)
     md = report.to_markdown()
     main = _table(md, "| layer | C |")
     cats = _table(md, "| layer | tau |")
     assert list(main) == list(LAYERS)
+    assert "| dynamic % [95% CI] | static % [95% CI] | residual % | dims % (paper) D / S / R |" in md
     for name, lb in results.items():
-        c, pairs, dyn, stat, res, sd, ss = main[name]
+        c, pairs, dyn, stat, res, dims, sd, ss = main[name]
         assert int(c) == lb.num_channels
         assert pairs == f"{lb.num_pairs['dynamic']} / {lb.num_pairs['static']}"
-        assert (float(dyn), float(stat), float(res)) == (
-            lb.percent["dynamic"],
-            lb.percent["static"],
-            lb.percent["residual"],
-        )
+        # the headline is the continuous share 100 * pi_F, and it lies inside its own interval
+        for cell, k in ((dyn, "dynamic"), (stat, "static"), (res, "residual")):
+            value, low, high = _share_cell(cell)
+            assert value == round(100 * lb.share[k], 1)
+            iv = lb.intervals[f"percent_{k}"]
+            assert (low, high) == (round(iv.low, 1), round(iv.high, 1))
+            assert low <= value <= high
+        # the floored dims % stays beside it, labelled
+        assert dims == f"{lb.percent['dynamic']:.1f} / {lb.percent['static']:.1f} / {lb.percent['residual']:.1f}"
         iv = lb.intervals["s_dynamic"]
         assert sd == f"{lb.s_dynamic:.3f} [{iv.low:.3f}, {iv.high:.3f}]"
         assert ss.startswith(f"{lb.s_static:.3f} [")
@@ -204,32 +221,71 @@ def test_markdown_holds_the_numbers(results):
         for k, cell in zip(("dynamic", "static", "joint", "none"), row[1:5]):
             assert cell == f"{lb.category_counts[k]} ({lb.category_percent[k]:.1f} %)"
         assert int(row[5]) == lb.dead_channels == 1  # channel 0 is constant
+    # the failing case of the old headline: here the floored dims % falls outside the share interval
+    outside = [
+        (n, k)
+        for n, lb in results.items()
+        for k in ("dynamic", "static")
+        if not lb.intervals[f"percent_{k}"].low <= lb.percent[k] <= lb.intervals[f"percent_{k}"].high
+    ]
+    assert outside, "the fixture should hold a layer whose dims % lies outside its share interval"
     # the lean of the synthetic data shows: dynamic pairs share more than static pairs
     last = results["block.1"]
-    assert last.s_dynamic > last.s_static and last.percent["dynamic"] > last.percent["static"]
+    assert last.s_dynamic > last.s_static and last.share["dynamic"] > last.share["static"]
     assert "Compared with the reference" not in md
-    assert "![Dims per layer](x.png)" in report.to_markdown(figures={"Dims per layer": "x.png"})
+    assert "![Share per layer](x.png)" in report.to_markdown(figures={"Share per layer": "x.png"})
     assert not report.to_markdown(title=False).startswith("#")
 
 
+def test_summary_lines_lead_with_the_share(results, reference):
+    """The CLI table (BiasReport.summary_lines): share % with intervals first, dims % (paper) beside."""
+    report = build(results, reference)
+    lines = report.summary_lines()
+    assert "dynamic % [95% CI]" in lines[0] and "dims % (paper) D/S" in lines[0] and "d dynamic % [CI]" in lines[0]
+    deltas = report.reference_deltas()
+    for name, line in zip(LAYERS, lines[1:]):
+        lb = results[name]
+        assert line.split()[0] == name
+        iv = lb.intervals["percent_dynamic"]
+        shown = f"{100 * lb.share['dynamic']:.1f} [{iv.low:.1f}, {iv.high:.1f}]"
+        assert shown in line and f"{lb.percent['dynamic']:.1f} / {lb.percent['static']:.1f}" in line
+        assert line.index(shown) < line.index(f"{lb.percent['dynamic']:.1f} / {lb.percent['static']:.1f}")
+        d = deltas[name]
+        assert f"{d['share_dynamic']:+.1f} [{d['share_dynamic_low']:+.1f}, {d['share_dynamic_high']:+.1f}]" in line
+    assert lines[-1].startswith("deltas: model minus reference, independent errors (no pair-set fingerprint")
+    assert len(build(results).summary_lines()) == 1 + len(LAYERS)
+
+
 def test_reference_deltas_in_markdown(results, reference):
+    """Without a recorded pair-set fingerprint the deltas use independent errors (paired ones: test_compare.py)."""
     report = build(results, reference)
     deltas = report.reference_deltas()
     for name in LAYERS:
         t, r = results[name], reference[name]
         d = deltas[name]
+        assert d["paired"] == 0.0
         assert d["s_dynamic"] == pytest.approx(t.s_dynamic - r.s_dynamic, abs=0)
+        assert d["share_dynamic"] == pytest.approx(100 * (t.share["dynamic"] - r.share["dynamic"]), abs=1e-12)
         assert d["percent_static"] == round(t.percent["static"] - r.percent["static"], 1)
         assert d["channels_dynamic"] == t.category_counts["dynamic"] - r.category_counts["dynamic"]
         se = math.hypot(t.intervals["s_dynamic"].stderr, r.intervals["s_dynamic"].stderr)
         assert d["z_s_dynamic"] == pytest.approx(d["s_dynamic"] / se)
+        se = math.hypot(t.intervals["percent_static"].stderr, r.intervals["percent_static"].stderr)
+        assert d["share_static_stderr"] == pytest.approx(se)
+        assert d["share_static_low"] < d["share_static"] < d["share_static_high"]
     # trained (dynamic-leaning) minus reference (static-leaning): clearly positive dynamic delta
     assert deltas["block.1"]["s_dynamic"] > 0.5 and deltas["block.1"]["z_s_dynamic"] > 2
-    table = _table(report.to_markdown(), "| layer | reference dynamic % |")
+    md = report.to_markdown()
+    assert "independent standard errors (no pair-set fingerprint recorded for the model)" in md
+    assert "mean pooling" not in md
+    table = _table(md, "| layer | reference dynamic % |")
     for name in LAYERS:
-        ref_dyn, ref_stat, dd, ds, dsd = table[name][:5]
-        assert float(ref_dyn) == reference[name].percent["dynamic"]
-        assert float(dd) == deltas[name]["percent_dynamic"] and float(ds) == deltas[name]["percent_static"]
+        ref_dyn, ref_stat, dd, ds, dsd, dss, ddims = table[name][:7]
+        assert _share_cell(ref_dyn)[0] == round(100 * reference[name].share["dynamic"], 1)
+        d = deltas[name]
+        assert dd == f"{d['share_dynamic']:+.1f} [{d['share_dynamic_low']:+.1f}, {d['share_dynamic_high']:+.1f}]"
+        assert ds.startswith(f"{d['share_static']:+.1f} [")
+        assert ddims == f"{d['percent_dynamic']:+.1f} / {d['percent_static']:+.1f}"
         assert dsd.startswith(f"{deltas[name]['s_dynamic']:+.3f} (")
 
 
@@ -286,8 +342,42 @@ def test_figures_exist_with_expected_size_and_content(tmp_path, results, referen
         assert a.shape == b.shape and (a != b).any(axis=-1).sum() > 500, name
     # dpi sets the pixel size
     small = report.save_figures(tmp_path / "small", dpi=50)
-    with Image.open(small["Dims per layer"]) as im:
+    with Image.open(small["Share per layer"]) as im:
         assert im.size == (int(FIGURE_SIZE[0] * 50), int(FIGURE_SIZE[1] * 50))
+
+
+def test_layer_figure_error_bars_are_on_the_share_bars(results, reference):
+    """Each bar is one share 100 * pi_F and carries that share's interval (the old figure drew share
+    intervals on floored dims % bars, so a bar's top could lie outside its own error bar)."""
+    from matplotlib.container import BarContainer, ErrorbarContainer
+
+    report = build(results, reference)
+    ax = report.figure_layers().axes[0]
+    bars = {c.get_label(): c for c in ax.containers if isinstance(c, BarContainer)}
+    errs = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert set(bars) == {
+        "dynamic",
+        "static",
+        "residual",
+        "dynamic (reference)",
+        "static (reference)",
+        "residual (reference)",
+    }
+    segments = {}
+    for c in errs:
+        for seg in c.lines[2][0].get_segments():
+            segments[round(float(seg[0][0]), 9)] = (float(seg[0][1]), float(seg[1][1]))
+    for label, cont in bars.items():
+        layers = reference if label.endswith("(reference)") else results
+        k = label.split()[0]
+        for name, rect in zip(LAYERS, cont.patches):
+            lb = layers[name]
+            assert rect.get_y() == 0 and rect.get_height() == pytest.approx(100 * lb.share[k])
+            low, high = segments[round(rect.get_x() + rect.get_width() / 2, 9)]
+            iv = lb.intervals[f"percent_{k}"]
+            assert (low, high) == pytest.approx((iv.low, iv.high))
+            assert low <= rect.get_height() <= high
+    assert any(t.get_text() == "dims % (paper)" for t in ax.get_legend().get_texts())
 
 
 def test_writes_are_atomic(tmp_path, results, monkeypatch):
@@ -408,9 +498,11 @@ def test_results_without_intervals(tmp_path):
     assert lb.intervals == {}
     report = BiasReport.from_results({"head": lb}, model_id="m", reference={"head": lb})
     row = _table(report.to_markdown(), "| layer | C |")["head"]
-    assert row[5] == f"{lb.s_dynamic:.3f}" and row[6] == f"{lb.s_static:.3f}"
+    assert row[2] == f"{100 * lb.share['dynamic']:.1f}"  # the share, no interval
+    assert row[6] == f"{lb.s_dynamic:.3f}" and row[7] == f"{lb.s_static:.3f}"
     assert "z_s_dynamic" not in report.reference_deltas()["head"]
+    assert "share_dynamic_low" not in report.reference_deltas()["head"]
     paths = report.save(tmp_path)
     assert BiasReport.load(paths["json"]) == report
-    with Image.open(paths["Dims per layer"]) as im:
+    with Image.open(paths["Share per layer"]) as im:
         assert im.size == (int(FIGURE_SIZE[0] * 100), int(FIGURE_SIZE[1] * 100))
