@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hf_stadyn.metric import Interval, LayerBias
+from hf_stadyn.metric import Interval, LayerBias, paired_difference
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core import BiasReport
@@ -102,23 +102,8 @@ def can_pair(a: LayerBias, b: LayerBias) -> str | None:
 
 
 def _paired(a: LayerBias, b: LayerBias, quantity: str, confidence: float) -> Interval:
-    from hf_stadyn import metric
-
-    fn = getattr(metric, "paired_difference", None)
-    if fn is not None:
-        return fn(a, b, quantity, confidence=confidence)
-    # hf_stadyn.metric.paired_difference (contract 3) not there yet: the same jackknife here
-    from scipy.stats import t as student_t
-
-    ra, rb = replicates(a, quantity), replicates(b, quantity)
-    if ra is None or rb is None or len(ra) != len(rb):
-        raise ValueError(f"layer {a.layer!r}: paired difference of {quantity} needs replicates of equal length.")
-    d = ra - rb
-    k = len(d)
-    se = float(math.sqrt((k - 1) / k * float(((d - d.mean()) ** 2).sum())))
-    est = value(a, quantity) - value(b, quantity)
-    q = float(student_t.ppf(0.5 + confidence / 2, k - 1))
-    return Interval(est, est - q * se, est + q * se, se)
+    """Jackknife of the difference over the same chunks (:func:`hf_stadyn.metric.paired_difference`)."""
+    return paired_difference(a, b, quantity, confidence=confidence)
 
 
 def _implied_quantile(iv: Interval) -> float:
