@@ -1,8 +1,12 @@
-"""`stadyn train --task classification`: a short run whose checkpoint plain transformers loads with
-identical logits, identical resume, no half-written checkpoint, bad options, data sources, augment."""
+"""`stadyn train --task classification` on transformers.Trainer: Trainer's own logs kept at every step,
+--save_total_limit / --logging_steps take effect, a checkpoint plain transformers loads with identical
+logits, a killed run resumed to the same weights and bias history, the loss-term hook, old flag names,
+a missing tracker, bad options (exit 2), data sources, augmentation."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -15,71 +19,78 @@ import numpy as np
 import pytest
 import torch
 
-from hf_stadyn.debias import StaticDropoutConfig
+from hf_stadyn.cli import main
+from hf_stadyn.cli._types import rewrite_deprecated
+from hf_stadyn.cli.train import RENAMED, _mixed_precision
 from hf_stadyn.synth import SynthConfig
 from hf_stadyn.training import (
-    ClassificationTrainingConfig,
+    StadynArguments,
     StylizeAugment,
+    build_classifier,
     hf_video_datasets,
+    run_classification,
     synth_datasets,
-    train_classification,
     video_folder_datasets,
 )
+from hf_stadyn.training.classification import ClassificationTrainingConfig, near_chance
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--size", "16", "--num-frames", "4", "--hidden-size", "32", "--num-layers", "2", "--num-heads", "2"]
+TINY = ["--size", "16", "--num_frames", "4", "--hidden_size", "32", "--num_layers", "2", "--num_heads", "2",
+        "--synth_motions", "left,right,up", "--synth_appearances", "3", "--disable_tqdm"]  # fmt: skip
 SYNTH16 = SynthConfig(num_frames=4, size=16, speed=1.0, motions=("left", "right", "up"), num_appearances=3)
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env["OMP_NUM_THREADS"] = "2"
-    return env
-
-
-def _stadyn(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "hf_stadyn", *args], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=600
-    )
-
-
 @pytest.fixture(scope="module")
-def cli_run(tmp_path_factory) -> Path:
+def cli_run(tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("cls") / "run"
-    proc = _stadyn(
-        "train", "--task", "classification", "-o", str(out), "--data", "synth", "--synth-split", "trap",
-        "--train-clips", "48", "--test-clips", "12", *TINY, "--epochs", "2", "--batch-size", "16",
-        "--learning-rate", "1e-3", "--static-dropout", "0.5", "--sd-num-static", "8", "--sd-probe-pairs", "16",
-        "--probe-pairs", "16", "--seed", "3",
-        cwd=out.parent,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "checkpoint in" in proc.stdout and "static set 8 channels" in proc.stdout
-    return out
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main([
+            "train", "--task", "classification", "--output_dir", str(out), "--train_clips", "48", "--test_clips", "12",
+            *TINY, "--num_train_epochs", "2", "--per_device_train_batch_size", "16", "--learning_rate", "1e-3",
+            "--static_dropout", "0.5", "--sd_num_static", "8", "--sd_probe_pairs", "16", "--probe_pairs", "16",
+            "--seed", "3", "--logging_steps", "1", "--save_total_limit", "1",
+        ])  # fmt: skip
+    assert rc == 0
+    return out, buf.getvalue()
 
 
-def test_cli_run_writes_checkpoint_history_and_figure(cli_run):
-    model_dir = cli_run / "model"
+def test_cli_run_keeps_trainer_logs_and_writes_checkpoint_history(cli_run):
+    """Bias is measured at steps 0, 3, 6 (each epoch); the old callback dropped loss at those steps."""
+    out, stdout = cli_run
+    assert "checkpoint in" in stdout and "static set 8 channels" in stdout
+    # --save_total_limit 1: one Trainer checkpoint left (of the two epochs)
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-6"]
+    state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
+    train_logs = [h for h in state["log_history"] if "loss" in h]
+    # --logging_steps 1: one entry per optimizer step, each with Trainer's own fields
+    assert [h["step"] for h in train_logs] == [1, 2, 3, 4, 5, 6]
+    assert all({"loss", "grad_norm", "learning_rate"} <= set(h) for h in train_logs)
+    bias_steps = [h["step"] for h in state["log_history"] if "bias/static_dropout/num_static" in h]
+    assert bias_steps == [0, 3, 6]
+    evals = {k for h in state["log_history"] for k in h if k.startswith("eval_") and k.endswith("_accuracy")}
+    assert evals == {"eval_aligned_accuracy", "eval_conflicting_accuracy", "eval_shuffled_accuracy"}
+    # the bias history travels with the checkpoint
+    ck = [json.loads(s)["step"] for s in (out / "checkpoint-6" / "bias_history.jsonl").read_text().splitlines()]
+    assert ck == [0, 3, 6]
+    model_dir = out / "model"
     assert {"config.json", "model.safetensors"} <= {p.name for p in model_dir.iterdir()}
-    assert not list(cli_run.glob(".tmp*")) and not list((cli_run / "checkpoints").glob(".tmp*"))
     cfg = json.loads((model_dir / "config.json").read_text())
     assert cfg["model_type"] == "videomae"  # upstream-compatible
     sd = cfg["stadyn"]["static_dropout"]
-    assert sd["p"] == 0.5 and sd["layer"] == "pre_classifier" and len(sd["static_channels"]) == 8
-    metrics = [json.loads(s) for s in (cli_run / "metrics.jsonl").read_text().splitlines()]
-    assert [m["epoch"] for m in metrics] == [1, 2]
-    assert {"eval/aligned/accuracy", "eval/conflicting/accuracy"} <= set(metrics[-1])
-    history = [json.loads(s) for s in (cli_run / "bias_history.jsonl").read_text().splitlines()]
-    assert history[0]["step"] == 0 and history[-1]["step"] == 6  # 48 clips / 16 = 3 steps per epoch
+    assert sd["p"] == 0.5 and len(sd["static_channels"]) == 8
+    history = [json.loads(s) for s in (out / "bias_history.jsonl").read_text().splitlines()]
     assert history[-1]["static_dropout"]["static_channels"] == sd["static_channels"]
-    assert (cli_run / "bias_history.png").read_bytes()[:4] == b"\x89PNG"
-    assert len(list((cli_run / "checkpoints").iterdir())) == 2
+    assert (out / "bias_history.png").read_bytes()[:4] == b"\x89PNG"
+    metrics = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [3, 6] and "eval/shuffled/accuracy" in metrics[-1]
+    assert not list(out.glob(".tmp*"))
 
 
 def test_plain_transformers_loads_the_checkpoint_with_identical_logits(cli_run, tmp_path):
     from hf_stadyn.models.auto import load_model as load_video_classifier
 
+    out, _ = cli_run
     torch.manual_seed(0)
     x = torch.randn(3, 4, 3, 16, 16)
     np.save(tmp_path / "x.npy", x.numpy())
@@ -87,35 +98,22 @@ def test_plain_transformers_loads_the_checkpoint_with_identical_logits(cli_run, 
         f"""
         import sys, numpy as np, torch
         from transformers import AutoModelForVideoClassification
-        m = AutoModelForVideoClassification.from_pretrained({str(cli_run / "model")!r}).eval()
+        m = AutoModelForVideoClassification.from_pretrained({str(out / "model")!r}).eval()
         assert not any(k.startswith("hf_stadyn") for k in sys.modules), "hf_stadyn was imported"
         with torch.no_grad():
             out = m(pixel_values=torch.from_numpy(np.load({str(tmp_path / "x.npy")!r}))).logits
         np.save({str(tmp_path / "plain.npy")!r}, out.numpy())
-        print(type(m).__name__, m.config.stadyn["static_dropout"]["static_channels"])
+        print(type(m).__name__)
         """
     )
-    env = _env()
-    env["PYTHONPATH"] = ""  # hf_stadyn is not importable there
-    proc = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
+    env = {**os.environ, "PYTHONPATH": "", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("VideoMAEForVideoClassification")
-    ours = load_video_classifier(cli_run / "model").eval()
+    ours = load_video_classifier(out / "model").eval()
     with torch.no_grad():
         ref = ours(pixel_values=x).logits
     assert torch.equal(torch.from_numpy(np.load(tmp_path / "plain.npy")), ref)
-
-
-def _cfg(out: Path, **kw) -> ClassificationTrainingConfig:
-    base = dict(
-        output_dir=str(out), num_frames=4, image_size=16, hidden_size=32, num_layers=2, num_heads=2, epochs=2,
-        batch_size=8, learning_rate=1e-3, probe_pairs=12, progress=False, sd_refresh_every=2, augment="stylize",
-        static_dropout=StaticDropoutConfig(p=0.5, num_static=8, num_probe_pairs=12),
-    )  # fmt: skip
-    base.update(kw)
-    return ClassificationTrainingConfig(**base)
 
 
 @pytest.fixture(scope="module")
@@ -123,77 +121,153 @@ def tiny_trap():
     return synth_datasets("trap", num_train=40, num_eval=8, seed=0, config=SYNTH16)
 
 
-def test_resume_continues_identically(tmp_path, tiny_trap):
+def _targs(out: Path, **kw):
+    from transformers import TrainingArguments
+
+    base = dict(output_dir=str(out), num_train_epochs=2, per_device_train_batch_size=8, learning_rate=1e-3,
+                lr_scheduler_type="cosine", warmup_steps=0.1, eval_strategy="epoch", save_strategy="steps",
+                save_steps=3, logging_steps=1, report_to="none", disable_tqdm=True, use_cpu=True, seed=0,
+                dataloader_pin_memory=False)  # fmt: skip
+    base.update(kw)
+    return TrainingArguments(**base)
+
+
+def _model(names):
+    cfg = ClassificationTrainingConfig(output_dir="unused", num_frames=4, image_size=16, hidden_size=32, num_layers=2,
+                                       num_heads=2)  # fmt: skip
+    return build_classifier(cfg, len(names), names)
+
+
+def _opts():
+    return StadynArguments(static_dropout=0.5, sd_num_static=8, sd_probe_pairs=12, probe_pairs=12, sd_refresh_every=2,
+                           augment="stylize")  # fmt: skip
+
+
+class _Crash:
+    """A callback that kills the run after optimizer step ``at`` (like a preempted job)."""
+
+    def __new__(cls, at: int):
+        from transformers import TrainerCallback
+
+        class Crash(TrainerCallback):
+            def on_step_end(self, args, state, control, **kw):
+                if state.global_step == at:
+                    raise KeyboardInterrupt("killed")
+
+        return Crash()
+
+
+def test_resume_after_a_kill_gives_the_same_weights_metrics_and_bias_history(tmp_path, tiny_trap):
+    """Killed at step 4 (checkpoint-3 on disk, mid-epoch), resumed: bit-identical to an uninterrupted run.
+    A resume that lost the RNG state, the data order, the static set or the bias history would differ."""
     from safetensors.torch import load_file
 
     train, evals, names = tiny_trap
-    full = train_classification(_cfg(tmp_path / "a"), train, evals, label_names=names)
-    part = train_classification(_cfg(tmp_path / "b", stop_after_steps=3), train, evals, label_names=names)
-    assert part.model_dir is None and part.steps_done == 3  # stopped mid-epoch (5 steps per epoch)
-    rest = train_classification(_cfg(tmp_path / "b", resume=True), train, evals, label_names=names)
+    full = run_classification(_targs(tmp_path / "a"), train, evals, model=_model(names), options=_opts(),
+                              label_names=names)  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        run_classification(_targs(tmp_path / "b"), train, evals, model=_model(names), options=_opts(),
+                           label_names=names, callbacks=[_Crash(4)])  # fmt: skip
+    assert (tmp_path / "b" / "checkpoint-3").is_dir() and not (tmp_path / "b" / "model").exists()
+    rest = run_classification(_targs(tmp_path / "b"), train, evals, model=_model(names), options=_opts(),
+                              label_names=names, resume_from_checkpoint=True)  # fmt: skip
     assert rest.steps_done == full.steps_done == 10
     wa, wb = load_file(full.model_dir / "model.safetensors"), load_file(rest.model_dir / "model.safetensors")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     assert rest.history == full.history and rest.static_channels == full.static_channels
 
-    def steps(p):
-        return [
-            (r["step"], r["static_dropout"]["static_channels"]) for r in map(json.loads, p.read_text().splitlines())
-        ]
+    def records(p):
+        return [(r["step"], r["static_dropout"]["static_channels"], r["layers"]) for r in
+                map(json.loads, p.read_text().splitlines())]  # fmt: skip
 
-    assert steps(rest.bias_history) == steps(full.bias_history)
-    # a finished run refuses to start again without --resume / --overwrite
+    assert records(rest.bias_history) == records(full.bias_history)
+    assert [r[0] for r in records(rest.bias_history)] == [0, 2, 4, 5, 10]  # refresh until step 5, then per epoch
+    losses = [(h["step"], h["loss"]) for h in full.log_history if "loss" in h]
+    assert [(h["step"], h["loss"]) for h in rest.log_history if "loss" in h and h["step"] > 3] == losses[3:]
+    # a finished run refuses to start again without resume / overwrite
     with pytest.raises(ValueError, match="already holds a training run"):
-        train_classification(_cfg(tmp_path / "a"), train, evals, label_names=names)
+        run_classification(_targs(tmp_path / "a"), train, evals, model=_model(names), options=_opts())
 
 
-def test_no_half_written_checkpoint(tmp_path, tiny_trap, monkeypatch):
-    import hf_stadyn.training.classification as cls_mod
+def test_loss_terms_are_added_to_the_training_loss_and_logged(tmp_path, tiny_trap):
+    from hf_stadyn.training import StadynTrainer
 
-    train, evals, names = tiny_trap
-    real = cls_mod.atomic_write_json
+    train, _, names = tiny_trap
 
-    def crash(path, obj, **kw):
-        if Path(path).name == cls_mod.STATE_FILE and obj["step"] >= 10:
-            raise OSError("disk full")
-        return real(path, obj, **kw)
+    class Const:
+        name = "const"
 
-    monkeypatch.setattr(cls_mod, "atomic_write_json", crash)
-    with pytest.raises(OSError, match="disk full"):
-        train_classification(_cfg(tmp_path / "c", static_dropout=None, augment=None, track_bias=False), train, evals,
-                             label_names=names)  # fmt: skip
-    ckpts = sorted(p.name for p in (tmp_path / "c" / "checkpoints").iterdir())
-    assert ckpts == ["step_00000005"]  # the complete epoch-1 checkpoint; nothing of the failed one
-    assert not (tmp_path / "c" / "model").exists()
+        def __call__(self, model, inputs, outputs):
+            return outputs.loss.new_tensor(5.0)
+
+    def logged(terms):
+        torch.manual_seed(0)
+        trainer = StadynTrainer(model=_model(names), args=_targs(tmp_path / str(len(terms)), max_steps=2,
+                                                                 save_strategy="no", eval_strategy="no"),
+                                train_dataset=train, loss_terms=terms)  # fmt: skip
+        trainer.train()
+        return [h for h in trainer.state.log_history if "loss" in h]
+
+    plain, with_term = logged([]), logged([Const()])
+    assert [h["loss_const"] for h in with_term] == [5.0, 5.0]
+    assert with_term[0]["loss"] == pytest.approx(plain[0]["loss"] + 5.0, rel=1e-5)
+
+
+def test_old_flag_names_map_to_the_new_ones_with_a_deprecation_message():
+    old = ["--output-dir", "o", "--epochs", "3", "--batch-size=4", "--learning-rate", "1e-3", "--cpu", "--resume",
+           "--mixed-precision", "bf16", "--progress", "--static-dropout", "0.5", "--sd-tau", "0.4", "--report-to",
+           "none", "--save-total-limit", "2", "--learning_rate", "2e-3"]  # fmt: skip
+    with pytest.warns(DeprecationWarning, match="--epochs is deprecated"):
+        new = rewrite_deprecated(old, RENAMED, extra=_mixed_precision)
+    assert new == ["--output_dir", "o", "--num_train_epochs", "3", "--per_device_train_batch_size=4",
+                   "--learning_rate", "1e-3", "--use_cpu", "--resume_from_checkpoint", "last", "--bf16",
+                   "--static_dropout", "0.5", "--sd_threshold", "0.4", "--report_to", "none", "--save_total_limit",
+                   "2", "--learning_rate", "2e-3"]  # fmt: skip
+
+
+def test_a_missing_tracker_is_one_clear_line_exit_2(tmp_path, capsys):
+    import importlib.util
+
+    missing = next((t for t in ("wandb", "mlflow", "clearml", "dvclive") if importlib.util.find_spec(t) is None), None)
+    if missing is None:
+        pytest.skip("every candidate tracker is installed here")
+    rc = main(["train", "--task", "classification", "--output_dir", str(tmp_path / "o"), "--report_to", missing])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and f"--report_to {missing}" in err[0] and "pip install" in err[0]
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--sd-layer", "block_1"], "need --static-dropout"),
+        (["--sd_layer", "block_1"], "need --static_dropout"),
         (["--data", "/nonexistent/videos"], "does not exist"),
         (["--model", "/nonexistent/ckpt"], "neither videomae"),
-        (["--resume", "--overwrite"], "exclude each other"),
         (["--size", "20"], "multiple of patch_size"),
-        (["--static-dropout", "0.5", "--sd-layer", "block_9"], "block_9"),
+        (["--static_dropout", "1.5"], "[0, 1)"),
     ],
 )
 def test_bad_options_exit_2_with_a_clear_message(tmp_path, capsys, extra, message):
-    from hf_stadyn.cli import main
-
-    rc = main(["train", "--task", "classification", "-o", str(tmp_path / "o"), "--train-clips", "8",
-               "--test-clips", "4", "--epochs", "1", *TINY, *extra])  # fmt: skip
+    rc = main(["train", "--task", "classification", "--output_dir", str(tmp_path / "o"), "--train_clips", "8",
+               "--test_clips", "4", "--num_train_epochs", "1", *TINY, *extra])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 2 and message in err, err
     assert not (tmp_path / "o" / "model").exists()
 
 
-def test_argparse_rejects_out_of_range_rates(tmp_path, capsys):
-    from hf_stadyn.cli import main
-
+def test_argparse_errors_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
-        main(["train", "--task", "classification", "-o", str(tmp_path), "--static-dropout", "1.5"])
-    assert e.value.code == 2 and "[0, 1)" in capsys.readouterr().err
+        main(["train", "--task", "classification", "--output_dir", str(tmp_path), "--sd_selection", "best"])
+    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--task", "classification"])
+    assert e.value.code == 2 and "--output_dir" in capsys.readouterr().err
+
+
+def test_near_chance_reading():
+    assert near_chance({"eval/aligned/accuracy": 0.3, "eval/conflicting/accuracy": 0.2}, 4)  # 1.5 x 0.25 = 0.375
+    assert not near_chance({"eval/aligned/accuracy": 0.9, "eval/shuffled/accuracy": 0.1}, 4)
+    assert near_chance({"eval/aligned/accuracy": 0.3, "eval/shuffled/accuracy": 0.9}, 4)  # shuffled does not count
 
 
 def _write_videos(root: Path, n_per_class: int = 2) -> list[tuple[str, str]]:

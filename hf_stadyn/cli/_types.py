@@ -1,12 +1,30 @@
-"""argparse value types shared by the subcommands (a bad value gives a clear usage error, exit 2)."""
+"""argparse value types and conventions shared by the subcommands (a bad value gives a clear usage error, exit 2).
+
+Convention of ``stadyn`` options (train, card, synth): ``--snake_case`` names like Trainer's, ``--output_dir``
+for the output folder, progress bars on by default and ``--disable_tqdm`` to hide them, ``--seed``,
+``--use_cpu`` for the device, ``--bf16`` / ``--fp16`` for mixed precision, ``--overwrite`` to replace
+an output. The dashed names of the previous release keep working for one release (:func:`rewrite_deprecated`,
+:class:`DeprecatedFlag`) with a deprecation message.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["DeprecatedFlag", "fraction", "int_list", "nonneg_int", "positive_int", "rate"]
+__all__ = [
+    "DeprecatedFlag",
+    "DeprecatedSwitch",
+    "check_trackers",
+    "fraction",
+    "int_list",
+    "nonneg_int",
+    "positive_int",
+    "rate",
+    "rewrite_deprecated",
+]
 
 
 def _number(text: str, cast: Callable[[str], float], ok: Callable[[float], bool], what: str):
@@ -66,3 +84,104 @@ class DeprecatedFlag(argparse.Action):
         )
         logging.getLogger("hf_stadyn.cli").warning("%s is deprecated; use %s", option_string, self.new)
         setattr(namespace, self.dest, values)
+
+
+class DeprecatedSwitch(argparse.Action):
+    """An old on/off option name kept for one release: stores ``const`` into the new option's dest and warns."""
+
+    def __init__(self, option_strings, dest, new: str, const: Any = True, **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, nargs=0, const=const, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        _deprecation(str(option_string), self.new)
+        setattr(namespace, self.dest, self.const)
+
+
+def _deprecation(old: str, new: str) -> None:
+    import warnings
+
+    warnings.warn(f"{old} is deprecated and will be removed in 0.3; use {new}.", DeprecationWarning, stacklevel=3)
+    logging.getLogger("hf_stadyn.cli").warning("%s is deprecated; use %s", old, new)
+
+
+def rewrite_deprecated(
+    argv: list[str],
+    renamed: dict[str, list[str] | None],
+    extra: Callable[[str, str | None], list[str] | None] | None = None,
+) -> list[str]:
+    """Rewrite the previous release's option names to the current ones, with a deprecation message each.
+
+    ``renamed`` maps an old option to its replacement words (the value, if any, follows) or None (dropped);
+    ``extra(old, value)`` may map an option that takes a value to replacement words (it consumes the value).
+    Any other ``--dashed-name`` becomes ``--dashed_name`` (the snake_case convention).
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        i += 1
+        if not tok.startswith("--") or tok == "--":
+            out.append(tok)
+            continue
+        name, eq, value = tok.partition("=")
+        if extra is not None:
+            if eq:
+                repl = extra(name, value)
+            else:
+                nxt = argv[i] if i < len(argv) else None
+                repl = extra(name, nxt)
+                if repl is not None:
+                    i += 1
+            if repl is not None:
+                _deprecation(f"{name} VALUE", " ".join(repl) or "nothing (the default)")
+                out += repl
+                continue
+        if name in renamed:
+            repl = renamed[name]
+            _deprecation(name, " ".join(repl) if repl else "nothing (now the default)")
+            if repl:
+                out += repl[:-1] + [repl[-1] + (eq + value if eq else "")]
+            continue
+        if "-" in name[2:]:
+            new = "--" + name[2:].replace("-", "_")
+            _deprecation(name, new)
+            out.append(new + (eq + value if eq else ""))
+            continue
+        out.append(tok)
+    return out
+
+
+#: ``--report_to`` name -> the modules that provide it (any one is enough).
+TRACKER_MODULES: dict[str, tuple[str, ...]] = {
+    "tensorboard": ("tensorboard", "tensorboardX"),
+    "wandb": ("wandb",),
+    "mlflow": ("mlflow",),
+    "comet_ml": ("comet_ml",),
+    "clearml": ("clearml",),
+    "dvclive": ("dvclive",),
+    "neptune": ("neptune",),
+    "codecarbon": ("codecarbon",),
+    "azure_ml": ("azureml",),
+    "flyte": ("flytekit",),
+    "swanlab": ("swanlab",),
+    "trackio": ("trackio",),
+}
+
+
+def check_trackers(report_to: list[str] | str | None) -> None:
+    """Raise ``ValueError`` (one line) when a requested ``--report_to`` tracker is not installed."""
+    import importlib.util
+
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    for name in names:
+        if name in ("none", "all"):
+            continue
+        mods = TRACKER_MODULES.get(name)
+        if mods is None:
+            continue  # Trainer's own check names the valid choices
+        if not any(importlib.util.find_spec(m) is not None for m in mods):
+            raise ValueError(
+                f"--report_to {name}: the {mods[0]} package is not installed; pip install {mods[0]}, or leave "
+                f"{name} out of --report_to."
+            )

@@ -8,16 +8,20 @@ from typing import Any
 _HELP = "generate a StaDyn-Synth video dataset (motion / appearance / bias-trap split)"
 
 _EPILOG = """examples:
-  stadyn synth --out synth_motion --split motion --num-clips 2000
-  stadyn synth --out trap_train --split trap --trap-share 0.99 --cue invariant
-  stadyn synth --out trap_test --split trap --test --test-variant conflicting
-  stadyn synth --out moca_like --split motion --camouflage --objects 2
+  stadyn synth --output_dir synth_motion --split motion --num_clips 2000
+  stadyn synth --output_dir trap_train --split trap --trap_share 0.99 --trap_cue invariant
+  stadyn synth --output_dir trap_test --split trap --test --test_variant conflicting
+  stadyn synth --output_dir moca_like --split motion --camouflage --objects 2
+
+options follow the stadyn convention (--snake_case, --output_dir, --disable_tqdm); the dashed names of
+the previous release (--out, --num-clips, --frames, --trap-share, --cue, --test-variant, --no-progress)
+still work for one release.
 
 load it with hf_stadyn.synth.load_synth(OUT) or
 datasets.load_dataset("json", data_files="OUT/metadata.jsonl", split="train")."""
 
 
-from hf_stadyn.cli._types import nonneg_int, positive_int  # noqa: E402
+from hf_stadyn.cli._types import DeprecatedFlag, DeprecatedSwitch, nonneg_int, positive_int  # noqa: E402
 
 
 def register(subparsers: Any) -> None:
@@ -31,7 +35,8 @@ def register(subparsers: Any) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", "-o", required=True, help="output folder (new or empty; see --overwrite)")
+    p.add_argument("--output_dir", "-o", default=None, help="output folder, required (new or empty; see --overwrite)")
+    _old(p, "--out", "output_dir", "--output_dir", str)
     p.add_argument(
         "--split",
         choices=SPLITS,
@@ -39,20 +44,26 @@ def register(subparsers: Any) -> None:
         help="motion: label = motion; appearance: label = appearance; trap: label = motion with a "
         "static shortcut (default: %(default)s)",
     )
-    p.add_argument("--num-clips", "-n", type=positive_int, default=100, help="number of clips (default: %(default)s)")
-    p.add_argument("--frames", type=positive_int, default=d.num_frames, help="frames per clip (default: %(default)s)")
+    p.add_argument("--num_clips", "-n", type=positive_int, default=100, help="number of clips (default: %(default)s)")
+    _old(p, "--num-clips", "num_clips", "--num_clips", positive_int)
+    p.add_argument(
+        "--num_frames", type=positive_int, default=d.num_frames, help="frames per clip (default: %(default)s)"
+    )
+    _old(p, "--frames", "num_frames", "--num_frames", positive_int)
     p.add_argument(
         "--size", type=positive_int, default=d.size, help="frame height = width in pixels (default: %(default)s)"
     )
     p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default: %(default)s)")
+    _old(p, "--trap-share", "trap_share", "--trap_share", float)
     p.add_argument(
-        "--trap-share",
+        "--trap_share",
         type=float,
         default=0.99,
         help="trap split, training: share of clips whose static cue agrees with the label (default: %(default)s)",
     )
+    _old(p, "--cue", "trap_cue", "--trap_cue", str)
     p.add_argument(
-        "--cue",
+        "--trap_cue",
         choices=CUES,
         default="invariant",
         help="attributes that carry the appearance class: invariant (shape + background layout, kept by "
@@ -64,8 +75,9 @@ def register(subparsers: Any) -> None:
         help="write a test set: never shares clips with the training set of the same seed "
         "(trap split: uses --test-variant)",
     )
+    _old(p, "--test-variant", "test_variant", "--test_variant", str)
     p.add_argument(
-        "--test-variant",
+        "--test_variant",
         choices=TEST_VARIANTS,
         default="aligned",
         help="trap test set: cue aligned with, conflicting with, or random w.r.t. the label (default: %(default)s)",
@@ -96,16 +108,25 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fps", type=float, default=8.0, help="frame rate of the mp4 files (default: %(default)s)")
     p.add_argument("--crf", type=int, default=18, help="libx264 quality 0-51, 0 = lossless luma (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--disable_tqdm", action="store_true", help="hide the progress bar")
+    p.add_argument("--no-progress", dest="disable_tqdm", action=DeprecatedSwitch, new="--disable_tqdm",
+                   help=argparse.SUPPRESS)  # fmt: skip
     p.set_defaults(func=run)
+
+
+def _old(p: argparse.ArgumentParser, old: str, dest: str, new: str, kind: Any) -> None:
+    """A dashed option name of the previous release, hidden, with a deprecation message."""
+    p.add_argument(old, dest=dest, type=kind, action=DeprecatedFlag, new=new, help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
     from hf_stadyn.synth import SynthConfig, generate, load_synth
 
+    if not args.output_dir:
+        raise ValueError("--output_dir is required: the folder to write the clips to.")
     motions = tuple(m.strip() for m in str(args.motions).split(",") if m.strip())
     config = SynthConfig(
-        num_frames=args.frames,
+        num_frames=args.num_frames,
         size=args.size,
         motions=motions,
         num_appearances=args.appearances,
@@ -115,19 +136,19 @@ def run(args: argparse.Namespace) -> int:
         num_objects=args.objects,
     )
     out = generate(
-        args.out,
+        args.output_dir,
         split=args.split,
         num_clips=args.num_clips,
         config=config,
         seed=args.seed,
         trap_share=args.trap_share,
-        trap_cue=args.cue,
+        trap_cue=args.trap_cue,
         test_variant=args.test_variant,
         train=not args.test,
         fps=args.fps,
         crf=args.crf,
         overwrite=args.overwrite,
-        progress=not args.no_progress,
+        progress=not args.disable_tqdm,
     )
     ds = load_synth(out)
     print(f"wrote {len(ds)} {args.split} clips ({'test' if args.test else 'train'}) to {out}")

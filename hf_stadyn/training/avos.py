@@ -139,6 +139,8 @@ def train_avos(
     args: AVOSTrainingArguments | None = None,
     *,
     accelerator: Any = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
 ) -> AVOSTrainResult:
     """Train an AVOS model on per-frame samples (BCE + soft IoU/Dice, the model's own loss).
 
@@ -147,6 +149,10 @@ def train_avos(
         data: training frames.
         args: :class:`AVOSTrainingArguments`.
         accelerator: an ``accelerate.Accelerator``; default: a new one (CPU or the visible GPU).
+        checkpoint_dir: write ``last.pt`` there after every epoch (model, optimizer, scheduler, the
+            shuffling generator, torch RNG, losses; written to a temporary name, then renamed).
+        resume: continue from ``checkpoint_dir/last.pt`` when it exists: the same weights and losses
+            as an uninterrupted run (single process).
 
     Returns:
         :class:`AVOSTrainResult`.
@@ -180,10 +186,26 @@ def train_avos(
     step_losses: list[float] = []
     epoch_losses: list[float] = []
     t0 = time.perf_counter()
+    start_epoch = 0
+    ckpt = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
+    if resume and ckpt is not None and ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        accelerator.unwrap_model(model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, epoch_losses, step_losses = (
+            int(state["epoch"]),
+            list(state["epoch_losses"]),
+            list(state["step_losses"]),
+        )
+        logger.info("AVOS: resumed from %s after epoch %d", ckpt, start_epoch)
     bar = tqdm(
-        total=total, disable=not (args.progress and accelerator.is_main_process), desc="training AVOS", unit="step"
-    )
-    for epoch in range(args.epochs):
+        total=total, initial=start_epoch * len(loader), disable=not (args.progress and accelerator.is_main_process),
+        desc="training AVOS", unit="step",
+    )  # fmt: skip
+    for epoch in range(start_epoch, args.epochs):
         losses = []
         for (idx,) in loader:
             idx = idx.cpu()
@@ -206,6 +228,15 @@ def train_avos(
             bar.update(1)
         epoch_losses.append(float(np.mean(losses)))
         logger.info("AVOS epoch %d/%d: loss %.4f", epoch + 1, args.epochs, epoch_losses[-1])
+        if ckpt is not None and accelerator.is_main_process:
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save({
+                "model": accelerator.unwrap_model(model).state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                "epoch": epoch + 1, "epoch_losses": epoch_losses, "step_losses": step_losses,
+            }, tmp)  # fmt: skip
+            os.replace(tmp, ckpt)
     bar.close()
     model.eval()
     return AVOSTrainResult(
@@ -360,14 +391,15 @@ class AVOSSynthRecipe:
 
 
 def train_avos_on_synth(
-    recipe: AVOSSynthRecipe, output_dir: str | os.PathLike, *, progress: bool = False
+    recipe: AVOSSynthRecipe, output_dir: str | os.PathLike, *, progress: bool = False, resume: bool = False
 ) -> dict[str, Any]:
     """Render StaDyn-Synth frames, train an AVOS model, evaluate it and save it to ``output_dir``.
 
     ``output_dir`` receives the model (``save_pretrained``: config.json, model.safetensors) and
     ``metrics.json`` (training losses, J / F / AUC on normal and camouflage test clips, the scene
     settings); it is written atomically (a temporary sibling folder renamed at the end), so a failure
-    leaves nothing half-written.
+    leaves nothing half-written. Per-epoch checkpoints go to the sibling ``.<name>.checkpoints/``
+    (removed on success); ``resume=True`` continues from there.
 
     Returns:
         The metrics written to ``metrics.json``.
@@ -401,7 +433,8 @@ def train_avos_on_synth(
         epochs=recipe.epochs, batch_size=recipe.batch_size, learning_rate=recipe.learning_rate, seed=recipe.seed,
         progress=progress,
     )  # fmt: skip
-    result = train_avos(model, train, targs)
+    ckpt_dir = out.parent / f".{out.name}.checkpoints"
+    result = train_avos(model, train, targs, checkpoint_dir=ckpt_dir, resume=resume)
     scores = {mode: evaluate_avos(model, data).to_dict() for mode, data in tests.items()}
     metrics = {
         "task": "avos",
@@ -422,4 +455,5 @@ def train_avos_on_synth(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
     return metrics

@@ -159,6 +159,27 @@ class StadynTrainer(Trainer):
         super().log(logs, start_time)
 
     # ------------------------------------------------------------------ resume
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        # Trainer loads checkpoint weights with a raw, non-strict load_state_dict: our checkpoints hold
+        # upstream key names (q_bias -> query.bias on save) and the StaticDropout set lives in
+        # config.json, so that load would silently miss keys. from_pretrained converts both; the
+        # weights are then copied strictly into the model being trained.
+        target = model if model is not None else self.model
+        target = self.accelerator.unwrap_model(target) if hasattr(self, "accelerator") else target
+        if not callable(getattr(target, "probe_input_spec", None)):
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        loaded = type(target).from_pretrained(resume_from_checkpoint, dtype=next(target.parameters()).dtype)
+        result = target.load_state_dict(loaded.state_dict(), strict=False)
+        bad = [k for k in result.missing_keys if not k.endswith("static_channels")] + list(result.unexpected_keys)
+        if bad:
+            raise ValueError(f"checkpoint {resume_from_checkpoint} does not match the model: keys {bad[:5]}.")
+        sd_saved = (getattr(loaded.config, "stadyn", None) or {}).get("static_dropout") or {}
+        from hf_stadyn.debias import get_static_dropout, set_static_channels
+
+        if get_static_dropout(target) is not None and sd_saved.get("static_channels") is not None:
+            set_static_channels(target, torch.as_tensor(sd_saved["static_channels"], dtype=torch.long))
+        del loaded
+
     def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any):
         """Trainer's ``train``; ``resume_from_checkpoint=True`` (or ``"last"``) takes the newest checkpoint
         in ``output_dir``. The bias history is restored from the checkpoint it resumes from."""
