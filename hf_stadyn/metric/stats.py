@@ -88,7 +88,7 @@ def t_quantile(confidence: float, df: int) -> float:
         raise ValueError(f"a t quantile needs df >= 1 degrees of freedom, got {df}.")
     try:
         from scipy.stats import t as student_t
-    except ImportError:  # scipy is optional
+    except Exception:  # scipy is optional (and a broken scipy import must not break the estimator)
         return _t_quantile_exact(confidence, df)
     return float(student_t.ppf(0.5 + confidence / 2.0, df))
 
