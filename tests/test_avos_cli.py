@@ -55,8 +55,8 @@ def test_bad_options_exit_2(tmp_path, capsys, argv, needle):
 
 
 def test_errors_from_the_library_exit_2(tmp_path, capsys):
-    rc = main(["train", "--task", "avos", "--learning-rate", "-1", "-o", str(tmp_path / "d")])
-    assert rc == 2 and "learning-rate" in capsys.readouterr().err
+    rc = main(["train", "--task", "avos", "--learning_rate", "-1", "--output_dir", str(tmp_path / "d")])
+    assert rc == 2 and "--learning_rate" in capsys.readouterr().err
     # a frame size too small for StaDyn-Synth is reported by the synth settings check
     rc = main(["train", "--task", "avos", "--size", "8", "-o", str(tmp_path / "e"), *_TINY])
     assert rc == 2 and "SynthConfig" in capsys.readouterr().err
