@@ -15,8 +15,10 @@ Import cycles: registration imports :mod:`hf_stadyn.models`, whose modules impor
 transformers is first imported *by* one of hf_stadyn's own modules while it is initialising (e.g.
 ``from hf_stadyn.models import AVOSModel`` in a fresh process), registering at that moment would read
 half-initialised modules, so it is postponed: :mod:`hf_stadyn.models` registers at the end of its own
-import, and the finder retries at the next import of any module once no hf_stadyn module is
-initialising. Registration errors never break ``import transformers``: they are logged.
+import, and otherwise the registration runs when the outermost hf_stadyn module being imported has
+finished executing (until registration the finder also wraps the loaders of hf_stadyn's modules). It never runs in the middle of another package's import: retrying at "the next import of
+any module" did, and left that package half-initialised (numpy.random without ``mtrand``, scipy
+without ``_lib``). Registration errors never break ``import transformers``: they are logged.
 
 Usage (in ``hf_stadyn/__init__.py``, after ``__getattr__`` is defined)::
 
@@ -98,7 +100,8 @@ def _remove_finder() -> None:
 
 
 class _LoaderWrapper(importlib.abc.Loader):
-    """The real loader of ``transformers``; runs the registration once the package has executed."""
+    """The real loader of ``transformers`` (or, while a registration is pending, of an hf_stadyn module);
+    runs the registration once the module has executed."""
 
     def __init__(self, loader: Any):
         self._loader = loader
@@ -112,6 +115,8 @@ class _LoaderWrapper(importlib.abc.Loader):
         module.__loader__ = self._loader
         if module.__spec__ is not None:
             module.__spec__.loader = self._loader
+        if module.__name__ != _TRIGGER and _TRIGGER not in sys.modules:
+            return  # an hf_stadyn module that did not bring transformers in: nothing to register yet
         # the import system marks the module as initialising until exec_module returns
         spec = module.__spec__
         was = getattr(spec, "_initializing", False)
@@ -135,10 +140,10 @@ class _TransformersImportHook(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         if _busy:
             return None
-        if fullname != _TRIGGER:
-            # a postponed registration (transformers came in while hf_stadyn was initialising)
-            if _TRIGGER in sys.modules and _register():
-                _remove_finder()
+        # transformers itself, and hf_stadyn's own modules: at the end of the outermost one, a registration
+        # postponed because transformers came in while hf_stadyn was initialising runs (never inside the
+        # import of another package, which the registration's own imports could find half-initialised)
+        if fullname != _TRIGGER and not fullname.startswith("hf_stadyn."):
             return None
         for finder in list(sys.meta_path):
             if finder is self or not hasattr(finder, "find_spec"):
