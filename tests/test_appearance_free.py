@@ -137,6 +137,28 @@ def test_wrapper_replaces_dynamic_clip_b_only(kind):
     assert wrapped.num_pairs == base.num_pairs  # attributes of the wrapped dataset stay readable
 
 
+def test_wrapper_both_members():
+    """members="both": both members are renderings of the original clip_a with independent textures."""
+    base = PairDataset(_clips(), num_frames=8, size=None, window=8, seed=2, num_pairs=8)
+    wrapped = AppearanceFreePairs(base, seed=5, members="both")
+    assert wrapped.settings["members"] == "both"
+    seen = set()
+    for i in range(len(base)):
+        b, w = base[i], wrapped[i]
+        seen.add(int(b["factor"]))
+        if int(b["factor"]) == STATIC:
+            assert torch.equal(w["clip_a"], b["clip_a"]) and torch.equal(w["clip_b"], b["clip_b"])
+            continue
+        a = b["clip_a"].numpy()
+        np.testing.assert_array_equal(w["clip_a"].numpy(), render_appearance_free(a, seed=(5, i, 0xAF, 1)))
+        np.testing.assert_array_equal(w["clip_b"].numpy(), render_appearance_free(a, seed=(5, i, 0xAF, 2)))
+        assert not torch.equal(w["clip_a"], w["clip_b"])
+        assert w["style_a"] == w["style_b"] == APPEARANCE_FREE
+    assert seen == {DYNAMIC, STATIC}
+    with pytest.raises(ValueError, match="members"):
+        AppearanceFreePairs(base, members="a")
+
+
 def test_wrapper_rejects_bad_input():
     with pytest.raises(ValueError, match="seed"):
         AppearanceFreePairs(_clips(), seed=-1)

@@ -9,7 +9,8 @@ al., 2022). No single frame shows the object; only the way the texture moves doe
 - :func:`render_appearance_free` renders one clip's appearance-free version.
 - :class:`AppearanceFreePairs` wraps any clip-pair dataset (:class:`~hf_stadyn.pairs.PairDataset`,
   :class:`~hf_stadyn.pairs.ProbePairs`, ...) and replaces ``clip_b`` of every dynamic pair by the
-  appearance-free rendering of ``clip_a``; static pairs pass through unchanged.
+  appearance-free rendering of ``clip_a`` (``members="b"``), or both members by two renderings of
+  ``clip_a`` with independent textures (``members="both"``); static pairs pass through unchanged.
 
 Rendering (per clip, deterministic from ``seed``):
 
@@ -123,40 +124,56 @@ class AppearanceFreePairs(torch.utils.data.Dataset):
     """Dynamic pairs whose members share motion only (experimental; docs/method.md §10).
 
     Wraps a clip-pair dataset (items with ``clip_a``, ``clip_b`` uint8 ``(T, H, W, 3)``, ``factor``
-    and ``index``). Item ``i`` is item ``i`` of ``pairs``, except that for a dynamic pair (factor 0)
-    ``clip_b`` becomes :func:`render_appearance_free` of ``clip_a`` with the seed ``(seed, index, 0xAF)``
-    (``index`` = the item's ``"index"``, else ``i``) and ``style_b`` (when present) becomes
-    ``"appearance_free"``. Static pairs are returned unchanged (the wrapped dataset's item itself). Items
-    of a multi-pathway dataset (lists of clips) render each pathway's clip with its own seed
-    ``(seed, index, 0xAF, k)``.
+    and ``index``). Item ``i`` is item ``i`` of ``pairs``, except for a dynamic pair (factor 0):
+
+    - ``members="b"`` (default): ``clip_b`` becomes :func:`render_appearance_free` of ``clip_a`` with the
+      seed ``(seed, index, 0xAF)`` (``index`` = the item's ``"index"``, else ``i``), paired with the
+      stylized ``clip_a``; ``style_b`` (when present) becomes ``"appearance_free"``.
+    - ``members="both"``: ``clip_a`` and ``clip_b`` become two renderings of the original ``clip_a``
+      with the seeds ``(seed, index, 0xAF, 1)`` and ``(seed, index, 0xAF, 2)`` (independent textures, the
+      same motion); ``style_a`` and ``style_b`` become ``"appearance_free"``. Both members are then
+      appearance-free clips, so a model's features are compared within one input domain.
+
+    Static pairs are returned unchanged (the wrapped dataset's item itself). Items of a multi-pathway
+    dataset (lists of clips) render each pathway's clip with the member's seed extended by ``(k,)``.
 
     Args:
         pairs: the clip-pair dataset to wrap.
         seed: seed of the noise textures (non-negative int).
+        members: ``"b"`` or ``"both"`` (see above).
         method, blur, min_flow: as for :func:`render_appearance_free`.
 
     Attributes:
         dynamic_pairs: ``"appearance_free"``, for reports (the plain protocol is ``"stylized"``).
-        settings: ``{"dynamic_pairs", "seed", "method", "blur", "min_flow"}``.
+        settings: ``{"dynamic_pairs", "members", "seed", "method", "blur", "min_flow"}``.
     """
 
     dynamic_pairs: str = APPEARANCE_FREE
 
     def __init__(
-        self, pairs: Any, seed: int = 0, *, method: str = "dis", blur: float = 1.0, min_flow: float = 0.2
+        self,
+        pairs: Any,
+        seed: int = 0,
+        *,
+        members: str = "b",
+        method: str = "dis",
+        blur: float = 1.0,
+        min_flow: float = 0.2,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         if method not in FLOW_METHODS:
             raise ValueError(f"unknown flow method {method!r}; choose one of {', '.join(FLOW_METHODS)}")
+        if members not in ("b", "both"):
+            raise ValueError(f"members must be 'b' (replace clip_b) or 'both' (replace both members), got {members!r}")
         try:
             len(pairs)
         except TypeError:
             raise ValueError("pairs must be a map-style dataset of clip pairs (with __len__ and __getitem__)") from None
-        self.pairs, self.seed = pairs, int(seed)
+        self.pairs, self.seed, self.members = pairs, int(seed), members
         self.method, self.blur, self.min_flow = method, float(blur), float(min_flow)
         self.settings = {
-            "dynamic_pairs": APPEARANCE_FREE, "seed": self.seed, "method": method, "blur": self.blur,
+            "dynamic_pairs": APPEARANCE_FREE, "members": members, "seed": self.seed, "method": method, "blur": self.blur,
             "min_flow": self.min_flow,
         }  # fmt: skip
 
@@ -179,19 +196,22 @@ class AppearanceFreePairs(torch.utils.data.Dataset):
         if int(item["factor"]) != DYNAMIC:
             return item
         index = int(item.get("index", i))
-        a = item["clip_a"]
-        render = {"method": self.method, "blur": self.blur, "min_flow": self.min_flow}
-        if isinstance(a, list):
-            clip_b: Any = [
-                torch.from_numpy(render_appearance_free(c, (self.seed, index, _SEED_TAG, k), **render))
-                for k, c in enumerate(a)
-            ]
-        else:
-            clip_b = torch.from_numpy(render_appearance_free(a, (self.seed, index, _SEED_TAG), **render))
-            if not isinstance(a, torch.Tensor):
-                clip_b = clip_b.numpy()
         out = dict(item)
-        out["clip_b"] = clip_b
-        if "style_b" in out:
-            out["style_b"] = APPEARANCE_FREE
+        if self.members == "b":
+            out["clip_b"] = self._render(item["clip_a"], (self.seed, index, _SEED_TAG))
+            keys = ["style_b"]
+        else:
+            out["clip_a"] = self._render(item["clip_a"], (self.seed, index, _SEED_TAG, 1))
+            out["clip_b"] = self._render(item["clip_a"], (self.seed, index, _SEED_TAG, 2))
+            keys = ["style_a", "style_b"]
+        for key in keys:
+            if key in out:
+                out[key] = APPEARANCE_FREE
         return out
+
+    def _render(self, clip: Any, seed: tuple[int, ...]) -> Any:
+        render = {"method": self.method, "blur": self.blur, "min_flow": self.min_flow}
+        if isinstance(clip, list):
+            return [torch.from_numpy(render_appearance_free(c, (*seed, k), **render)) for k, c in enumerate(clip)]
+        out = render_appearance_free(clip, seed, **render)
+        return torch.from_numpy(out) if isinstance(clip, torch.Tensor) else out
