@@ -7,8 +7,9 @@ shape + background layout (the style-invariant cue: what the styles keep). Probe
 same architectures at initialisation, on the same pairs:
 
 1. the paper's pairs (dynamic = two styles of one clip, static = one style, frames shuffled);
-2. appearance-free dynamic pairs (experimental, hf_stadyn.pairs.appearance_free): clip_b of every dynamic
-   pair is a noise texture carried along clip_a's optical flow, so the members share motion only;
+2. appearance-free dynamic pairs (experimental, hf_stadyn.pairs.appearance_free): in every dynamic pair
+   clip_b (members "b"), or both members with independent textures (members "both"), become a noise
+   texture carried along clip_a's optical flow, so the members share motion only;
 3. (at initialisation) order-sensitive pooling and mild styles, which say why an untrained network reads
    "maximally static".
 
@@ -43,6 +44,9 @@ from hf_stadyn.training.validation import (
 
 # TimeSformer needs more epochs to learn motion from scratch (docs/method.md §10).
 SETTINGS = {"videomae": {"epochs": 8, "learning_rate": 1e-3}, "timesformer": {"epochs": 16, "learning_rate": 1e-3}}
+#: The appearance-free pair sets: name -> AppearanceFreePairs(members=...).
+AF_SETS = {"appearance_free": "b", "appearance_free_both": "both"}
+AF_LABELS = {"appearance_free": "clip_b AF", "appearance_free_both": "both AF"}
 #: (split, cue) of the trained models, in table order.
 MODELS = (("motion", "sensitive"), ("appearance", "sensitive"), ("appearance", "invariant"))
 LABELS = {
@@ -64,17 +68,16 @@ def _commit() -> str:
         return "unknown"
 
 
-def run_arch(arch: str, args: argparse.Namespace, pairs: Any, af: Any, mild: Any) -> dict[str, Any]:
+def run_arch(arch: str, args: argparse.Namespace, pairs: Any, afs: dict[str, Any], mild: Any) -> dict[str, Any]:
     t0 = time.time()
     ref = reference_reading(arch, pairs, args.num_pairs, seed=args.seed)
     last = [k for k in ref if k.startswith("block_")][-1]
     init = {
         "mean pooling, default styles": last_block_summary(ref[last]),
         "mean pooling, mild styles": last_block_summary(reference_reading(arch, mild, args.num_pairs, args.seed)[last]),
-        "appearance-free dynamic pairs": last_block_summary(
-            reference_reading(arch, af, args.num_pairs, args.seed)[last]
-        ),
     }
+    for name, af in afs.items():
+        init[name] = last_block_summary(reference_reading(arch, af, args.num_pairs, args.seed)[last])
     if arch == "videomae":  # token order known (time-major); see order_sensitive_reading
         model = init_model(arch, args.seed)
         init["order-sensitive pooling, default styles"] = last_block_summary(
@@ -87,7 +90,7 @@ def run_arch(arch: str, args: argparse.Namespace, pairs: Any, af: Any, mild: Any
     for split, cue in MODELS:
         run = train_and_probe(
             arch, split, seed=args.seed, num_train=args.num_train, pairs=pairs, num_pairs=args.num_pairs, cue=cue,
-            extra_pairs={"appearance_free": af}, **SETTINGS[arch],
+            extra_pairs=afs, **SETTINGS[arch],
         )  # fmt: skip
         rows.append(run.summary())
         print(json.dumps({k: rows[-1][k] for k in ("arch", "split", "cue", "accuracy", "shuffle_drop", "percent")}),
@@ -96,9 +99,9 @@ def run_arch(arch: str, args: argparse.Namespace, pairs: Any, af: Any, mild: Any
             "args": {k: v for k, v in vars(args).items() if k != "out"}, "commit": _commit()}  # fmt: skip
 
 
-def separation(arch_res: dict[str, Any]) -> dict[str, Any]:
-    """Appearance-free pairs: does the motion model read more dynamic than the shape/layout model?"""
-    by = {(r["split"], r["cue"]): r["extra"]["appearance_free"] for r in arch_res["runs"]}
+def separation(arch_res: dict[str, Any], name: str) -> dict[str, Any]:
+    """Appearance-free pairs ``name``: does the motion model read more dynamic than the shape/layout model?"""
+    by = {(r["split"], r["cue"]): r["extra"][name] for r in arch_res["runs"]}
     m, s = by[("motion", "sensitive")], by[("appearance", "invariant")]
     md, sd = m["intervals"]["percent_dynamic"], s["intervals"]["percent_dynamic"]  # continuous share %
     return {
@@ -154,38 +157,36 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "## 2. Appearance-free dynamic pairs (experimental)",
         "",
-        "Static pairs as above; in every dynamic pair clip_b is replaced by a noise texture carried along clip_a's "
-        "DIS optical flow (`hf_stadyn.pairs.AppearanceFreePairs`), so the members share motion only. The "
-        "normalisation V of docs/method.md §3 then includes the noise clips, so these scores are comparable "
-        "with each other, not with table 1.",
+        "Static pairs as above; in every dynamic pair clip_b (*clip_b AF*), or both members with independent "
+        "noise textures (*both AF*), are replaced by a noise texture carried along clip_a's DIS optical flow "
+        '(`hf_stadyn.pairs.AppearanceFreePairs(pairs, members="b" | "both")`), so the members share motion '
+        "only. The normalisation V of docs/method.md §3 then includes the noise clips, so these scores are "
+        "comparable with each other, not with table 1.",
         "",
-        "| model | trained on | dynamic % [95 % CI] | static % [95 % CI] | s_D | s_S |",
-        "|---|---|---|---|---|---|",
+        "| model | trained on | dynamic pairs | dynamic % [95 % CI] | static % [95 % CI] | s_D | s_S |",
+        "|---|---|---|---|---|---|---|",
     ]
     for arch, res in results.items():
-        r = res["init"]["appearance-free dynamic pairs"]
-        out.append(
-            f"| {arch} | (initialisation) | {fmt_iv(r['intervals']['percent_dynamic'])} | "
-            f"{fmt_iv(r['intervals']['percent_static'])} | {r['s_dynamic']:.3f} | {r['s_static']:.3f} |"
-        )
-        for row in res["runs"]:
-            r = row["extra"]["appearance_free"]
-            out.append(
-                f"| {arch} | {LABELS[(row['split'], row['cue'])]} | {fmt_iv(r['intervals']['percent_dynamic'])} | "
-                f"{fmt_iv(r['intervals']['percent_static'])} | {r['s_dynamic']:.3f} | {r['s_static']:.3f} |"
-            )
+        rows = [("(initialisation)", res["init"])]
+        rows += [(LABELS[(row["split"], row["cue"])], row["extra"]) for row in res["runs"]]
+        for label, extra in rows:
+            for name in AF_SETS:
+                r = extra[name]
+                out.append(
+                    f"| {arch} | {label} | {AF_LABELS[name]} | {fmt_iv(r['intervals']['percent_dynamic'])} | "
+                    f"{fmt_iv(r['intervals']['percent_static'])} | {r['s_dynamic']:.3f} | {r['s_static']:.3f} |"
+                )
     out.append("")
     for arch, res in results.items():
-        sep = separation(res)
-        verdict = (
-            "separates them (non-overlapping intervals)" if sep["motion_above_shape"] else "does NOT separate them"
-        )
-        out.append(
-            f"- {arch}: motion model s_D {sep['motion_s_dynamic']:.3f} vs shape/layout model "
-            f"{sep['shape_s_dynamic']:.3f}; the dynamic-share intervals: {verdict}; shape/layout model "
-            f"static-leaning (s_S > s_D): {sep['shape_static_leaning']}; motion model dynamic-leaning (s_D > s_S): "
-            f"{sep['motion_dynamic_leaning']}."
-        )
+        for name in AF_SETS:
+            sep = separation(res, name)
+            verdict = "separate (non-overlapping)" if sep["motion_above_shape"] else "do NOT separate them"
+            out.append(
+                f"- {arch}, {AF_LABELS[name]}: motion model s_D {sep['motion_s_dynamic']:.3f} vs shape/layout model "
+                f"{sep['shape_s_dynamic']:.3f}; the dynamic-share intervals {verdict}; shape/layout model "
+                f"static-leaning (s_S > s_D): {sep['shape_static_leaning']}; motion model dynamic-leaning "
+                f"(s_D > s_S): {sep['motion_dynamic_leaning']}."
+            )
     out += [
         "",
         '## 3. Why an untrained network reads "maximally static"',
@@ -200,7 +201,7 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for arch, res in results.items():
         for name, r in res["init"].items():
-            if name == "appearance-free dynamic pairs":
+            if name in AF_SETS:
                 continue
             out.append(
                 f"| {arch} | {name} | {fmt_iv(r['intervals']['percent_dynamic'])} | "
@@ -220,7 +221,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     pairs = probe_clip_pairs(args.num_pairs, args.seed)
-    af = AppearanceFreePairs(pairs, seed=args.seed)
+    afs = {name: AppearanceFreePairs(pairs, seed=args.seed, members=m) for name, m in AF_SETS.items()}
     mild = probe_clip_pairs(args.num_pairs, args.seed, styles=mild_styles())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -230,7 +231,7 @@ def main() -> None:
         old = json.loads(path.read_text())
         results = old.get("by_arch", {})  # results written before this layout are dropped
     for arch in args.archs.split(","):
-        results[arch] = run_arch(arch, args, pairs, af, mild)
+        results[arch] = run_arch(arch, args, pairs, afs, mild)
         results = {a: results[a] for a in ("videomae", "timesformer") if a in results}
         path.write_text(json.dumps({"by_arch": results}, indent=2) + "\n")
         (out / "ground_truth.md").write_text(markdown(results))
