@@ -50,25 +50,37 @@ def test_card_model_index_round_trips(tmp_path, report):
     last = report.layers["block.1"]
     deltas = report.reference_deltas()["block.1"]
     m = _metrics(loaded)
-    assert set(m) == {
-        "static_dynamic_bias/dynamic_percent",
-        "static_dynamic_bias/static_percent",
+    assert list(m) == [  # the headline first
+        "static_dynamic_bias/dynamic_share",
+        "static_dynamic_bias/static_share",
         "static_dynamic_bias/s_dynamic",
         "static_dynamic_bias/s_static",
-        "static_dynamic_bias/dynamic_percent_delta",
-        "static_dynamic_bias/static_percent_delta",
-    }
-    assert m["static_dynamic_bias/dynamic_percent"].metric_value == last.percent["dynamic"]
-    assert m["static_dynamic_bias/static_percent"].metric_value == last.percent["static"]
+        "static_dynamic_bias/dynamic_dims_percent",
+        "static_dynamic_bias/static_dims_percent",
+        "static_dynamic_bias/dynamic_share_delta",
+        "static_dynamic_bias/static_share_delta",
+    ]
+    # the model-index value is the continuous share 100 * pi_F, inside its own interval
+    for k in ("dynamic", "static"):
+        r = m[f"static_dynamic_bias/{k}_share"]
+        iv = last.intervals[f"percent_{k}"]
+        assert r.metric_value == pytest.approx(100 * last.share[k], rel=1e-12)
+        assert r.metric_args["ci_low"] == pytest.approx(iv.low) and r.metric_args["ci_high"] == pytest.approx(iv.high)
+        assert r.metric_args["ci_low"] <= r.metric_value <= r.metric_args["ci_high"]
+        assert f"95% CI [{iv.low:.1f}, {iv.high:.1f}]" in r.metric_name
+        # the paper's floored dims % beside it, labelled, without an interval
+        d = m[f"static_dynamic_bias/{k}_dims_percent"]
+        assert d.metric_value == last.percent[k] and "dims % (paper)" in d.metric_name
+        assert "ci_low" not in d.metric_args
     assert m["static_dynamic_bias/s_dynamic"].metric_value == pytest.approx(last.s_dynamic, rel=1e-12)
     assert m["static_dynamic_bias/s_static"].metric_value == pytest.approx(last.s_static, rel=1e-12)
-    assert m["static_dynamic_bias/dynamic_percent_delta"].metric_value == deltas["percent_dynamic"]
+    delta = m["static_dynamic_bias/dynamic_share_delta"]
+    assert delta.metric_value == pytest.approx(deltas["share_dynamic"])
+    assert delta.metric_args["ci_high"] == pytest.approx(deltas["share_dynamic_high"])
+    assert delta.metric_args["paired"] is False  # no pair-set fingerprint in this report
     sd = m["static_dynamic_bias/s_dynamic"]
     assert sd.metric_args["layer"] == "block.1"
     assert sd.metric_args["ci_low"] == pytest.approx(last.intervals["s_dynamic"].low)
-    assert m["static_dynamic_bias/dynamic_percent"].metric_args["share_ci_high"] == pytest.approx(
-        last.intervals["percent_dynamic"].high
-    )
     for r in loaded.data.eval_results:
         assert r.task_type == "video-classification"
         assert r.dataset_type == "org/toy-videos" and r.dataset_split == "test"
@@ -76,7 +88,7 @@ def test_card_model_index_round_trips(tmp_path, report):
     plain = BiasReport.from_results(make_results(0), model_id="m")
     card0 = bias_model_card(plain, layer="block.0", model_name="my-model")
     m0 = _metrics(card0)
-    assert len(m0) == 4 and card0.data.model_name == "my-model"
+    assert len(m0) == 6 and card0.data.model_name == "my-model"
     assert m0["static_dynamic_bias/s_static"].metric_value == plain.layers["block.0"].s_static
     assert m0["static_dynamic_bias/s_static"].dataset_type == "custom"
 
@@ -97,8 +109,15 @@ def test_card_body_and_folder(tmp_path, report):
     assert "Compared with the reference" in readme and "## How it was measured" in readme
     assert "- seed: `0`" in readme and "- num_pairs: `160`" in readme
     card = ModelCard.load(out / "README.md")
-    assert _metrics(card)["static_dynamic_bias/static_percent"].metric_value == last.percent["static"]
+    assert _metrics(card)["static_dynamic_bias/static_share"].metric_value == pytest.approx(
+        100 * last.share["static"], rel=1e-12
+    )
     # figures={} leaves images out
+    # the body's headline: the share with its interval, dims % (paper) beside it
+    iv = last.intervals["percent_dynamic"]
+    head = f"**{100 * last.share['dynamic']:.1f} [{iv.low:.1f}, {iv.high:.1f}] % dynamic / "
+    assert head in readme and f"dims % (paper): {last.percent['dynamic']:.1f} / {last.percent['static']:.1f}" in readme
+    assert iv.low <= round(100 * last.share["dynamic"], 1) <= iv.high + 0.05
     assert "![" not in str(bias_model_card(report, figures={}))
 
 
@@ -148,7 +167,7 @@ def test_push_report_round_trips_through_local_hub(tmp_path, report, hub_server)
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["equal"] is True
     last = report.layers["block.1"]
-    assert out["metrics"]["static_dynamic_bias/dynamic_percent"] == last.percent["dynamic"]
+    assert out["metrics"]["static_dynamic_bias/dynamic_share"] == pytest.approx(100 * last.share["dynamic"], rel=1e-12)
     assert out["metrics"]["static_dynamic_bias/s_static"] == pytest.approx(last.s_static, rel=1e-12)
     figs = [FIGURE_LAYERS, FIGURE_CATEGORIES, rho_figure_name("block.1")]
     assert out["files"] == sorted(["config.json", "README.md", CARD_REPORT_JSON, *figs])  # config kept
