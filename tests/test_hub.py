@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
-from hub_server import hub_server, run_in_hub_env  # noqa: F401  (pytest fixture)
+from hub_server import ALICE_WRITE_TOKEN, hub_server, run_in_hub_env  # noqa: F401  (pytest fixture)
 from huggingface_hub import ModelCard
 from test_report import make_results
 
@@ -108,16 +111,16 @@ def test_card_body_and_folder(tmp_path, report):
     assert "stadyn probe --model org/tiny-videomae --pairs 160 --seed 0" in readme  # the command
     assert "Compared with the reference" in readme and "## How it was measured" in readme
     assert "- seed: `0`" in readme and "- num_pairs: `160`" in readme
+    # the body's headline: the share with its interval, dims % (paper) beside it
+    iv = last.intervals["percent_dynamic"]
+    head = f"**{100 * last.share['dynamic']:.1f} [{iv.low:.1f}, {iv.high:.1f}] % dynamic / "
+    assert head in readme and f"dims % (paper): {last.percent['dynamic']:.1f} / {last.percent['static']:.1f}" in readme
+    assert round(iv.low, 1) <= round(100 * last.share["dynamic"], 1) <= round(iv.high, 1)
     card = ModelCard.load(out / "README.md")
     assert _metrics(card)["static_dynamic_bias/static_share"].metric_value == pytest.approx(
         100 * last.share["static"], rel=1e-12
     )
     # figures={} leaves images out
-    # the body's headline: the share with its interval, dims % (paper) beside it
-    iv = last.intervals["percent_dynamic"]
-    head = f"**{100 * last.share['dynamic']:.1f} [{iv.low:.1f}, {iv.high:.1f}] % dynamic / "
-    assert head in readme and f"dims % (paper): {last.percent['dynamic']:.1f} / {last.percent['static']:.1f}" in readme
-    assert iv.low <= round(100 * last.share["dynamic"], 1) <= iv.high + 0.05
     assert "![" not in str(bias_model_card(report, figures={}))
 
 
@@ -170,57 +173,157 @@ def test_push_report_round_trips_through_local_hub(tmp_path, report, hub_server)
     assert out["metrics"]["static_dynamic_bias/dynamic_share"] == pytest.approx(100 * last.share["dynamic"], rel=1e-12)
     assert out["metrics"]["static_dynamic_bias/s_static"] == pytest.approx(last.s_static, rel=1e-12)
     figs = [FIGURE_LAYERS, FIGURE_CATEGORIES, rho_figure_name("block.1")]
-    assert out["files"] == sorted(["config.json", "README.md", CARD_REPORT_JSON, *figs])  # config kept
+    assert out["files"] == sorted([".gitattributes", "config.json", "README.md", CARD_REPORT_JSON, *figs])  # kept
     # what the hub holds is byte for byte the local card folder
     local = write_model_card_folder(report, tmp_path / "local", base_model="MCG-NJU/videomae-base")
     remote = hub_server.hub.files("tester/tiny-bias")
     for name in ["README.md", CARD_REPORT_JSON, *figs]:
         assert remote[name] == (local / name).read_bytes(), name
     assert ("POST", "/api/validate-yaml") in hub_server.hub.requests  # the card was validated first
+    assert hub_server.hub.lfs_files("tester/tiny-bias") == set(figs)  # PNGs through LFS, text inline
 
 
-def test_fake_hub_serves_push_to_hub_and_from_pretrained(hub_server):  # noqa: F811
-    pytest.importorskip("transformers")
-    proc = run_in_hub_env(
-        hub_server,
-        """
-        import json, torch
-        from transformers import AutoModelForVideoClassification, VideoMAEConfig, VideoMAEForVideoClassification
-        from transformers.utils import logging
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import (RemoteEntryNotFoundError, RepositoryNotFoundError,
-                                            RevisionNotFoundError)
-        logging.disable_progress_bar()
-        torch.manual_seed(0)
-        cfg = VideoMAEConfig(image_size=32, patch_size=16, num_frames=2, tubelet_size=2, hidden_size=16,
-                             num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, num_labels=3)
-        model = VideoMAEForVideoClassification(cfg).eval()
-        model.push_to_hub("tester/tiny-videomae")
-        loaded = AutoModelForVideoClassification.from_pretrained("tester/tiny-videomae").eval()
-        x = torch.randn(2, 2, 3, 32, 32)
-        with torch.no_grad():
-            same = torch.equal(model(x).logits, loaded(x).logits)
-        errors = {}
-        for name, kw in [("entry", dict(repo_id="tester/tiny-videomae", filename="nope.bin")),
-                         ("repo", dict(repo_id="tester/missing", filename="config.json")),
-                         ("revision", dict(repo_id="tester/tiny-videomae", filename="config.json",
-                                           revision="no-such-branch"))]:
-            try:
-                hf_hub_download(**kw)
-            except (RemoteEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError) as e:
-                errors[name] = type(e).__name__
-        print(json.dumps({"same": same, "errors": errors}))
-    """,
+def _post(url: str, payload: dict | bytes, token: str | None = ALICE_WRITE_TOKEN) -> tuple[int, dict, str]:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+    req = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read().decode()
+
+
+def test_hub_server_decides_lfs_like_the_hub(hub_server):  # noqa: F811
+    """The test Hub's preupload answer, inline-binary rejection and Xet refusal (what the product tests rely on).
+
+    Bugs caught: a server answering "regular" for everything (the product's PNG/safetensors pushes would no
+    longer exercise LFS), .gitattributes patterns or the 10 MiB rule ignored, binary files accepted inline.
+    """
+    run_in_hub_env(hub_server, "from huggingface_hub import HfApi; HfApi().create_repo('alice/lfs-rules')",
+                   token=ALICE_WRITE_TOKEN)  # fmt: skip
+    api = f"{hub_server}/api/models/alice/lfs-rules"
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+
+    def sample(data: bytes) -> str:
+        return base64.b64encode(data[:512]).decode()
+
+    files = [
+        {"path": "notes.txt", "size": 12, "sample": sample(b"plain text\n")},
+        {"path": "figs/plot.png", "size": 2000, "sample": sample(png)},  # binary (NUL in the header)
+        {"path": "w.safetensors", "size": 40, "sample": sample(b'{"__metadata__": {}}')},  # text, but tracked
+        {"path": "big.txt", "size": 11 * 1024 * 1024, "sample": sample(b"a" * 512)},  # >= 10 MiB
+        {"path": "empty.bin", "size": 0, "sample": ""},  # empty files stay regular
+    ]
+    status, _, body = _post(f"{api}/preupload/main", {"files": files})
+    assert status == 200, body
+    modes = {f["path"]: f["uploadMode"] for f in json.loads(body)["files"]}
+    assert modes == {"notes.txt": "regular", "figs/plot.png": "lfs", "w.safetensors": "lfs", "big.txt": "lfs",
+                     "empty.bin": "regular"}  # fmt: skip
+    # a binary file sent inline is rejected; a text file is taken
+    ndjson = b"\n".join(
+        json.dumps(x).encode()
+        for x in [
+            {"key": "header", "value": {"summary": "inline png"}},
+            {"key": "file", "value": {"path": "a.png", "encoding": "base64", "content": sample(png)}},
+        ]
     )
+    status, _, body = _post(f"{api}/commit/main", ndjson)
+    assert status == 400 and "LFS" in body
+    assert "a.png" not in hub_server.hub.files("alice/lfs-rules")
+    # an LFS pointer to an object that was never uploaded is refused
+    ptr = {"key": "lfsFile", "value": {"path": "x.bin", "algo": "sha256", "oid": "0" * 64, "size": 3}}
+    status, _, _ = _post(f"{api}/commit/main", b"\n".join(json.dumps(x).encode() for x in [
+        {"key": "header", "value": {"summary": "dangling"}}, ptr]))  # fmt: skip
+    assert status == 422
+    # writes need the owner's write token
+    assert _post(f"{api}/preupload/main", {"files": files[:1]}, token=None)[0] == 401
+    assert _post(f"{api}/preupload/main", {"files": files[:1]}, token="hf_alice_read")[0] == 403
+    assert _post(f"{api}/preupload/main", {"files": files[:1]}, token="hf_bob_write")[0] == 403
+    assert _post(f"{api}/preupload/main", {"files": files[:1]}, token="hf_forged")[1]["x-error-message"] == (
+        "Invalid credentials in Authorization header"
+    )
+    # no Xet here: the token route says how to turn it off
+    req = urllib.request.Request(
+        f"{api}/xet-write-token/main", headers={"Authorization": f"Bearer {ALICE_WRITE_TOKEN}"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=30)
+    assert e.value.code == 501 and "HF_HUB_DISABLE_XET" in e.value.headers["X-Error-Message"]
+
+
+def test_hub_server_serves_transformers_like_the_hub(hub_server):  # noqa: F811
+    """push_to_hub / from_pretrained / hf_hub_download against the test Hub: LFS weights, redirects, cache
+    layout, error types per failure, and a 503 on a download retried.
+
+    Bugs caught: safetensors committed inline (no LFS), a resolve without X-Linked-Etag (the cache blob would
+    be named by the git sha1, not the sha256), private repos readable without the owner's token, a bad token
+    mapped to RepositoryNotFoundError (huggingface_hub keeps "Invalid credentials" a plain HfHubHTTPError),
+    5xx answers not given when asked (the retry count would be 1).
+    """
+    hub = hub_server.hub
+    hub.fail_next(2, path=r"^/tester/tiny-videomae/resolve/[^/]+/config\.json$", status=503, method="HEAD")
+    try:
+        proc = run_in_hub_env(
+            hub_server,
+            """
+            import hashlib, json, os, torch
+            from pathlib import Path
+            from transformers import AutoModelForVideoClassification, VideoMAEConfig, VideoMAEForVideoClassification
+            from transformers.utils import logging
+            from huggingface_hub import HfApi, hf_hub_download
+            from huggingface_hub.errors import HfHubHTTPError
+            logging.disable_progress_bar()
+            torch.manual_seed(0)
+            cfg = VideoMAEConfig(image_size=32, patch_size=16, num_frames=2, tubelet_size=2, hidden_size=16,
+                                 num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, num_labels=3)
+            model = VideoMAEForVideoClassification(cfg).eval()
+            model.push_to_hub("tester/tiny-videomae")
+            loaded = AutoModelForVideoClassification.from_pretrained("tester/tiny-videomae").eval()
+            x = torch.randn(2, 2, 3, 32, 32)
+            with torch.no_grad():
+                same = torch.equal(model(x).logits, loaded(x).logits)
+            weights = Path(hf_hub_download("tester/tiny-videomae", "model.safetensors"))
+            blob = weights.resolve()
+            HfApi(token="hf_alice_write").create_repo("alice/secret", private=True)
+            HfApi(token="hf_alice_write").upload_file(path_or_fileobj=b"{}", path_in_repo="config.json",
+                                                      repo_id="alice/secret")
+            errors = {}
+            for name, kw in [("entry", dict(repo_id="tester/tiny-videomae", filename="nope.bin")),
+                             ("repo", dict(repo_id="tester/missing", filename="config.json")),
+                             ("revision", dict(repo_id="tester/tiny-videomae", filename="config.json",
+                                               revision="no-such-branch")),
+                             ("private-anonymous", dict(repo_id="alice/secret", filename="config.json", token=False)),
+                             ("private-other-user", dict(repo_id="alice/secret", filename="config.json",
+                                                         token="hf_bob_write")),
+                             ("bad-token", dict(repo_id="alice/secret", filename="config.json", token="hf_forged"))]:
+                try:
+                    hf_hub_download(**kw)
+                except HfHubHTTPError as e:
+                    errors[name] = [type(e).__name__, e.response.status_code]
+            own = hf_hub_download("alice/secret", "config.json", token="hf_alice_write")
+            print(json.dumps({"same": same, "errors": errors, "blob": blob.name, "blob_parent": blob.parent.name,
+                              "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+                              "own": Path(own).read_text()}))
+            """,
+        )
+    finally:
+        hub.clear_failures()
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["same"] is True
     assert out["errors"] == {
-        "entry": "RemoteEntryNotFoundError",
-        "repo": "RepositoryNotFoundError",
-        "revision": "RevisionNotFoundError",
+        "entry": ["RemoteEntryNotFoundError", 404],
+        "repo": ["RepositoryNotFoundError", 404],
+        "revision": ["RevisionNotFoundError", 404],
+        "private-anonymous": ["RepositoryNotFoundError", 401],
+        "private-other-user": ["RepositoryNotFoundError", 404],
+        "bad-token": ["HfHubHTTPError", 401],
     }
-    files = hub_server.hub.files("tester/tiny-videomae")
-    assert {"config.json", "model.safetensors"} <= set(files)
-    head = [p for m, p in hub_server.hub.requests if m == "HEAD" and p.endswith("/model.safetensors")]
-    assert head, "from_pretrained did not resolve the weights through the fake hub"
-    assert np.frombuffer(files["model.safetensors"][:8], dtype="<u8")[0] > 0  # safetensors header length
+    assert out["own"] == "{}"
+    assert hub.lfs_files("tester/tiny-videomae") == {"model.safetensors"}
+    # the cache blob is named by the linked etag (sha256), which the CDN redirect carried
+    assert out["blob_parent"] == "blobs" and out["blob"] == out["sha256"]
+    assert any(m == "HEAD" and p.endswith("/model.safetensors") and s == 302 for m, p, s, _ in hub.log)
+    # two 503s on the config's HEAD, then the answer: three attempts reached the server
+    assert hub.count("HEAD", r"^/tester/tiny-videomae/resolve/[^/]+/config\.json$") >= 3
+    assert np.frombuffer(hub.files("tester/tiny-videomae")["model.safetensors"][:8], dtype="<u8")[0] > 0
