@@ -60,7 +60,12 @@ def test_card_folder_from_report_folder_and_json(tmp_path, report, report_dir, c
     assert card.data.license == "apache-2.0"
     metrics = {r.metric_type: r.metric_value for r in card.data.eval_results}
     last = report.layers["block_1"]
-    assert metrics["static_dynamic_bias/dynamic_percent"] == last.percent["dynamic"]
+    share = metrics["static_dynamic_bias/dynamic_share"]
+    iv = last.intervals["percent_dynamic"]
+    assert share == pytest.approx(100 * last.share["dynamic"], rel=1e-12) and iv.low <= share <= iv.high
+    assert metrics["static_dynamic_bias/dynamic_dims_percent"] == last.percent["dynamic"]
+    readme = (out / "README.md").read_text()
+    assert f"**{100 * last.share['dynamic']:.1f} [{iv.low:.1f}, {iv.high:.1f}] % dynamic / " in readme
     assert metrics["static_dynamic_bias/s_dynamic"] == pytest.approx(last.s_dynamic, rel=1e-12)
     assert {r.dataset_type for r in card.data.eval_results} == {"org/videos"}
     assert BiasReport.load(out / CARD_REPORT_JSON) == report
