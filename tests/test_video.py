@@ -92,7 +92,8 @@ def test_sampled_clip_equals_full_decode_at_its_indices(files, codec):
         assert got.frames.shape == (6, H, W, 3)
         np.testing.assert_array_equal(got.frames, full[got.indices])
         assert got.start == got.indices[0]
-        np.testing.assert_array_equal(got.indices, got.start + np.array([0, 2, 4, 6, 8, 10]))
+        # evenly spaced over the 12-frame window, both ends included (round(linspace(0, 11, 6)))
+        np.testing.assert_array_equal(got.indices, got.start + np.array([0, 2, 4, 7, 9, 11]))
 
 
 def test_sampling_is_seeded_and_covers_starts(files):
@@ -115,15 +116,19 @@ def test_sample_indices_window_stride_and_loop():
         assert idx.shape == (t,) and idx.dtype == np.int64
         assert ((idx >= 0) & (idx < n)).all()
         start = idx[0]
-        offsets = (np.arange(t) * w) // t
-        np.testing.assert_array_equal(idx, (start + offsets) % n)
-        if n >= w:
-            assert start + w <= n  # window inside the video: no wrap
-        else:
-            assert start == 0  # shorter than the window: loop from the first frame
-    # a 5-frame video with a 10-frame window loops: 0..4, 0..4
-    np.testing.assert_array_equal(sample_indices(5, 10, 10, start=0), [0, 1, 2, 3, 4, 0, 1, 2, 3, 4])
-    np.testing.assert_array_equal(sample_indices(100, 4, 64, start=10), [10, 26, 42, 58])
+        fitted = min(w, n)  # the window never exceeds the video unless looping is asked for
+        offsets = np.floor(np.linspace(0, fitted - 1, t) + 0.5).astype(np.int64) if t > 1 else np.zeros(1, np.int64)
+        np.testing.assert_array_equal(idx, start + offsets)
+        assert start + fitted <= n  # no wrap, no jump back to frame 0
+        if t > 1:
+            assert idx[-1] == start + fitted - 1  # both ends of the window are read
+    # the frozen / jumping cases: an 8-frame video read with the default 64-frame window
+    np.testing.assert_array_equal(sample_indices(8, 8, 64), np.arange(8))
+    assert (np.diff(sample_indices(32, 16, 64)) >= 0).all()
+    # looping only when asked, and only for a video shorter than the clip: 0..4, 0..4
+    np.testing.assert_array_equal(sample_indices(5, 10, 10, start=0, loop=True), [0, 1, 2, 3, 4, 0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(sample_indices(5, 10, 10, start=0), [0, 0, 1, 1, 2, 2, 3, 3, 4, 4])
+    np.testing.assert_array_equal(sample_indices(100, 4, 64, start=10), [10, 31, 52, 73])
     with pytest.raises(ValueError, match="start"):
         sample_indices(10, 4, 8, start=10)
     for bad in [(0, 4, 8), (10, 0, 8), (10, 4, 0)]:
@@ -131,11 +136,12 @@ def test_sample_indices_window_stride_and_loop():
             sample_indices(*bad)
 
 
-def test_short_video_is_looped(tmp_path):
+def test_short_video_is_not_looped_by_default(tmp_path):
     frames = moving_pattern(t=5)
     path = write_video(tmp_path / "short.mp4", frames, crf=0)
     got = read_clip(path, 8, window=16, seed=1)
-    np.testing.assert_array_equal(got.indices, [0, 2, 4, 1, 3, 0, 2, 4])
+    # shorter than the window: the window shrinks to the video (no loop unless asked), frames repeat in order
+    np.testing.assert_array_equal(got.indices, [0, 1, 1, 2, 2, 3, 3, 4])
     full = read_video(path)
     np.testing.assert_array_equal(got.frames, full[got.indices])
 
@@ -196,12 +202,12 @@ def test_long_file_decodes_only_what_it_needs(tmp_path):
     frames = moving_pattern(t=n, h=32, w=32, step=1)
     path = write_video(tmp_path / "long.mp4", frames, fps=25, options={"g": "25"})
     linear = read_clip(path, 4, window=16, start=100, seek=False)
-    assert linear.decoded_frames == 100 + 12 + 1  # stops at the last needed frame
+    assert linear.decoded_frames == 100 + 15 + 1  # stops at the last needed frame (the window's end)
     seeked = read_clip(path, 4, window=16, start=500)
     assert seeked.decoded_frames <= 25 + 16  # from the key frame before frame 500
     reference = read_video(path)
-    np.testing.assert_array_equal(seeked.frames, reference[[500, 504, 508, 512]])
-    np.testing.assert_array_equal(linear.frames, reference[[100, 104, 108, 112]])
+    np.testing.assert_array_equal(seeked.frames, reference[[500, 505, 510, 515]])
+    np.testing.assert_array_equal(linear.frames, reference[[100, 105, 110, 115]])
     # random windows over the whole file: seeking and decoding from the start agree exactly
     for seed in range(4):
         a = read_clip(path, 8, window=64, seed=seed)
@@ -228,7 +234,7 @@ def test_high_resolution_is_resized_frame_by_frame(tmp_path):
     finally:
         tracemalloc.stop()
     assert got.frames.shape == (8, 32, 32, 3)
-    assert got.decoded_frames == 2 + 14 + 1
+    assert got.decoded_frames == 2 + 15 + 1
     assert peak < 2 * frame_bytes, f"reading 8 small frames allocated {peak / 1e6:.1f} MB"
     assert peak_whole > t * frame_bytes  # the comparison is meaningful: a whole decode is measured
     np.testing.assert_array_equal(got.frames, resize_and_crop(whole[got.indices], 32))
