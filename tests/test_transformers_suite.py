@@ -29,9 +29,10 @@ AVOS, a two-input (frame + flow) convolutional segmenter, skips (reason in each 
 ``test_can_load_ignoring_mismatched_shapes`` (classifier heads only; its ``_config_zero_init`` also
 sets every ``*_std`` config field to 1e-10, which ``AVOSConfig.image_std``, 3 per-channel values,
 rejects); its ``test_hidden_states_output`` is its own (one fused map per level). Bugs this caught:
-AVOS checkpointing outside transformers' ``GradientCheckpointingLayer`` (so
-``activation_checkpointing_enable`` had no layer to act on), and, under a reentrant checkpoint, its
-BatchNorm statistics restored in place into tensors the recomputed graph had saved.
+AVOS checkpointing outside transformers' ``GradientCheckpointingLayer`` (no layer for
+``activation_checkpointing_enable`` to act on), under a reentrant checkpoint gradients for the decoder
+only (the stem was checkpointed on the raw images, which need none), and BatchNorm statistics restored
+in place into tensors a reentrant recomputation had saved.
 
 xfail for ours, by design: none (no test differs from upstream's outcome).
 """
