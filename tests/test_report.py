@@ -10,13 +10,8 @@ import math
 
 import numpy as np
 import pytest
-import scipy.stats  # noqa: F401  (see below)
 from PIL import Image
 
-# Workaround: importing hf_stadyn.debias first lets hf_stadyn._autoregister's postponed registration run inside
-# the next lazy import of another package (numpy.random lacks `mtrand` afterwards, scipy lacks `_lib`), and
-# scipy.stats (the t quantile of the intervals) fails to import. Importing it above avoids that; remove the
-# import once _autoregister is fixed.
 from hf_stadyn.debias import BiasRecord
 from hf_stadyn.metric import StaticDynamicEstimator
 from hf_stadyn.report import (
