@@ -155,6 +155,14 @@ def markdown(results: dict[str, Any]) -> str:
             )
     out += [
         "",
+        "A dynamic pair shares whatever the styles keep: motion, and also the object's shape and the background "
+        "layout. A model whose class is shown by shape + layout ignores frame order (no shuffle drop) yet is "
+        'invariant across a dynamic pair, so the method can read it as "dynamic": compare its s_D and joint '
+        'channels with the motion model\'s. Read the method\'s "dynamic" as "invariant to the styles" and '
+        "check motion with the shuffle drop (docs/method.md §3, §8, §10).",
+    ]
+    out += [
+        "",
         "## 2. Appearance-free dynamic pairs (experimental)",
         "",
         "Static pairs as above; in every dynamic pair clip_b (*clip_b AF*), or both members with independent "
@@ -218,7 +226,13 @@ def main() -> None:
     ap.add_argument("--archs", default="videomae,timesformer")
     ap.add_argument("--out", default="docs")
     ap.add_argument("--fresh", action="store_true", help="drop the other archs' results already in OUT")
+    ap.add_argument("--render", metavar="JSON", help="only re-render OUT/ground_truth.md from this JSON")
     args = ap.parse_args()
+    if args.render:
+        results = json.loads(Path(args.render).read_text())["by_arch"]
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "ground_truth.md").write_text(markdown(results))
+        return
     torch.set_num_threads(1)
     pairs = probe_clip_pairs(args.num_pairs, args.seed)
     afs = {name: AppearanceFreePairs(pairs, seed=args.seed, members=m) for name, m in AF_SETS.items()}
