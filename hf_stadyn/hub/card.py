@@ -2,19 +2,24 @@
 
 The ``model-index`` results are written with ``huggingface_hub.EvalResult`` and
 ``task_type="video-classification"`` (``evaluate.push_to_hub`` rejects video tasks), one result per
-reported quantity of one layer (by default the last probed layer).
+reported quantity of one layer (by default the last probed layer). The headline is the continuous share
+100 * pi_F with its interval (docs/method.md §3, §5); the paper's floored dims % follows it, labelled.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from hf_stadyn._io import atomic_write_text
-from hf_stadyn.report import DEFAULT_DPI, BiasReport
+from hf_stadyn.metric import Interval
+from hf_stadyn.report import DEFAULT_DPI, DIMS_LABEL, BiasReport
+from hf_stadyn.report.compare import share_interval
+from hf_stadyn.report.headline import SHARE_DIGITS, headline_markdown
 
 __all__ = ["CARD_REPORT_JSON", "METRIC_PREFIX", "bias_eval_results", "bias_model_card", "write_model_card_folder"]
 
@@ -54,10 +59,13 @@ def bias_eval_results(
 ) -> list:
     """``EvalResult`` entries for one layer of ``report`` (default: the last probed layer).
 
-    One result per quantity, with ``metric_type`` ``static_dynamic_bias/<quantity>``: ``dynamic_percent``,
-    ``static_percent``, ``s_dynamic``, ``s_static`` and, with a reference reading,
-    ``dynamic_percent_delta`` and ``static_percent_delta`` (trained minus reference). Intervals,
-    the layer, tau and pair counts go to ``metric_args``.
+    One result per quantity, with ``metric_type`` ``static_dynamic_bias/<quantity>``, headline first:
+    ``dynamic_share`` and ``static_share`` (the continuous share 100 * pi_F, %; its interval in the
+    result's name and in ``metric_args`` ``ci_low`` / ``ci_high``), ``s_dynamic``, ``s_static``, the
+    paper's floored ``dynamic_dims_percent`` and ``static_dims_percent`` (labelled "dims % (paper)",
+    no interval) and, with a reference reading, ``dynamic_share_delta`` and ``static_share_delta``
+    (trained minus reference, percentage points, with the paired or independent interval). The layer,
+    tau and pair counts go to ``metric_args`` too.
     """
     from huggingface_hub import EvalResult
 
@@ -66,6 +74,7 @@ def bias_eval_results(
     lb = report.layers[name]
     dataset_type = dataset or _setting(report, "dataset") or "custom"
     ds_name = dataset_name or dataset_type
+    conf = f"{100 * lb.confidence:g}%"
     common_args: dict[str, Any] = {
         "layer": name,
         "threshold": lb.threshold,
@@ -73,28 +82,35 @@ def bias_eval_results(
         "pairs_static": lb.num_pairs["static"],
     }
 
-    def args_with(key: str | None) -> dict[str, Any]:
+    def with_ci(label: str, iv: Interval | None, digits: int, signed: bool = False) -> tuple[str, dict[str, Any]]:
         a = dict(common_args)
-        iv = lb.intervals.get(key) if key else None
-        if iv is not None and key.startswith("percent_"):
-            # dims % is floor(pi * C) / C; the interval is on the continuous share 100 * pi
-            a.update(share_percent=iv.estimate, share_ci_low=iv.low, share_ci_high=iv.high, confidence=lb.confidence)
-        elif iv is not None:
-            a.update(ci_low=iv.low, ci_high=iv.high, confidence=lb.confidence)
-        return a
+        if iv is None or not math.isfinite(iv.low):
+            return label, a
+        a.update(ci_low=iv.low, ci_high=iv.high, stderr=iv.stderr, confidence=lb.confidence)
+        f = f"+.{digits}f" if signed else f".{digits}f"
+        return f"{label}, {conf} CI [{iv.low:{f}}, {iv.high:{f}}]", a
 
-    quantities: list[tuple[str, str, float, str | None]] = [
-        ("dynamic_percent", f"Dynamic dims % ({name})", lb.percent["dynamic"], "percent_dynamic"),
-        ("static_percent", f"Static dims % ({name})", lb.percent["static"], "percent_static"),
-        ("s_dynamic", f"Dynamic score s_D ({name})", lb.s_dynamic, "s_dynamic"),
-        ("s_static", f"Static score s_S ({name})", lb.s_static, "s_static"),
-    ]
+    quantities: list[tuple[str, str, float, dict[str, Any]]] = []
+    for factor in ("dynamic", "static"):
+        label, a = with_ci(f"{factor.capitalize()} share % ({name})", share_interval(lb, factor), SHARE_DIGITS)
+        quantities.append((f"{factor}_share", label, 100.0 * lb.share[factor], a))
+    for key, sym in (("s_dynamic", "s_D"), ("s_static", "s_S")):
+        label, a = with_ci(f"{key.split('_')[1].capitalize()} score {sym} ({name})", lb.intervals.get(key), 3)
+        quantities.append((key, label, getattr(lb, key), a))
+    for factor in ("dynamic", "static"):
+        label = f"{factor.capitalize()} {DIMS_LABEL} ({name})"
+        quantities.append((f"{factor}_dims_percent", label, lb.percent[factor], dict(common_args)))
     deltas = report.reference_deltas().get(name)
     if deltas is not None:
-        quantities += [
-            ("dynamic_percent_delta", f"Dynamic dims % minus reference ({name})", deltas["percent_dynamic"], None),
-            ("static_percent_delta", f"Static dims % minus reference ({name})", deltas["percent_static"], None),
-        ]
+        paired = bool(deltas["paired"])
+        for factor in ("dynamic", "static"):
+            key = f"share_{factor}"
+            iv = None
+            if f"{key}_low" in deltas:
+                iv = Interval(deltas[key], deltas[f"{key}_low"], deltas[f"{key}_high"], deltas[f"{key}_stderr"])
+            label, a = with_ci(f"{factor.capitalize()} share % minus reference ({name})", iv, SHARE_DIGITS, signed=True)
+            a["paired"] = paired
+            quantities.append((f"{factor}_share_delta", label, deltas[key], a))
     return [
         EvalResult(
             task_type=TASK_TYPE,
@@ -106,11 +122,11 @@ def bias_eval_results(
             metric_type=f"{METRIC_PREFIX}/{key}",
             metric_name=label,
             metric_value=float(value),
-            metric_args=args_with(iv_key),
+            metric_args=args,
             source_name="hf-stadyn",
             source_url="https://arxiv.org/abs/2211.01783",
         )
-        for key, label, value, iv_key in quantities
+        for key, label, value, args in quantities
     ]
 
 
@@ -248,8 +264,7 @@ def _card_body(
         f"`{report.model_id}`{fine_tuned} encode, measured with "
         "[hf-stadyn](https://arxiv.org/abs/2211.01783) (the estimator of Kowal et al., TPAMI).",
         "",
-        f"At layer `{layer}`: **{lb.percent['dynamic']:.1f} % dynamic / {lb.percent['static']:.1f} % static** "
-        f"dims (s_D = {lb.s_dynamic:.3f}, s_S = {lb.s_static:.3f}).",
+        f"At layer `{layer}`: {headline_markdown(lb)}.",
         "",
     ]
     lines.append(report.to_markdown(figures=figures, heading_level=1, title=False))
@@ -259,7 +274,9 @@ def _card_body(
         "changed); a *static* pair is a stylized clip and the same clip with its frames shuffled (appearance "
         "shared, motion changed).",
         "- Features: each probed layer's output, mean-pooled to one vector per clip; scores s_F are the "
-        "normalised covariance of the pair members, converted to dims % with the residual score fixed at 1.",
+        "normalised covariance of the pair members, converted to the share 100 * pi_F (softmax with the "
+        f"residual score fixed at 1; the headline, with its jackknife interval) and to the paper's {DIMS_LABEL} "
+        "(floor(pi_F * C) / C).",
         f"- Pairs per factor at `{layer}`: {lb.num_pairs['dynamic']} dynamic, {lb.num_pairs['static']} static.",
     ]
     if dataset:
