@@ -153,7 +153,11 @@ def _with_ci(lb: LayerBias, key: str) -> str:
 
 
 def _interval_note(report: BiasReport, lb: LayerBias) -> str:
-    """Which jackknife the intervals are (chunks by source video or by pair index, K when known)."""
+    """Which jackknife the intervals are (chunks by source video or by pair index, K when known), or why none."""
+    if not any(x.intervals for x in report.layers.values()):
+        videos = report.pair_settings.get("num_videos")
+        why = f" (the pairs come from {videos} video(s))" if isinstance(videos, int) else ""
+        return f"none: fewer than 2 jackknife chunks hold pairs{why}; the numbers are point estimates."
     unit = {"video": "chunks of source videos", "pair": "chunks of pair indices"}.get(
         str(report.pair_settings.get("chunking")), "pair chunks"
     )
