@@ -337,7 +337,7 @@ def analyze_video(
 
     Returns:
         ``(markdown, figure_path, json_path)``: a summary plus the report's tables in markdown, the PNG
-        of dims per layer (``bias_layers.png``) and ``report.json`` (load it with
+        of the share per layer (``bias_layers.png``) and ``report.json`` (load it with
         :meth:`hf_stadyn.BiasReport.load`). ``out_dir`` also holds ``report.md`` and the other figures.
 
     Raises:
@@ -371,6 +371,10 @@ def analyze_video(
             "window": pairs.window,
             "styles": list(DEFAULT_STYLES),
             "static_fraction": 0.5,
+            "fingerprint": result.settings.get("pair_fingerprint"),
+            "chunking": result.settings.get("chunking"),
+            "num_videos": result.settings.get("num_videos"),
+            "interval_notes": result.settings.get("interval_notes", []),
         },
         seed=int(seed),
         extra={
@@ -396,6 +400,10 @@ def analyze_video(
 
 
 def _summary(report: Any, info: Any, video_name: str) -> str:
+    """The demo's lead paragraph: the video, the pairs, and the headline share of the last layer."""
+    from hf_stadyn.report.compare import share_interval
+    from hf_stadyn.report.headline import headline_markdown
+
     last = report.layers[report.last_layer]
     ps = report.pair_settings
     fps = f" at {info.fps:.3g} fps ({info.duration:.1f} s)" if info.duration is not None else ""
@@ -407,13 +415,17 @@ def _summary(report: Any, info: Any, video_name: str) -> str:
             f"{last.num_pairs['static']} static), windows of {ps['window']} frames subsampled to "
             f"{ps['num_frames']} frames of {ps['size']}x{ps['size']}, seed {report.seed}.",
             "",
-            f"**Model** `{report.model_id}`, last probed layer `{report.last_layer}`: "
-            f"**{last.percent['dynamic']:.1f} % dynamic / {last.percent['static']:.1f} % static** dims "
-            f"(s_D = {last.s_dynamic:.3f}, s_S = {last.s_static:.3f}).",
+            f"**Model** `{report.model_id}`, last probed layer `{report.last_layer}`: {headline_markdown(last)}.",
             "",
-            "An untrained network reads about 14 % dynamic / 42 % static (mean pooling ignores frame order): "
-            "the move away from that is what the model learned. One video gives a rough reading; the "
-            "intervals below show how rough.",
+            "The share 100 * pi_F leads; the paper's floored dims % is beside it. Read it next to the same "
+            "architecture at initialisation: the move away from that baseline is what the model learned. "
+            + (
+                "Every pair here comes from this one video, so the intervals do not show how the reading would "
+                "vary over other videos; treat it as a rough reading."
+                if share_interval(last, "dynamic") is not None
+                else "Every pair here comes from this one video, and intervals resample whole videos, so there "
+                "is no interval: treat it as a rough reading and probe a folder of videos for one."
+            ),
             "",
             "",
         ]

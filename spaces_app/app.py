@@ -52,8 +52,8 @@ INTRO = """# Static vs dynamic information in a video model
 Upload a short video. The app makes **pairs** of clips from it: a *dynamic* pair is one clip in two
 different styles (motion shared, appearance changed); a *static* pair is a stylized clip and the same
 clip with its frames shuffled (appearance shared, motion changed). It then measures, layer by layer,
-how much of the model's representation is shared within each kind of pair: the share of **dynamic**
-(motion) and **static** (appearance) dimensions, as in Kowal et al., *Quantifying and Learning Static
+how much of the model's representation is shared within each kind of pair: the **dynamic** (motion)
+and **static** (appearance) share 100 * pi_F, with the paper's floored dims % beside it, as in Kowal et al., *Quantifying and Learning Static
 vs. Dynamic Information in Deep Spatiotemporal Networks* (TPAMI, [arXiv 2211.01783](https://arxiv.org/abs/2211.01783)),
 computed with [hf-stadyn](https://arxiv.org/abs/2211.01783).
 """
@@ -126,7 +126,7 @@ def build_demo(model: Any = None, limits: DemoLimits = DEFAULT_LIMITS, examples:
                     if rows:
                         gr.Examples([list(r) for r in rows], inputs=[video], label="Synthetic examples (StaDyn-Synth)")
             with gr.Column(scale=3):
-                figure = gr.Image(type="filepath", label="Dims per layer", interactive=False, elem_id="layer-figure")
+                figure = gr.Image(type="filepath", label="Share per layer", interactive=False, elem_id="layer-figure")
                 report_json = gr.File(label="report.json", interactive=False, elem_id="report-json")
         report_md = gr.Markdown(elem_id="report-markdown")
         button.click(
