@@ -93,7 +93,14 @@ def test_analyze_video_equals_the_runner_on_the_same_pairs(tmp_path, tiny_model,
         assert report.layers[name].to_dict() == lb.to_dict(), name
 
     last = direct["pre_classifier"]
-    assert f"**{last.percent['dynamic']:.1f} % dynamic / {last.percent['static']:.1f} % static**" in md
+    # the headline is the share 100 * pi_F (the floored dims % beside it, labelled); one video is one
+    # resampling unit, so there is no interval, and the summary says so instead of showing one
+    assert last.intervals == {} and report.pair_settings["num_videos"] == 1
+    dyn, stat = 100 * last.share["dynamic"], 100 * last.share["static"]
+    assert f"**{dyn:.1f} % dynamic / {stat:.1f} % static** share" in md
+    assert f"dims % (paper): {last.percent['dynamic']:.1f} / {last.percent['static']:.1f}" in md
+    assert "there is no interval" in md and "Intervals: none" in md
+    assert report.pair_settings["fingerprint"] and report.pair_settings["chunking"] == "video"
     assert f"| pre_classifier | 64 | {last.num_pairs['dynamic']} / {last.num_pairs['static']} |" in md
     assert "64x48, 40 frames at 10 fps (4.0 s)" in md
     from PIL import Image
