@@ -240,3 +240,27 @@ def test_cli_refuses_to_overwrite_without_flag(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err and (out / "x").exists()
     assert _cli([*args, "--overwrite"]) == 0
     assert not (out / "x").exists() and len(load_synth(out)) == 2
+
+
+def test_cli_defaults_are_the_library_defaults_and_run(tmp_path, capsys):
+    """`stadyn synth` with default arguments works. Bug it catches: a hidden old option name registered
+    before the new one gave the new one its default (None), so `--split trap` with defaults failed with
+    "trap_share must be a number in [0, 1], got None"."""
+    import inspect
+
+    from hf_stadyn.cli import build_parser
+
+    ns = build_parser().parse_args(["synth", "--output_dir", str(tmp_path / "x")])
+    assert all(v is not None for k, v in vars(ns).items()), vars(ns)
+    gen = inspect.signature(generate).parameters
+    for name in ("trap_share", "trap_cue", "test_variant"):
+        assert getattr(ns, name) == gen[name].default, name
+    d = SynthConfig()
+    assert (ns.num_frames, ns.size, ns.appearances, ns.objects) == (d.num_frames, d.size, d.num_appearances,
+                                                                     d.num_objects)  # fmt: skip
+    for split in ("motion", "trap"):
+        out = tmp_path / split
+        assert _cli(["synth", "--output_dir", str(out), "--split", split, "--num_clips", "2", "--disable_tqdm"]) == 0
+        assert f"wrote 2 {split} clips (train)" in capsys.readouterr().out
+        settings = json.loads((out / "synth.json").read_text())
+        assert settings["trap_share"] == 0.99 and settings["trap_cue"] == "invariant"

@@ -61,7 +61,7 @@ def register(subparsers: Any) -> None:
         default=0.99,
         help="trap split, training: share of clips whose static cue agrees with the label (default: %(default)s)",
     )
-    _old(p, "--cue", "trap_cue", "--trap_cue", str)
+    _old(p, "--cue", "trap_cue", "--trap_cue", str, CUES)
     p.add_argument(
         "--trap_cue",
         choices=CUES,
@@ -75,7 +75,7 @@ def register(subparsers: Any) -> None:
         help="write a test set: never shares clips with the training set of the same seed "
         "(trap split: uses --test-variant)",
     )
-    _old(p, "--test-variant", "test_variant", "--test_variant", str)
+    _old(p, "--test-variant", "test_variant", "--test_variant", str, TEST_VARIANTS)
     p.add_argument(
         "--test_variant",
         choices=TEST_VARIANTS,
@@ -114,9 +114,20 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _old(p: argparse.ArgumentParser, old: str, dest: str, new: str, kind: Any) -> None:
+def _old(p: argparse.ArgumentParser, old: str, dest: str, new: str, kind: Any, choices: Any = None) -> None:
     """A dashed option name of the previous release, hidden, with a deprecation message."""
-    p.add_argument(old, dest=dest, type=kind, action=DeprecatedFlag, new=new, help=argparse.SUPPRESS)
+    # default=SUPPRESS: argparse takes a dest's default from the first action that names it; without it the
+    # hidden old name (registered first) would set --trap_share / --trap_cue / --test_variant to None.
+    p.add_argument(
+        old,
+        dest=dest,
+        type=kind,
+        choices=choices,
+        action=DeprecatedFlag,
+        new=new,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
