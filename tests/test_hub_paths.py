@@ -138,14 +138,13 @@ def test_probe_of_a_private_model_with_its_owners_token(tmp_path, hub_server, pu
     assert json.loads((tmp_path / "ok" / "report.json").read_text())["model"]["id"] == PRIVATE_MODEL
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: transformers turns the Hub's RepositoryNotFoundError into an OSError, which "
-    "hf_stadyn.cli._user_errors does not catch: traceback and exit 1 (fix in hf_stadyn/models/auto.py load_model)",
-)
 @pytest.mark.parametrize("token", [None, "hf_not_a_token"], ids=["anonymous", "bad-token"])
 def test_probe_of_a_hidden_model_exits_2_naming_the_repo(tmp_path, hub_server, pushed, token):  # noqa: F811
-    """A private model without (a valid) token: exit 2, one line naming the repo, no output folder."""
+    """A private model without (a valid) token: exit 2, one line naming the repo, no output folder.
+
+    Bug caught: transformers turns the Hub's RepositoryNotFoundError into an OSError, which reached the user
+    as a traceback with exit 1.
+    """
     proc = _stadyn(hub_server, ["probe", "--model", PRIVATE_MODEL, *PROBE_ARGS, "--output", "out"], token=token,
                    cwd=tmp_path)  # fmt: skip
     line = _one_line_error(proc, "probe")

@@ -74,7 +74,17 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, revision: str |
                 f"model folder {src!r} has no config.json; save the model with save_pretrained() first."
             )
         src = str(local)
-    config = AutoConfig.from_pretrained(src, revision=revision, trust_remote_code=False)
+    try:
+        config = AutoConfig.from_pretrained(src, revision=revision, trust_remote_code=False)
+    except OSError as e:
+        if local.is_dir():
+            raise  # a local folder: its own error (a corrupt config.json, ...) is the clearer one
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"cannot load model {src!r} (revision {revision or 'main'}) from the Hub at {endpoint}: not found or not "
+            f"accessible; check the id and revision, or set HF_TOKEN for a private repo ({first})"
+        ) from None
     table = _classes()
     cls = table.get(config.model_type)
     if cls is None:

@@ -14,6 +14,11 @@ On disk (mp4 + npz masks + metadata that ``datasets`` loads)::
     ds = load_synth(folder)   # datasets.Dataset with video/mask path columns
 """
 
+import importlib
+from typing import Any
+
+# The settings (config.py) import nothing heavy; the dataset, export and renderer pull in torch and
+# PyAV, so they load on first use (``stadyn`` builds its parsers from the settings alone).
 from .config import (
     BACKGROUNDS,
     COLOR_NAMES,
@@ -27,11 +32,26 @@ from .config import (
     TEXTURES,
     SynthConfig,
 )
-from .dataset import SynthDataset
-from .export import generate, load_masks, load_synth
-from .render import SynthClip, render_clip
 
-generate_synth = generate  # the name under which the top-level ``hf_stadyn`` package exports it
+_LAZY = {
+    "SynthDataset": ".dataset",
+    "generate": ".export",
+    "generate_synth": ".export",  # the name under which the top-level ``hf_stadyn`` package exports it
+    "load_masks": ".export",
+    "load_synth": ".export",
+    "SynthClip": ".render",
+    "render_clip": ".render",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hf_stadyn.synth' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), "generate" if name == "generate_synth" else name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BACKGROUNDS",
