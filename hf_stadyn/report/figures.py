@@ -72,7 +72,7 @@ def figure_layers(report: BiasReport, dpi: int = DEFAULT_DPI) -> Figure:
     fig, ax = _new_figure(dpi)
     names = report.layer_names
     x = np.arange(len(names), dtype=float)
-    groups = [(report.layers, None, "")]
+    groups: list[tuple[dict[str, LayerBias], str | None, str]] = [(report.layers, None, "")]
     if report.reference is not None:
         groups.append((report.reference, "//", " (reference)"))
     width = 0.8 / (3 * len(groups))
