@@ -109,7 +109,7 @@ def _push(report, args: argparse.Namespace, card_kwargs: dict):
             401: "the token is missing or invalid: pass --token or set HF_TOKEN (a write token)",
             403: "the token may not write to this repo: use a write token of an account that owns it",
             404: "the repo or namespace was not found: check the repo id",
-        }.get(status, "check the repo id, the token and HF_ENDPOINT")
+        }.get(int(status or 0), "check the repo id, the token and HF_ENDPOINT")
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ValueError(f"pushing to {args.push} at {endpoint} failed ({first}); {hint}.") from None
     except network_errors as e:  # connection refused, DNS failure, timeouts
