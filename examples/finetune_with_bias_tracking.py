@@ -6,9 +6,9 @@ What it does (docs/method.md §6 for the measurement schedule, §8 for training 
    (the object's appearance) agrees with the label in ``--trap-share`` of the clips, so a model can
    cheat by reading appearance; the "aligned" / "conflicting" test sets tell the two apart;
 2. fine-tunes a classifier (default: the small VideoMAE embedded in hf-stadyn; ``--model videomae``
-   trains a new tiny one from scratch) with ``hf_stadyn.training.classification.train_classification``
-   and ``track_bias=True``: the probing engine runs on fixed probe pairs every ``--track-every``
-   optimizer steps (and before the first step) and appends a record to ``bias_history.jsonl``;
+   trains a new tiny one from scratch) with ``hf_stadyn.training.run_classification``
+   (``transformers.TrainingArguments`` + ``StadynArguments(track_bias=True)`` on ``transformers.Trainer``):
+   the probing engine runs on fixed probe pairs every ``--track-every`` optimizer steps (and before the first step) and appends a record to ``bias_history.jsonl``;
 3. prints the bias-history records and the final accuracies.
 
 The embedded model already reads motion, so it scores on both test sets; to see whether a model takes
@@ -54,10 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
     # imported here, after the arguments are parsed, so --help does not wait for torch / transformers
-    from hf_stadyn.models.auto import DEFAULT_MODEL_DIR
-    from hf_stadyn.training.classification import ClassificationTrainingConfig, synth_datasets, train_classification
+    from transformers import TrainingArguments
 
-    model = args.model or str(DEFAULT_MODEL_DIR)  # the embedded tiny VideoMAE, trained on StaDyn-Synth motion
+    from hf_stadyn.models.auto import DEFAULT_MODEL_DIR
+    from hf_stadyn.training import StadynArguments, build_classifier, run_classification, synth_datasets
+    from hf_stadyn.training.classification import ClassificationTrainingConfig
+
+    model_name = args.model or str(DEFAULT_MODEL_DIR)  # the embedded tiny VideoMAE, trained on StaDyn-Synth motion
 
     # 1. the data: 8 frames of 32 x 32, the embedded model's input. The embedded model was trained on
     #    four motions and four appearances (its training.json); keep those classes so its head fits.
@@ -72,29 +75,29 @@ def main(argv: list[str] | None = None) -> int:
         config=synth,
     )  # fmt: skip
 
-    # 2. the run: a checkpoint folder is fine-tuned (a new head if its label count differs);
-    #    "videomae" / "timesformer" builds a new tiny model sized by num_frames / image_size / hidden_size
-    config = ClassificationTrainingConfig(
-        output_dir=str(out),
-        model=model,
-        num_frames=8,
-        image_size=32,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        eval_batch_size=32,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        cpu=True,
+    # 2. the model: a checkpoint folder is fine-tuned (a new head if its label count differs);
+    #    "videomae" / "timesformer" builds a new tiny one sized by num_frames / image_size
+    sizes = ClassificationTrainingConfig(output_dir=str(out), model=model_name, num_frames=8, image_size=32,
+                                         seed=args.seed)  # fmt: skip
+    model = build_classifier(sizes, len(label_names), label_names)
+
+    # 3. the run: transformers.TrainingArguments (every Trainer option under its own name) plus our
+    #    options (StadynArguments: bias tracking, StaticDropout, augmentation) on transformers.Trainer
+    training_args = TrainingArguments(
+        output_dir=str(out), num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=32, learning_rate=args.learning_rate, lr_scheduler_type="cosine",
+        eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, logging_steps=1, seed=args.seed,
+        use_cpu=True, report_to="none", disable_tqdm=True, dataloader_pin_memory=False,
+    )  # fmt: skip
+    options = StadynArguments(
         track_bias=True,  # the bias history: hf_stadyn.probe on fixed pairs, on a schedule
         track_every=args.track_every,
         probe_pairs=args.probe_pairs,
-        save_total_limit=1,
         overwrite=True,  # this example replaces an earlier run in --out
-        progress=False,
     )
-    result = train_classification(config, train, evals, label_names=label_names)
+    result = run_classification(training_args, train, evals, model=model, options=options, label_names=label_names)
 
-    # 3. what was written: one JSON record per measurement (step 0 = before training)
+    # 4. what was written: one JSON record per measurement (step 0 = before training)
     records = [json.loads(line) for line in result.bias_history.read_text(encoding="utf-8").splitlines() if line]
     last_layer = next(reversed(records[0]["layers"]))
     print(f"bias history ({len(records)} records, {result.bias_history}); layer {last_layer!r}:")

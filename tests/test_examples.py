@@ -3,7 +3,8 @@
 Each test runs one script with tiny arguments and checks a result that a plausible bug would break:
 a report whose layers are not the model's or that lost a factor's pairs (e.g. a pair dataset that
 yields only one factor, or a probe that skips layers), a bias history that records only the start of
-training (tracking schedule not wired), an AVOS run that writes no metrics or a probe that never
+training (tracking schedule not wired), a Trainer run whose callbacks need manual wiring or drop
+Trainer's own loss logs at the steps where bias is measured, an AVOS run that writes no metrics or a probe that never
 reaches the fusion layers. ``--help`` of every script must work without running anything.
 """
 
@@ -21,7 +22,7 @@ import hf_stadyn
 from hf_stadyn.models.auto import DEFAULT_MODEL_DIR
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-SCRIPTS = ("probe_model_folder.py", "finetune_with_bias_tracking.py", "avos_two_stream.py")
+SCRIPTS = ("probe_model_folder.py", "finetune_with_bias_tracking.py", "trainer_static_dropout.py", "avos_two_stream.py")
 
 
 def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -88,6 +89,27 @@ def test_finetune_with_bias_tracking(tmp_path: Path) -> None:
         assert f"{name:<12} {acc:.3f}" in proc.stdout
     assert f"bias history ({len(records)} records" in proc.stdout
     assert (out / "model" / "config.json").is_file()
+
+
+def test_trainer_static_dropout(tmp_path: Path) -> None:
+    """TrainingArguments on the command line; the StaticDropout / bias callbacks attach themselves (no
+    manual attach) and keep Trainer's loss at every step, the measurements included (steps 0 and 2)."""
+    out = tmp_path / "run"
+    proc = _run(
+        "trainer_static_dropout.py", "--output_dir", str(out), "--num_train", "24", "--per_device_train_batch_size",
+        "8", "--num_train_epochs", "1", "--logging_steps", "1", "--eval_strategy", "epoch", "--save_strategy",
+        "epoch", "--use_cpu", "--report_to", "none", "--disable_tqdm", "True", cwd=tmp_path,
+    )  # fmt: skip
+    assert "bias measured at steps [0, 2]" in proc.stdout and "eval_conflicting_accuracy" in proc.stdout
+    records = [json.loads(line) for line in (out / "bias_history.jsonl").read_text().splitlines() if line]
+    assert [r["step"] for r in records] == [0, 2] and all(r["layers"] for r in records)
+    state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text(encoding="utf-8"))
+    assert [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3]
+    assert all("grad_norm" in h and "learning_rate" in h for h in state["log_history"] if "loss" in h)
+    assert [h["step"] for h in state["log_history"] if "bias/static_dropout/num_static" in h] == [0, 2]
+    assert (out / "checkpoint-3" / "bias_history.jsonl").is_file()
+    sd = json.loads((out / "config.json").read_text(encoding="utf-8"))["stadyn"]["static_dropout"]
+    assert sd["p"] == 0.5 and sd["static_channels"] == records[-1]["static_dropout"]["static_channels"]
 
 
 def test_avos_two_stream(tmp_path: Path) -> None:
