@@ -317,13 +317,46 @@ def _sweep(r: dict, mode: str, key: str, prob: str = "0.50") -> float:
     return float(ev[key])
 
 
-def paired_rows(by: dict[str, list[dict]], metrics: list[tuple[str, object]]) -> list[str]:
-    """Markdown rows of paired variant differences; Holm over the variant pairs within each metric (column)."""
+def paired_columns(by: dict[str, list[dict]], metrics: list[tuple[str, object]]) -> list[tuple[list[dict], list]]:
+    """Per metric: the paired tests of every variant pair (a - b) and their Holm-adjusted p values."""
     pairs = list(itertools.combinations(list(by), 2))
     cols = []
     for _, get in metrics:
         tests = [paired_test([get(r) for r in by[a]], [get(r) for r in by[b]]) for a, b in pairs]
         cols.append((tests, holm([t["p"] for t in tests])))
+    return cols
+
+
+def supported_statements(by: dict[str, list[dict]], metrics: list[tuple[str, object]]) -> list[str]:
+    """One sentence per metric: the variant differences that survive Holm at 5 %, or that none does."""
+    pairs = list(itertools.combinations(list(by), 2))
+    out = []
+    for (name, get), (tests, adj) in zip(metrics, paired_columns(by, metrics)):
+        means = {lab: float(np.mean([get(r) for r in by[lab]])) for lab in by}
+        best = max(means, key=means.get)
+        sig = []
+        for (a, b), t, q in zip(pairs, tests, adj):
+            if np.isfinite(q) and q < 1 - CONFIDENCE:
+                hi, lo = (a, b) if t["mean"] > 0 else (b, a)
+                d = abs(t["mean"])
+                ci = sorted((abs(t["low"]), abs(t["high"])))
+                sig.append(
+                    f"{SHORT.get(hi, hi)} > {SHORT.get(lo, lo)} by {d:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] (p={q:.2f})"
+                )
+        head = f"- **{name}**: highest mean {SHORT.get(best, best)} ({means[best]:.3f}). "
+        if sig:
+            out.append(head + "Supported at the 5 % family-wise level (Holm): " + "; ".join(sig) + ". No other pair.")
+        else:
+            out.append(
+                head + "No variant pair differs at the 5 % family-wise level (Holm); the ranking is not supported."
+            )
+    return out
+
+
+def paired_rows(by: dict[str, list[dict]], metrics: list[tuple[str, object]]) -> list[str]:
+    """Markdown rows of paired variant differences; Holm over the variant pairs within each metric (column)."""
+    pairs = list(itertools.combinations(list(by), 2))
+    cols = paired_columns(by, metrics)
     rows = []
     for k, (a, b) in enumerate(pairs):
         cells = [_diff_cell(tests[k], adj[k]) for tests, adj in cols]
@@ -406,16 +439,14 @@ def render_markdown(results: dict) -> str:
         "| A − B | camouflage J | camouflage AUC | camouflage mIoU | normal J | normal AUC |",
         "|---|---|---|---|---|---|",
     ]
-    lines += paired_rows(
-        by,
-        [
-            ("camouflage J", lambda r: _sweep(r, "camouflage", "J")),
-            ("camouflage AUC", lambda r: _sweep(r, "camouflage", "auc")),
-            ("camouflage mIoU", lambda r: _sweep(r, "camouflage", "mIoU")),
-            ("normal J", lambda r: _sweep(r, "normal", "J")),
-            ("normal AUC", lambda r: _sweep(r, "normal", "auc")),
-        ],
-    )
+    main_metrics = [
+        ("camouflage J", lambda r: _sweep(r, "camouflage", "J")),
+        ("camouflage AUC", lambda r: _sweep(r, "camouflage", "auc")),
+        ("camouflage mIoU", lambda r: _sweep(r, "camouflage", "mIoU")),
+        ("normal J", lambda r: _sweep(r, "normal", "J")),
+        ("normal AUC", lambda r: _sweep(r, "normal", "auc")),
+    ]
+    lines += paired_rows(by, main_metrics)
 
     taus = ["0.50", "0.60", "0.70", "0.80", "0.90"]
     probs = [f"{t:.2f}" for t in st.get("prob_thresholds", PROB_THRESHOLDS)]
@@ -441,8 +472,10 @@ def render_markdown(results: dict) -> str:
         "| A − B | S@0.50 | S@0.70 | S@0.90 | " + " | ".join(f"mIoU@p{p}" for p in probs) + " |",
         "|---|---|---|---|" + "---|" * len(probs),
     ]
-    sweep_metrics = [(f"S@{t}", lambda r, t=t: _sweep(r, "camouflage", f"S@{t}")) for t in ("0.50", "0.70", "0.90")]
-    sweep_metrics += [(f"mIoU@{p}", lambda r, p=p: _sweep(r, "camouflage", "mIoU", p)) for p in probs]
+    sweep_metrics = [
+        (f"camouflage S@{t}", lambda r, t=t: _sweep(r, "camouflage", f"S@{t}")) for t in ("0.50", "0.70", "0.90")
+    ]
+    sweep_metrics += [(f"camouflage mIoU@p{p}", lambda r, p=p: _sweep(r, "camouflage", "mIoU", p)) for p in probs]
     lines += paired_rows(by, sweep_metrics)
 
     layers = list(runs[0]["units_trained"])
@@ -515,6 +548,26 @@ def render_markdown(results: dict) -> str:
             cells = [_ci([u["baseline"] for u in um]), _ci([u["random_drop_mean"] for u in um])]
             cells += [_diff_cell(tmap[(lab, mode, c)], adj[(lab, mode, c)]) for c in ("dynamic", "static")]
             lines.append(f"| {SHORT.get(lab, lab)} | {mode} | " + " | ".join(cells) + " |")
+    sig_rows = [
+        f"{SHORT.get(k[0], k[0])} {k[1]} top {k[2]} ({tmap[k]['mean']:+.3f} J vs random)"
+        for k in keys
+        if np.isfinite(adj[k]) and adj[k] < 1 - CONFIDENCE
+    ]
+    lines += [
+        "",
+        "#### What the intervals support (generated from the tables above)",
+        "",
+        *supported_statements(by, main_metrics),
+        *supported_statements(by, sweep_metrics),
+        "- **Unit masking**: "
+        + (
+            "the top-K drop differs from the random-unit drop (Holm, 5 %) for: "
+            + "; ".join(sig_rows)
+            + ". No other row."
+            if sig_rows
+            else "no top-K drop differs from the random-unit drop at the 5 % family-wise level (Holm)."
+        ),
+    ]
     if len(seeds) < len(st["seeds"]):
         lines += ["", f"Partial: {len(seeds)} of the {len(st['seeds'])} requested seeds had finished every variant."]
     cpu = results.get("cpu_seconds")

@@ -105,3 +105,20 @@ def test_merge_results_joins_seeds_run_in_separate_processes(study):
     assert m["settings"]["commands"] == ["a", "b"] and m["cpu_seconds"] == 5
     with pytest.raises(ValueError, match="epochs"):
         study.merge_results([a, {**b, "settings": {**b["settings"], "epochs": 3}}])
+
+
+def test_supported_statements_name_only_holm_significant_pairs(study):
+    """A clear, consistent gap is stated; a gap within seed noise is not (fails if raw p values were used
+    without the correction or if the sentence named pairs whose interval covers 0)."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(0.5, 0.05, 5)
+    runs = {
+        "A": [{"seed": s, "v": base[s] + 0.10 + 0.002 * k} for s, k in zip(range(5), (1, -1, 0, 2, -2))],
+        "B": [{"seed": s, "v": base[s]} for s in range(5)],
+        "C": [{"seed": s, "v": base[s] + rng.normal(0, 0.05)} for s in range(5)],
+    }
+    (text,) = study.supported_statements(runs, [("metric", lambda r: r["v"])])
+    assert "A > B by 0.100" in text and "highest mean A" in text
+    assert "C > B" not in text and "B > C" not in text
+    (none,) = study.supported_statements({"B": runs["B"], "C": runs["C"]}, [("m", lambda r: r["v"])])
+    assert "not supported" in none
