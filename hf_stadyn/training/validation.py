@@ -287,8 +287,8 @@ def order_sensitive_reading(
     The layer's tokens ``(B, T' * S, C)`` (``T' = T / tubelet`` time positions, ``S`` patches each, in
     time-major order as VideoMAE's patch embedding emits them) are averaged over the ``S`` patches of each
     time position and the ``T'`` means are concatenated: a ``(B, T' * C)`` feature that changes when the
-    frames are shuffled, unlike the mean over all tokens (docs/method.md §2). Pair ids fix the chunks as
-    in the engine.
+    frames are shuffled, unlike the mean over all tokens (docs/method.md §2). The jackknife chunks follow
+    the items' ``video_index`` when they carry it (as in the engine), else the pair ids.
     """
     from hf_stadyn.metric.functional import static_dynamic_bias
 
@@ -303,7 +303,7 @@ def order_sensitive_reading(
         b, n, c = x.shape
         feats.append(x.float().reshape(b, t_pos, n // t_pos, c).mean(2).reshape(b, t_pos * c))
 
-    za, zb, fac, ids = [], [], [], []
+    za, zb, fac, ids, groups = [], [], [], [], []
     n = min(num_pairs, len(pairs))
     handle = module.register_forward_hook(hook)
     try:
@@ -319,6 +319,11 @@ def order_sensitive_reading(
                 zb.append(z[len(items) :])
                 fac += [int(it["factor"]) for it in items]
                 ids += [int(it.get("index", start + k)) for k, it in enumerate(items)]
+                groups += [it.get("video_index") for it in items]
     finally:
         handle.remove()
-    return static_dynamic_bias(torch.cat(za), torch.cat(zb), np.array(fac), layer=layer, pair_ids=np.array(ids))
+    # chunks by source video when the pairs carry it (as the engine does, docs/method.md §5), else by pair id
+    by_video = {"groups": np.array(groups)} if all(g is not None for g in groups) else {}
+    return static_dynamic_bias(
+        torch.cat(za), torch.cat(zb), np.array(fac), layer=layer, pair_ids=np.array(ids), **by_video
+    )
