@@ -122,11 +122,11 @@ class _LoaderWrapper(importlib.abc.Loader):
         was = getattr(spec, "_initializing", False)
         try:
             if spec is not None:
-                spec._initializing = False
+                spec._initializing = False  # type: ignore[attr-defined]  # importlib's private flag, not in typeshed
             done = _register()
         finally:
             if spec is not None:
-                spec._initializing = was
+                spec._initializing = was  # type: ignore[attr-defined]  # as above
         if done:
             _remove_finder()
 

@@ -7,6 +7,8 @@ users who do not have hf_stadyn installed. Registration with the Auto classes is
 """
 
 # No ``from __future__ import annotations`` here: the strict dataclass validators need real types.
+from typing import cast
+
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
@@ -148,7 +150,8 @@ class AVOSConfig(PreTrainedConfig):
         if not out:
             raise ValueError("AVOSConfig.backbone_config.out_features is empty; list the levels to fuse.")
         levels = {stage_names.index(s) + 1 for s in out}
-        bad = [s for s in self.cross_stages if int(s) not in levels]
+        cross_stages = cast("list[int] | tuple[int, ...]", self.cross_stages)  # a list since __post_init__
+        bad = [s for s in cross_stages if int(s) not in levels]
         if self.cross_connection != "none" and bad:
             raise ValueError(
                 f"AVOSConfig.cross_stages {bad} are not fused levels; the fused levels (1-based, from "
@@ -158,8 +161,10 @@ class AVOSConfig(PreTrainedConfig):
     @property
     def fused_levels(self) -> list[int]:
         """1-based levels (positions in ``backbone_config.stage_names``) that are fused, in order."""
-        names = list(self.backbone_config.stage_names)
-        return [names.index(s) + 1 for s in self.backbone_config.out_features]
+        # a backbone config object since __post_init__ (sub_configs_defaults turns a dict into one)
+        backbone_config = cast(PreTrainedConfig, self.backbone_config)
+        names = list(backbone_config.stage_names)
+        return [names.index(s) + 1 for s in backbone_config.out_features]
 
 
 def tiny_avos_config(
@@ -176,7 +181,9 @@ def tiny_avos_config(
     """
     from transformers import ResNetConfig
 
-    backbone = ResNetConfig(
+    # out_features is not a ResNetConfig field: the strict dataclass __init__ hands it on to __post_init__
+    # (BackboneConfigMixin reads it there), which mypy's dataclass signature omits
+    backbone = ResNetConfig(  # type: ignore[call-arg]
         embedding_size=embedding_size,
         hidden_sizes=list(hidden_sizes),
         depths=[1] * len(hidden_sizes),

@@ -84,7 +84,9 @@ def tiny_videomae_config(
     """
     if num_labels < 1:
         raise ValueError(f"num_labels={num_labels} must be >= 1.")
-    return StadynVideoMAEConfig(
+    # num_labels is a PreTrainedConfig property, not a field: the strict dataclass __init__ hands it on
+    # to __post_init__ (as transformers' own configs take it), which mypy's dataclass signature omits
+    return StadynVideoMAEConfig(  # type: ignore[call-arg]
         num_labels=num_labels,
         num_frames=num_frames,
         image_size=image_size,

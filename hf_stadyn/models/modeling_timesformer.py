@@ -46,6 +46,7 @@ class StadynTimesformerForVideoClassification(BiasProbingMixin, TimesformerForVi
 
     config_class = StadynTimesformerConfig
     config: StadynTimesformerConfig
+    num_labels: int  # set from config.num_labels by upstream __init__; a classifier always has labels
 
     _probe_embeddings_module = "timesformer.embeddings"
     _probe_blocks_module = "timesformer.encoder.layer"

@@ -35,11 +35,14 @@ import logging
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .modeling_avos import AVOSModel
 from .modeling_timesformer import StadynTimesformerForVideoClassification
 from .modeling_videomae import StadynVideoMAEForVideoClassification
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedConfig, PreTrainedModel
 
 __all__ = [
     "AUTO_MODEL_CLASSES",
@@ -55,7 +58,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=type)
+M = TypeVar("M", bound="type[PreTrainedModel]")
 
 #: Auto model classes an entry may name (attributes of ``transformers``).
 AUTO_MODEL_CLASSES = ("AutoModel", "AutoModelForVideoClassification", "AutoBackbone")
@@ -74,13 +77,14 @@ class ModelRegistration:
             with ``trust_remote_code=True``.
     """
 
-    model_class: type
+    model_class: type[PreTrainedModel]
     auto_classes: tuple[str, ...] = ("AutoModel",)
     remote_code: bool = False
 
     @property
-    def config_class(self) -> type:
-        return self.model_class.config_class
+    def config_class(self) -> type[PreTrainedConfig]:
+        # register_model only accepts classes whose config_class is set (with a model_type)
+        return cast("type[PreTrainedConfig]", self.model_class.config_class)
 
     @property
     def model_type(self) -> str:
