@@ -26,8 +26,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -286,7 +286,7 @@ def remove_static_dropout(model: nn.Module) -> None:
     """Uninstall StaticDropout (hooks, module, config entry); the model computes as before it."""
     for h in getattr(model, "_stadyn_sd_handles", []):
         h.remove()
-    model._stadyn_sd_handles = []
+    _set_plain(model, "_stadyn_sd_handles", [])
     sd = get_static_dropout(model)
     if sd is not None:
         if getattr(model, "feature_dropout", None) is sd:
@@ -302,6 +302,15 @@ def remove_static_dropout(model: nn.Module) -> None:
     object.__setattr__(model, "_stadyn_static_dropout", None)
     if _config_entry(model) is not None:
         _record_config(model, None)
+
+
+def _set_plain(model: nn.Module, name: str, value: Any) -> None:
+    """``model.<name> = value`` for a plain (non-tensor, non-module) attribute.
+
+    Same call as the assignment (``nn.Module.__setattr__``); torch annotates its ``value`` as
+    ``Tensor | Module`` only, although any value is accepted and stored as an ordinary attribute.
+    """
+    setattr(model, name, value)
 
 
 def _missing_pattern(key: str) -> str:
@@ -371,13 +380,13 @@ def apply_static_dropout(
     sd.train(model.training)
     # plain attributes (not submodules): the module is registered once, under its slot name
     object.__setattr__(model, "_stadyn_static_dropout", sd)
-    model._stadyn_sd_handles = handles
-    model._stadyn_sd_key = key
+    _set_plain(model, "_stadyn_sd_handles", handles)
+    _set_plain(model, "_stadyn_sd_key", key)
     # Keep the buffer out of save_pretrained (config.json carries the set) and don't report it missing.
     save_keys = set(getattr(model, "_keys_to_ignore_on_save", None) or [])
-    model._keys_to_ignore_on_save = save_keys | {key}
+    _set_plain(model, "_keys_to_ignore_on_save", save_keys | {key})
     missing = set(getattr(model, "_keys_to_ignore_on_load_missing", None) or [])
-    model._keys_to_ignore_on_load_missing = missing | {_missing_pattern(key)}
+    _set_plain(model, "_keys_to_ignore_on_load_missing", missing | {_missing_pattern(key)})
     cfg.static_channels = [int(i) for i in sd.static_channels.tolist()]
     _record_config(model, cfg)
     logger.info("StaticDropout installed at %s: C=%d, p=%g, %d static channels", cfg.layer, c, cfg.p, sd.num_static)
@@ -392,7 +401,8 @@ def _block_hook(sd: StaticDropout):
             return (sd(output[0]), *output[1:])
         if isinstance(output, Mapping):  # ModelOutput-like
             first = next(iter(output))
-            output[first] = sd(output[first])
+            # ModelOutput (an OrderedDict) supports item assignment; a read-only mapping raises here as before
+            cast("MutableMapping[Any, Any]", output)[first] = sd(output[first])
             return output
         raise ValueError(
             f"cannot apply StaticDropout to the output of {type(module).__name__} ({type(output).__name__})."

@@ -376,6 +376,8 @@ def extract_features(
             return x.to(device=target)
         return x
 
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
     if isinstance(inputs, torch.Tensor):
         args, kwargs = (move(inputs),), {}
     elif isinstance(inputs, Mapping):

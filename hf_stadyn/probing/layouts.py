@@ -24,7 +24,7 @@ averaged with a float32 accumulator).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from typing import Any
 
@@ -169,6 +169,7 @@ def _find_tensor(obj: Any, depth: int = 0) -> torch.Tensor | None:
         return obj
     if depth > 4:
         return None
+    values: Iterable[Any]
     if isinstance(obj, Mapping):
         values = obj.values()
     elif isinstance(obj, (tuple, list)):
