@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -52,7 +52,8 @@ def _check_common(seed: int, static_fraction: float) -> None:
         raise ValueError(f"static_fraction must be in [0, 1], got {static_fraction!r}")
 
 
-def _to_tensor(x: np.ndarray | list[np.ndarray]) -> torch.Tensor | list[torch.Tensor]:
+def _to_tensor(x: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor | list[torch.Tensor]:
+    # pairs hold a list per pathway (make_pair builds lists); any other array-like is stacked into one tensor
     if isinstance(x, list):
         return [torch.from_numpy(np.ascontiguousarray(c)) for c in x]
     return torch.from_numpy(np.ascontiguousarray(x))
@@ -249,10 +250,11 @@ class PairDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, i])
         factor = STATIC if rng.random() < self.static_fraction else DYNAMIC
         j = i % self.videos.count
-        clip, start, name = self._clip(j, rng)
+        one_clip, start, name = self._clip(j, rng)
+        clip: np.ndarray | list[np.ndarray] = one_clip
         if self.pathways is not None:
-            t = clip.shape[0]
-            clip = [clip[(np.arange(p) * t) // p] for p in self.pathways]
+            t = one_clip.shape[0]
+            clip = [one_clip[(np.arange(p) * t) // p] for p in self.pathways]
         pair = make_pair(clip, factor, rng, self.styles)
         if pair.permutation is None:
             perm: Any = (
@@ -325,7 +327,9 @@ class TwoStreamPairDataset(torch.utils.data.Dataset):
         self.videos = VideoCollection(videos, video_column, num_videos)
         self.size, self.seed, self.static_fraction = _check_size(size), int(seed), float(static_fraction)
         self.flow_method, self.max_magnitude = flow_method, max_magnitude
-        self.hue_range, self.sat_range = tuple(hue_range), tuple(sat_range)
+        # tuple() copies a list given at run time; the annotation already says two floats
+        self.hue_range = cast("tuple[float, float]", tuple(hue_range))
+        self.sat_range = cast("tuple[float, float]", tuple(sat_range))
         self.styles = resolve_styles(styles)
         if self.static_fraction < 1.0 and len(self.styles) < 2:
             raise ValueError("dynamic pairs need at least two styles; give more styles or static_fraction=1")

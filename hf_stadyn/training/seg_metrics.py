@@ -139,14 +139,16 @@ def boundary_f_measure(pred: Any, gt: Any, bound_th: float = 0.008, threshold: f
     return 2.0 * precision * recall / (precision + recall)
 
 
-def _check_thresholds(thresholds: Sequence[float]) -> np.ndarray:
+def _check_thresholds(thresholds: Sequence[float] | np.ndarray) -> np.ndarray:
     t = np.asarray(thresholds, dtype=np.float64).reshape(-1)
     if t.size < 2 or not np.all(np.diff(t) > 0) or t[0] < 0 or t[-1] > 1:
         raise ValueError(f"IoU thresholds must be >= 2 increasing values in [0, 1], got {list(np.round(t, 3))}.")
     return t
 
 
-def success_curve(ious: Sequence[float], thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS) -> np.ndarray:
+def success_curve(
+    ious: Sequence[float] | np.ndarray, thresholds: Sequence[float] | np.ndarray = DEFAULT_IOU_THRESHOLDS
+) -> np.ndarray:
     """Fraction of frames whose IoU is >= each threshold; shape ``(len(thresholds),)``."""
     t = _check_thresholds(thresholds)
     v = np.asarray(ious, dtype=np.float64).reshape(-1)

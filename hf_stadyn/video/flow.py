@@ -63,11 +63,12 @@ def compute_flow(frames: np.ndarray, method: str = "dis") -> np.ndarray:
     out = np.empty((t - 1, h, w, 2), np.float32)
     if method == "farneback":
         for i in range(t - 1):
-            out[i] = cv2.calcOpticalFlowFarneback(gray[i], gray[i + 1], None, 0.5, 3, 15, 3, 5, 1.2, 0)
+            # the stubs type the output array ``flow`` as required; OpenCV allocates it when it is None
+            out[i] = cv2.calcOpticalFlowFarneback(gray[i], gray[i + 1], None, 0.5, 3, 15, 3, 5, 1.2, 0)  # type: ignore[call-overload]
         return out
-    dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[method])
+    dis = cv2.DISOpticalFlow.create(_DIS_PRESETS[method])
     for i in range(t - 1):
-        out[i] = dis.calc(gray[i], gray[i + 1], None)
+        out[i] = dis.calc(gray[i], gray[i + 1], None)  # type: ignore[call-overload]  # None output: as above
     return out
 
 
