@@ -105,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         help="only re-render avos_study.md (and a merged avos_study.json) from saved JSONs, e.g. seeds run in "
         "separate processes (runs are identified by variant and seed)",
     )  # fmt: skip
+    ap.add_argument(
+        "--doc", default=None, metavar="MD",
+        help="with --render: also replace the text between the avos-study markers of this page (docs/avos.md)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     if args.render:
         import json
@@ -115,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         md = render_markdown(merged)
         atomic_write_json(Path(args.out) / "avos_study.json", merged)
         atomic_write_text(Path(args.out) / "avos_study.md", md)
+        if args.doc:
+            splice_doc(Path(args.doc), md)
         print(md)
         return 0
 
@@ -362,6 +368,19 @@ def paired_rows(by: dict[str, list[dict]], metrics: list[tuple[str, object]]) ->
         cells = [_diff_cell(tests[k], adj[k]) for tests, adj in cols]
         rows.append(f"| {SHORT.get(a, a)} − {SHORT.get(b, b)} | " + " | ".join(cells) + " |")
     return rows
+
+
+DOC_BEGIN, DOC_END = "<!-- avos-study:begin (scripts/avos_study.py --render ... --doc) -->", "<!-- avos-study:end -->"
+
+
+def splice_doc(path: Path, md: str) -> None:
+    """Replace the generated tables between the two markers of ``path`` with ``md``."""
+    text = path.read_text()
+    if DOC_BEGIN not in text or DOC_END not in text:
+        raise ValueError(f"{path} has no avos-study markers; add {DOC_BEGIN!r} and {DOC_END!r} around the tables")
+    head, rest = text.split(DOC_BEGIN, 1)
+    tail = rest.split(DOC_END, 1)[1]
+    path.write_text(head + DOC_BEGIN + "\n\n" + md.strip() + "\n\n" + DOC_END + tail)
 
 
 def merge_results(parts: list[dict]) -> dict:

@@ -122,3 +122,16 @@ def test_supported_statements_name_only_holm_significant_pairs(study):
     assert "C > B" not in text and "B > C" not in text
     (none,) = study.supported_statements({"B": runs["B"], "C": runs["C"]}, [("m", lambda r: r["v"])])
     assert "not supported" in none
+
+
+def test_splice_doc_replaces_only_the_marked_tables(study, tmp_path):
+    page = tmp_path / "avos.md"
+    page.write_text(f"# top\n\n{study.DOC_BEGIN}\n\nold tables\n\n{study.DOC_END}\n\n## after\n")
+    study.splice_doc(page, "new tables\n")
+    study.splice_doc(page, "newer tables\n")  # idempotent: the markers stay
+    text = page.read_text()
+    assert "old tables" not in text and "new tables" not in text and "newer tables" in text
+    assert text.startswith("# top") and text.endswith("## after\n") and text.count(study.DOC_BEGIN) == 1
+    (tmp_path / "bare.md").write_text("no markers")
+    with pytest.raises(ValueError, match="markers"):
+        study.splice_doc(tmp_path / "bare.md", "x")
