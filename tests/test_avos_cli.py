@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import torch
@@ -72,3 +73,46 @@ def test_cli_choices_match_the_config():
 
     assert tuple(FUSION_TYPES) == cli_train.FUSION_TYPES
     assert tuple(CROSS_CONNECTION_TYPES) == cli_train.CROSS_CONNECTION_TYPES
+
+
+class _KillAtEpoch(logging.Handler):
+    """Raises KeyboardInterrupt (a killed job) when the AVOS loop logs the end of epoch ``epoch``, i.e.
+    after epoch ``epoch - 1``'s checkpoint is on disk and before epoch ``epoch``'s is written."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.needle = f"AVOS epoch {epoch}/"
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith(self.needle):
+            raise KeyboardInterrupt("killed")
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights_and_metrics(tmp_path, capsys):
+    """Killed during epoch 2 of 3, then `--resume_from_checkpoint last`: the same weights, losses and
+    J/F as an uninterrupted run. A resume that restarted from scratch, lost the optimizer / scheduler
+    state or the shuffling generator would differ; one that ignored the checkpoint retrains 3 epochs."""
+    from safetensors.torch import load_file
+
+    args = ["train", "--task", "avos", "--train_clips", "4", "--test_clips", "2", "--num_train_epochs", "3",
+            "--per_device_train_batch_size", "4", "--num_frames", "4", "--disable_tqdm"]  # fmt: skip
+    assert main([*args, "--output_dir", str(tmp_path / "full")]) == 0
+    log = logging.getLogger("hf_stadyn.training.avos")
+    kill, level = _KillAtEpoch(2), log.level
+    log.addHandler(kill)
+    log.setLevel(logging.INFO)
+    try:
+        assert main([*args, "--output_dir", str(tmp_path / "cut")]) == 130  # stadyn's exit code when interrupted
+    finally:
+        log.removeHandler(kill)
+        log.setLevel(level)
+    ckpt = tmp_path / ".cut.checkpoints" / "last.pt"
+    assert ckpt.is_file() and not (tmp_path / "cut").exists()
+    assert torch.load(ckpt, weights_only=False)["epoch"] == 1
+    assert main([*args, "--output_dir", str(tmp_path / "cut"), "--resume_from_checkpoint", "last"]) == 0
+    full, cut = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("full", "cut"))
+    assert cut["train"]["epoch_losses"] == full["train"]["epoch_losses"] and cut["train"]["num_steps"] == 9
+    assert cut["eval"] == full["eval"]
+    wa, wb = (load_file(tmp_path / n / "model.safetensors") for n in ("full", "cut"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not (tmp_path / ".cut.checkpoints").exists()  # removed once the run is complete
