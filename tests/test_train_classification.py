@@ -340,3 +340,16 @@ def test_stylize_augment_is_seeded_and_temporally_consistent():
     assert np.array_equal(StylizeAugment(p=0.0)(still, 0), still)
     with pytest.raises(ValueError, match="p must be"):
         StylizeAugment(p=1.5)
+
+
+def test_a_run_near_chance_says_so_in_its_last_line(tmp_path, capsys):
+    """A learning rate too small to move the weights: the model stays at chance and the last printed
+    line says so (the README's old command ended at chance silently)."""
+    out = tmp_path / "o"
+    rc = main(["train", "--task", "classification", "--output_dir", str(out), "--train_clips", "16", "--test_clips",
+               "12", *TINY, "--num_train_epochs", "1", "--learning_rate", "1e-12", "--track_bias", "false",
+               "--save_strategy", "no"])  # fmt: skip
+    assert rc == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert json.loads((out / "results.json").read_text())["near_chance"] is True
+    assert last.startswith("WARNING: the model ended near chance (3 classes, chance 0.333)")

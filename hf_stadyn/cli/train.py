@@ -263,10 +263,17 @@ def _train_classification(argv: list[str]) -> int:
         f"trained {model_args.model} on {data_args.data} ({len(train)} clips, {result.steps_done} steps) in "
         f"{result.seconds:.0f} s; accuracy: {accs or 'n/a'}; {where}{sd}"
     )
+    chance = 1 / len(names)
     if result.near_chance:
         print(
-            f"WARNING: the model ended near chance ({len(names)} classes, chance {1 / len(names):.3f}): it learned "
+            f"WARNING: the model ended near chance ({len(names)} classes, chance {chance:.3f}): it learned "
             "little; train longer (--num_train_epochs), on more clips (--train_clips) or with another --learning_rate."
+        )
+    elif result.final.get("eval/conflicting/accuracy", 1.0) < chance:
+        print(
+            f"NOTE: conflicting accuracy {result.final['eval/conflicting/accuracy']:.3f} is below chance "
+            f"({chance:.3f}) while aligned is {result.final.get('eval/aligned/accuracy', float('nan')):.3f}: the model "
+            "reads the trap's static cue, not the motion (docs/staticdropout.md)."
         )
     return 0
 
