@@ -6,6 +6,7 @@ classes), so it reads clearly "dynamic" next to the same architecture at initial
 Deterministic from --seed; a few minutes on one CPU core.
 
     python scripts/train_default_model.py            # writes hf_stadyn/assets/default_model
+    python scripts/train_default_model.py --output_dir /tmp/m --train_clips 32 --eval_clips 8 --num_train_epochs 1
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import tempfile
 from pathlib import Path
 
 import torch
+from transformers import TrainingArguments
 
 from hf_stadyn.models.auto import DEFAULT_MODEL_DIR
 from hf_stadyn.synth import SynthConfig
-from hf_stadyn.training.classification import ClassificationTrainingConfig, synth_datasets, train_classification
+from hf_stadyn.training import StadynArguments, build_classifier, run_classification, synth_datasets
+from hf_stadyn.training.classification import ClassificationTrainingConfig
 
 #: The default model's classes (four directions: what a tiny transformer learns reliably on CPU).
 DEFAULT_MOTIONS = ("left", "right", "up", "down")
@@ -28,26 +31,33 @@ DEFAULT_MOTIONS = ("left", "right", "up", "down")
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=str(DEFAULT_MODEL_DIR))
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--train-clips", type=int, default=6000)
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--learning-rate", type=float, default=1e-3)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--output_dir", "--out", default=str(DEFAULT_MODEL_DIR), help="where the model goes (replaced)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the clips, the init and the data order")
+    ap.add_argument("--train_clips", "--train-clips", type=int, default=6000, help="StaDyn-Synth motion clips")
+    ap.add_argument("--eval_clips", type=int, default=1000, help="held-out clips for the recorded accuracy")
+    ap.add_argument("--num_train_epochs", "--epochs", type=int, default=8, help="passes over the clips")
+    ap.add_argument("--learning_rate", "--learning-rate", type=float, default=1e-3, help="AdamW peak rate (cosine)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     synth = SynthConfig(motions=DEFAULT_MOTIONS, num_appearances=4)
     train, evals, names = synth_datasets(
-        "motion", num_train=args.train_clips, num_eval=1000, seed=args.seed, config=synth
+        "motion", num_train=args.train_clips, num_eval=args.eval_clips, seed=args.seed, config=synth
     )
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = ClassificationTrainingConfig(
-            output_dir=tmp, model="videomae", epochs=args.epochs, seed=args.seed, cpu=True,
-            learning_rate=args.learning_rate,
-            track_bias=False, progress=False, save_total_limit=1,
+        # transformers.Trainer (StadynTrainer) with TrainingArguments; a new tiny VideoMAE
+        model = build_classifier(ClassificationTrainingConfig(output_dir=tmp, model="videomae", seed=args.seed),
+                                 len(names), names)  # fmt: skip
+        targs = TrainingArguments(
+            output_dir=tmp, num_train_epochs=args.num_train_epochs, per_device_train_batch_size=32,
+            per_device_eval_batch_size=64, learning_rate=args.learning_rate, weight_decay=0.05, warmup_steps=0.1,
+            lr_scheduler_type="cosine", eval_strategy="epoch", save_strategy="epoch", save_total_limit=1,
+            logging_strategy="epoch", seed=args.seed, use_cpu=True, report_to="none", disable_tqdm=True,
+            dataloader_pin_memory=False,
         )  # fmt: skip
-        res = train_classification(cfg, train, evals, label_names=names)
-        out = Path(args.out)
+        res = run_classification(targs, train, evals, model=model, options=StadynArguments(track_bias=False),
+                                 label_names=names)  # fmt: skip
+        out = Path(args.output_dir)
         if out.exists():
             shutil.rmtree(out)
         shutil.copytree(res.model_dir, out)
@@ -58,7 +68,7 @@ def main() -> None:
                 "script": "scripts/train_default_model.py",
                 "seed": args.seed,
                 "train_clips": args.train_clips,
-                "epochs": args.epochs,
+                "epochs": args.num_train_epochs,
                 "learning_rate": args.learning_rate,
                 "split": "motion",
                 "synth_config": {"motions": list(DEFAULT_MOTIONS), "num_appearances": 4},
