@@ -1,5 +1,9 @@
 """Bias tracking during training and the StaticDropout refresh (docs/method.md §6 and §8).
 
+(About 560 lines on purpose: the tracker and its two drivers below share one schedule, one resume rule
+and one history format, kept side by side so that they cannot drift apart; the accelerate hook goes to
+its own module when the last plain-loop user of it is gone.)
+
 :class:`BiasTracker` measures the static/dynamic bias of chosen layers with the streaming estimator
 on a *fixed* set of probe pairs (:class:`ProbePairs`: the same pairs at every measurement), re-selects
 the StaticDropout static set on a schedule, and logs every measurement: to ``logging``, to a JSON
