@@ -69,6 +69,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="loop the window over videos shorter than the model's frame count (warned, counted in the report) "
         "instead of repeating their frames in order",
     )
+    p.add_argument(
+        "--dynamic-pairs",
+        default="styles",
+        choices=("styles", "appearance-free"),
+        help="dynamic pairs: the clip in two styles (the paper's) or, experimental, the stylized clip and an "
+        "appearance-free rendering of it (a noise texture carried along its optical flow: the members share motion "
+        "only; docs/ground_truth.md)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (pairs, styles, reference)")
     p.add_argument("--threshold", type=float, default=0.5, help="tau of the channel categories")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run")
@@ -273,6 +281,14 @@ def run(args: argparse.Namespace) -> int:
     if two_stream and args.num_pairs_default:
         args.num_pairs = None  # every frame is one pair; probe them all (at most the default below)
     pairs, source = _pairs(args, model, spec)
+    if args.dynamic_pairs == "appearance-free":
+        if two_stream:
+            raise ValueError(
+                "--dynamic-pairs appearance-free applies to clip models; a two-stream model reads frame pairs"
+            )
+        from hf_stadyn.pairs.appearance_free import AppearanceFreePairs
+
+        pairs = AppearanceFreePairs(pairs, seed=args.seed, members="b")
     if args.num_pairs is None:
         args.num_pairs = min(len(pairs), 3000)
     if args.num_pairs > len(pairs):
@@ -335,6 +351,7 @@ def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, laye
         "interval_notes": result.settings.get("interval_notes", []),
         "styles": [getattr(s, "name", None) or type(s).__name__ for s in pairs.styles],
         "static_fraction": pairs.static_fraction,
+        "dynamic_pairs": getattr(pairs, "settings", None) or "styles",
         "batch_size": args.batch_size,
         "threshold": args.threshold,
         "mixed_precision": args.mixed_precision,

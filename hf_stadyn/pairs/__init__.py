@@ -1,6 +1,7 @@
 """Pairs for the static/dynamic estimator (docs/method.md §1): stylizers, frame shuffles, two-stream pairs
 and the seeded pair datasets."""
 
+from .appearance_free import AppearanceFreePairs, render_appearance_free
 from .core import (
     DYNAMIC,
     FACTOR_NAMES,
@@ -33,6 +34,7 @@ __all__ = [
     "FACTOR_NAMES",
     "STATIC",
     "VIDEO_EXTENSIONS",
+    "AppearanceFreePairs",
     "Pair",
     "PairDataset",
     "ProbePairs",
@@ -47,6 +49,7 @@ __all__ = [
     "make_two_stream_pair",
     "parse_factor",
     "register_style",
+    "render_appearance_free",
     "resolve_styles",
     "shuffle_frames",
     "shuffle_pathways",
