@@ -304,7 +304,8 @@ def test_from_config_rebuilds_and_save_pretrained_keeps_plain_loadable(tmp_path)
 
 
 def test_stadyn_model_feature_dropout_slot(tmp_path):
-    models = pytest.importorskip("hf_stadyn.models")
+    from hf_stadyn import models
+
     model = models.StadynVideoMAEForVideoClassification(
         models.tiny_videomae_config(num_labels=3, num_frames=4, image_size=16, num_hidden_layers=2)
     ).eval()
@@ -327,7 +328,8 @@ def test_stadyn_model_feature_dropout_slot(tmp_path):
 
 
 def test_timesformer_slots_and_block_hook():
-    models = pytest.importorskip("hf_stadyn.models")
+    from hf_stadyn import models
+
     model = models.StadynTimesformerForVideoClassification(
         models.tiny_timesformer_config(num_labels=3, num_frames=4, image_size=16, hidden_size=32,
                                        num_hidden_layers=2, num_attention_heads=2)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from hf_stadyn import models
 from hf_stadyn.debias import (
     BiasTracker,
     ProbePairs,
@@ -19,8 +20,6 @@ from hf_stadyn.debias import (
     get_static_dropout,
     measure_bias,
 )
-
-models = pytest.importorskip("hf_stadyn.models")
 
 
 def _clips(n: int = 12, t: int = 4, size: int = 16, seed: int = 0) -> list[np.ndarray]:

@@ -200,7 +200,6 @@ def test_model_from_env_and_missing_default(tmp_path, monkeypatch, tiny_model):
 
 
 def test_example_videos(tmp_path):
-    pytest.importorskip("hf_stadyn.synth", reason="StaDyn-Synth generator not available")
     paths = demo_mod.make_example_videos(tmp_path / "ex", seed=0)
     again = demo_mod.make_example_videos(tmp_path / "ex2", seed=0)
     assert [p.name for p in paths] == ["synth_right.mp4", "synth_clockwise.mp4", "synth_camouflage_up.mp4"]
