@@ -1,6 +1,8 @@
 #!/usr/bin/env python
 """AVOS study: two-stream fusion / cross-connection variants on StaDyn-Synth (docs/method.md §7).
 
+(About 600 lines on purpose: one study script, run, statistics and rendering read together.)
+
 For each variant and seed: train on normal + camouflage clips; evaluate J, F, mIoU, the success curve
 (share of frames with IoU >= tau, tau = 0.5 .. 0.9) and its AUC on held-out normal and camouflage clips,
 also at several probability thresholds; probe every fusion layer with two-stream pairs (unit categories

@@ -1,4 +1,4 @@
-"""Configuration of the two-stream AVOS segmenter (METHOD.md §7).
+"""Configuration of the two-stream AVOS segmenter (docs/method.md §7).
 
 This file is self-contained (it imports only ``transformers``) so that a saved checkpoint folder can
 ship it as remote code: ``AutoModel.from_pretrained(folder, trust_remote_code=True)`` then works for

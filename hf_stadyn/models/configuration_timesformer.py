@@ -31,7 +31,7 @@ class StadynTimesformerConfig(UpstreamCompatibleConfigMixin, TimesformerConfig):
     - ``time_embed_init_std`` (float or None, default None): when set, the time embeddings are drawn
       from N(0, std^2) at initialisation instead of upstream's zeros (only affects freshly initialised
       weights; loaded checkpoints keep theirs). With zeros and the default ``initializer_range`` a
-      TimeSformer trained from scratch on small data may never learn motion (notes/feasibility.md).
+      TimeSformer trained from scratch on small data may never learn motion (docs/method.md §10).
 
     Loading: our class reads ``"timesformer"`` and ``"stadyn_timesformer"`` configs and rejects any
     other ``model_type`` with a ValueError.
@@ -91,7 +91,7 @@ def tiny_timesformer_config(
     """A CPU-sized TimeSformer classifier config (hidden 64, 4 layers, patch 8, divided space-time).
 
     ``initializer_range=0.1`` and time embeddings drawn with std 0.5 are what let this size learn
-    motion from scratch in notes/feasibility.md (with upstream's zero time embeddings it stayed at
+    motion from scratch in docs/method.md §10 (with upstream's zero time embeddings it stayed at
     chance). Extra keyword arguments go to :class:`StadynTimesformerConfig`.
     """
     if num_labels < 1:

@@ -79,7 +79,7 @@ def tiny_videomae_config(
 ) -> StadynVideoMAEConfig:
     """A CPU-sized VideoMAE classifier config (hidden 64, 4 layers, patch 8, tubelet 2; ~0.2 M params).
 
-    The size used in notes/feasibility.md: it learns StaDyn-Synth motion classes from scratch in a
+    The size used in docs/method.md §10: it learns StaDyn-Synth motion classes from scratch in a
     few CPU minutes. Extra keyword arguments go to :class:`StadynVideoMAEConfig`.
     """
     if num_labels < 1:

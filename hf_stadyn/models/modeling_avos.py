@@ -1,4 +1,4 @@
-"""Two-stream AVOS segmenter (METHOD.md §7) as a transformers ``PreTrainedModel``.
+"""Two-stream AVOS segmenter (docs/method.md §7) as a transformers ``PreTrainedModel``.
 
 An appearance stream reads the RGB frame, a motion stream the colour-coded optical flow; both are
 transformers backbones (``AutoBackbone``, ResNet by default) run level by level so that the streams can
