@@ -188,12 +188,11 @@ def test_bad_arguments(folder, tmp_path):
         PairDataset(clips[0])
     with pytest.raises(ValueError, match="uint8"):
         PairDataset([clips[0].astype(np.float32)])
-    # a bad file is reported with its name when its item is read
+    # a bad file is refused with its name at construction, before any item is read
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video at all" * 10)
-    ds = PairDataset([str(bad)], num_frames=2)
-    with pytest.raises(ValueError, match="bad.mp4"):
-        ds[0]
+    with pytest.raises(ValueError, match="bad.mp4 \\(cannot be opened"):
+        PairDataset([str(bad)], num_frames=2)
 
 
 def test_two_stream_dataset(folder):

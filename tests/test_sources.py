@@ -89,7 +89,7 @@ def test_datasets_folder_synth_export_hub_id_and_missing_paths(classes, tmp_path
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="neither a datasets folder"):
         load_video_dataset(tmp_path / "empty")
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(FileNotFoundError, match="missing: no such folder"):
         load_video_dataset(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_local_dataset(tmp_path / "missing")

@@ -44,6 +44,9 @@ __all__ = ["VIDEO_EXTENSIONS", "PairDataset", "TwoStreamPairDataset", "list_vide
 
 logger = logging.getLogger(__name__)
 
+#: The fewest decodable frames a video needs: a static pair shuffles frames (docs/method.md §1.1).
+MIN_FRAMES = 2
+
 
 def _check_common(seed: int, static_fraction: float) -> None:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -57,6 +60,12 @@ def _to_tensor(x: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor | list[torc
     if isinstance(x, list):
         return [torch.from_numpy(np.ascontiguousarray(c)) for c in x]
     return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def _reason(error: Exception, name: str) -> str:
+    """An error message as a reason next to the video's name: without the name itself, one line."""
+    text = " ".join(str(error).split())
+    return text.replace(f"decoding {name} ", "").replace(f"video {name} ", "")
 
 
 class PairDataset(torch.utils.data.Dataset):
@@ -94,6 +103,15 @@ class PairDataset(torch.utils.data.Dataset):
         loop: loop the window over videos shorter than ``num_frames`` (the research code's behaviour;
             warned) instead of repeating their frames in order.
         default_window: the window of ``window="auto"`` (default 64, docs/method.md §1.1).
+        skip_bad_videos: at construction every video is checked cheaply
+            (:func:`~hf_stadyn.video.check_videos`: it opens and has at least 2 decodable frames; images,
+            one-frame videos and corrupt files fail). By default every bad video is refused at once in one
+            ``ValueError`` (:class:`~hf_stadyn.video.BadVideosError`); ``True`` skips them (one warning) and
+            lists them in :attr:`skipped_videos`. Clips of a callable source are checked when made.
+
+    Attributes:
+        skipped_videos: ``[{"path": name, "reason": reason}]`` of the videos left out by
+            ``skip_bad_videos`` (empty otherwise); ``videos`` holds the rest.
 
     Items are dicts: ``clip_a``, ``clip_b`` (``torch.uint8`` ``(T, H, W, 3)``, or lists for pathways),
     ``factor`` (0 = dynamic, 1 = static), ``index``, ``video`` (str), ``video_index`` (int: the source
@@ -118,6 +136,7 @@ class PairDataset(torch.utils.data.Dataset):
         pathways: Sequence[int] | None = None,
         loop: bool = False,
         default_window: int | None = None,
+        skip_bad_videos: bool = False,
     ) -> None:
         _check_common(seed, static_fraction)
         if pathways is not None:
@@ -137,6 +156,8 @@ class PairDataset(torch.utils.data.Dataset):
             raise ValueError(f"num_pairs must be a positive int or None, got {num_pairs!r}")
         self.videos = VideoCollection(videos, video_column, num_videos)
         self.num_frames, self.size = int(num_frames), _check_size(size)
+        # Before any decoding: every video opens and has 2 decodable frames, or all bad ones are named at once.
+        self.skipped_videos: list[dict[str, str]] = self.videos.check(MIN_FRAMES, skip_bad=bool(skip_bad_videos))
         #: the requested window (``window_policy`` says whether it was "auto" or given explicitly)
         self.window = int(default_window) if auto else int(window)  # type: ignore[arg-type]
         self.window_policy = "auto" if auto else "explicit"
@@ -188,6 +209,11 @@ class PairDataset(torch.utils.data.Dataset):
             if fit_window(n, t, self.window, loop=True)[1]:  # a looping clip of a short file: decode it whole
                 source = read_clip(source, None, size=self.size, name=name).frames
         if isinstance(source, np.ndarray):
+            if source.shape[0] < MIN_FRAMES:  # a callable's clip (lists of arrays are checked at construction)
+                raise ValueError(
+                    f"video {name} has {source.shape[0]} frame(s), need {MIN_FRAMES} (static pairs shuffle "
+                    "frames); make clips of at least 2 frames"
+                )
             self._note_window(name, source.shape[0])
             idx = sample_indices(source.shape[0], t, self.window, rng, loop=self.loop)
             clip = source[idx]
@@ -296,6 +322,12 @@ class TwoStreamPairDataset(torch.utils.data.Dataset):
         frames_per_video: frame count of each video of a callable source.
         cache_videos: decoded sequences (with flow images) each worker keeps.
         progress: show a progress bar while counting the frames of the videos at construction.
+        skip_bad_videos: as for :class:`PairDataset`; here a file that fails while its frames are counted
+            (decoded whole at construction) is refused or skipped with the others, in the same message.
+
+    Attributes:
+        skipped_videos: ``[{"path": name, "reason": reason}]`` of the videos left out by
+            ``skip_bad_videos`` (empty otherwise).
 
     Items are dicts: ``rgb_a``, ``flow_a``, ``rgb_b``, ``flow_b`` (``torch.uint8`` ``(H, W, 3)``),
     ``factor``, ``index``, ``video``, ``video_index`` (the sequence's index: all its frames form one
@@ -320,6 +352,7 @@ class TwoStreamPairDataset(torch.utils.data.Dataset):
         frames_per_video: int | None = None,
         cache_videos: int = 2,
         progress: bool = False,
+        skip_bad_videos: bool = False,
     ) -> None:
         _check_common(seed, static_fraction)
         if flow_method not in FLOW_METHODS:
@@ -335,21 +368,35 @@ class TwoStreamPairDataset(torch.utils.data.Dataset):
             raise ValueError("dynamic pairs need at least two styles; give more styles or static_fraction=1")
         self.cache_videos = max(1, int(cache_videos))
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray, str]] = OrderedDict()
-        self.frame_counts = self._count_frames(frames_per_video, progress)
+        self.skipped_videos: list[dict[str, str]] = []
+        self.frame_counts = self._count_frames(frames_per_video, progress, bool(skip_bad_videos))
         self._offsets = np.concatenate([[0], np.cumsum(self.frame_counts)]).astype(np.int64)
 
-    def _count_frames(self, frames_per_video: int | None, progress: bool) -> np.ndarray:
+    def _count_frames(self, frames_per_video: int | None, progress: bool, skip_bad: bool) -> np.ndarray:
         v = self.videos
         if v.kind == "callable":
-            if frames_per_video is None or int(frames_per_video) < 1:
-                raise ValueError("a callable video source needs frames_per_video for TwoStreamPairDataset")
+            if frames_per_video is None or int(frames_per_video) < MIN_FRAMES:
+                raise ValueError(
+                    f"a callable video source needs frames_per_video >= {MIN_FRAMES} for TwoStreamPairDataset"
+                )
             return np.full(v.count, int(frames_per_video), np.int64)
+        # Cheap check first (header + 2 frames of each): what fails there is named before the long count.
+        self.skipped_videos = v.check(MIN_FRAMES, skip_bad=skip_bad, progress=progress)
         if v.kind == "arrays":
             return np.array([a.shape[0] for a in v.source], np.int64)
-        counts = []
+        counts: list[int] = []
+        failed: list[tuple[int, tuple[str, str]]] = []
         for j in tqdm(range(v.count), desc="counting frames", unit="video", disable=not progress):
             source, name = v.get(j)
-            counts.append(read_video_info(source, name=name, exact=True).num_frames)  # item index depends on it
+            try:
+                counts.append(read_video_info(source, name=name, exact=True).num_frames)  # item index depends on it
+            except ValueError as e:  # decodes at first, fails further in: corrupt or truncated inside
+                counts.append(0)
+                failed.append((j, (name, f"cannot be decoded to its end: {_reason(e, name)}")))
+        if failed:
+            self.skipped_videos += v.refuse_or_skip(failed, skip_bad=skip_bad)
+            drop = {j for j, _ in failed}
+            counts = [n for j, n in enumerate(counts) if j not in drop]
         return np.array(counts, np.int64)
 
     def __len__(self) -> int:

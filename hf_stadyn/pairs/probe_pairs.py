@@ -63,6 +63,10 @@ class ProbePairs(torch.utils.data.Dataset):
             raise ValueError("clips is empty; give at least one clip to build probe pairs from.")
         self.clips = clips
         t = self._clip(0).shape[0]
+        if t < 2:
+            raise ValueError(
+                f"clip 0 has {t} frame(s); probe pairs need clips of at least 2 frames (static pairs shuffle frames)."
+            )
         self._pairs = PairDataset(
             self._clip, num_frames=t, size=None, window=t, seed=seed, styles=styles,
             num_pairs=int(num_pairs), num_videos=n,

@@ -6,12 +6,14 @@
 - :mod:`.sampling`: :func:`sample_indices`, :func:`resize_and_crop`;
 - :mod:`.sources`: the one reader of video collections (folders, path lists, ``datasets`` datasets,
   arrays, callables) used by the pair datasets and the training data readers;
+- :mod:`.check`: :func:`check_videos` (a cheap check of a video list before any probing);
 - :mod:`.flow`: optical flow and its colour coding.
 
 Frames are ``uint8`` arrays of shape ``(T, H, W, 3)`` in RGB order throughout.
 """
 
 from ._common import VideoSource
+from .check import BadVideosError, VideoCheck, check_videos, video_problem
 from .decode import VideoClip, read_clip, read_video
 from .encode import write_video
 from .flow import (
@@ -30,11 +32,14 @@ from .sources import VIDEO_EXTENSIONS, VideoCollection, list_videos, load_video_
 __all__ = [
     "FLOW_METHODS",
     "VIDEO_EXTENSIONS",
+    "BadVideosError",
+    "VideoCheck",
     "VideoClip",
     "VideoCollection",
     "VideoInfo",
     "VideoSource",
     "apply_flow_jitter",
+    "check_videos",
     "compute_flow",
     "flow_images",
     "flow_to_color",
@@ -48,5 +53,6 @@ __all__ = [
     "read_video_info",
     "resize_and_crop",
     "sample_indices",
+    "video_problem",
     "write_video",
 ]

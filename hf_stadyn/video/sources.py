@@ -22,6 +22,7 @@ StaDyn-Synth export folder (``metadata.jsonl``, :func:`hf_stadyn.synth.load_synt
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ._common import _check_frames
+from .check import NAMED_INLINE, BadVideosError, bad_videos_message, check_videos
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -50,6 +52,8 @@ VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".w
 
 # Data files a dataset can be loaded from directly, with the ``datasets`` builder that reads them.
 _DATA_FILE_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+logger = logging.getLogger(__name__)
 
 
 def list_videos(
@@ -78,9 +82,16 @@ def list_videos(
         raise ValueError(f"{folder} is not a folder; give a folder of videos or a list of paths")
     exts = {e.lower() for e in extensions}
     candidates = folder.rglob("*") if recursive else folder.iterdir()
-    found = sorted(p for p in candidates if p.is_file() and p.suffix.lower() in exts)
+    files = [p for p in candidates if p.is_file()]
+    found = sorted(p for p in files if p.suffix.lower() in exts)
     if not found and not allow_empty:
-        raise ValueError(f"no video files ({', '.join(sorted(exts))}) found in {folder}")
+        others = sorted(p for p in files if p.suffix.lower() not in exts)
+        seen = f" (it holds {len(others)} other file(s), e.g. {others[0].name})" if others else ""
+        where = "in it or its subfolders" if recursive else "in it"
+        raise ValueError(
+            f"no video files found in {folder}{seen}: looked for {', '.join(sorted(exts))} {where}; "
+            "put videos there or give a list of video paths"
+        )
     return found
 
 
@@ -192,10 +203,12 @@ class VideoCollection:
                 _check_frames(v, f"videos[{j}]")
             self.kind, self.source = "arrays", items
         elif all(isinstance(v, (str, os.PathLike)) for v in items):
-            missing = [str(p) for p in items if not Path(p).is_file()]
+            missing = [str(p) for p in items if not Path(p).exists()]
             if missing:
+                named = ", ".join(missing[:NAMED_INLINE])
+                more = f" and {len(missing) - NAMED_INLINE} more" if len(missing) > NAMED_INLINE else ""
                 raise FileNotFoundError(
-                    f"{len(missing)} of {len(items)} video files not found, e.g. {missing[0]}; check the paths"
+                    f"{len(missing)} of {len(items)} video files not found: {named}{more}; check the paths"
                 )
             self.kind, self.source = "paths", [str(p) for p in items]
         else:
@@ -213,6 +226,70 @@ class VideoCollection:
 
     def __len__(self) -> int:
         return self.count
+
+    def check(
+        self, min_frames: int = 2, *, skip_bad: bool = False, what: str = "videos", progress: bool = False
+    ) -> list[dict[str, str]]:
+        """Check every video cheaply before any work (:func:`hf_stadyn.video.check.check_videos`: the
+        header and the first ``min_frames`` frames of each file; an array's frame count).
+
+        By default every bad video is refused at once, in one message (:class:`BadVideosError`, a
+        ``ValueError``); with ``skip_bad`` they are dropped from the collection (one warning with the
+        count) and returned. A callable source is not checked here (its clips are made on demand).
+
+        Returns:
+            the skipped videos as ``[{"path": name, "reason": reason}]`` (empty when all are good).
+        """
+        if self.kind == "callable":
+            return []
+        sources: list[Any] = []
+        names: list[str] = []
+        unreadable: dict[int, tuple[str, str]] = {}
+        for j in range(self.count):
+            try:
+                source, name = self.get(j)
+            except ValueError:
+                source, name = None, f"{self.column}[{j}]"
+                unreadable[j] = (name, "holds neither a video path nor bytes")
+            sources.append(source)
+            names.append(name)
+        keep = [j for j in range(self.count) if j not in unreadable]
+        found = check_videos([sources[j] for j in keep], min_frames, names=[names[j] for j in keep], progress=progress)
+        bad = {keep[k]: entry for k, entry in zip(found.bad_indices, found.bad, strict=True)}
+        bad.update(unreadable)
+        return self.refuse_or_skip(sorted(bad.items()), skip_bad=skip_bad, what=what)
+
+    def refuse_or_skip(
+        self, bad: Sequence[tuple[int, tuple[str, str]]], *, skip_bad: bool, what: str = "videos"
+    ) -> list[dict[str, str]]:
+        """Refuse ``bad`` (``[(index, (name, reason))]``) in one :class:`BadVideosError`, or drop them from
+        the collection when ``skip_bad`` (warning once with the count); returns the dropped videos as
+        ``[{"path": name, "reason": reason}]``. Dropping every video is refused either way."""
+        if not bad:
+            return []
+        entries = [entry for _, entry in bad]
+        skipped = [{"path": name, "reason": reason} for name, reason in entries]
+        message = bad_videos_message(entries, self.count, what=what)
+        if not skip_bad:
+            raise BadVideosError(message, skipped, self.count)
+        if len(bad) >= self.count:
+            raise BadVideosError(
+                message.split("; fix or remove them")[0] + "; none is left to probe: fix or replace them",
+                skipped,
+                self.count,
+            )
+        logger.warning(
+            "skipping %d of %d %s that cannot be probed (skip_bad_videos=True): %s",
+            len(bad), self.count, what, message.split(" cannot be probed: ")[1].split("; fix or remove")[0],
+        )  # fmt: skip
+        drop = {j for j, _ in bad}
+        good = [j for j in range(self.count) if j not in drop]
+        if self.kind == "hf":
+            self.source = self.source.select(good)
+        else:
+            self.source = [self.source[j] for j in good]
+        self.count = len(good)
+        return skipped
 
     def get(self, j: int) -> tuple[Any, str]:
         """(source, name) of video ``j``: source is a path str, bytes, or a ``(T, H, W, 3)`` uint8 array."""
@@ -254,17 +331,81 @@ def load_dataset_folder(folder: str | os.PathLike) -> Any:
         return datasets.load_from_disk(str(folder))
     except FileNotFoundError as e:
         raise FileNotFoundError(
-            f"dataset {folder} is neither a datasets folder (save_to_disk) nor a StaDyn-Synth export: {e}"
+            f"dataset {folder} is neither a datasets folder (save_to_disk) nor a StaDyn-Synth export "
+            f"(metadata.jsonl) ({' '.join(str(e).split())}); give one of those or a Hub dataset id like 'user/name'"
         ) from None
 
 
+# File extensions that mark a path, never a Hub dataset id (ids may hold dots, e.g. "user/data-v1.5").
+_PATH_SUFFIXES = frozenset(
+    {*VIDEO_EXTENSIONS, *_DATA_FILE_BUILDERS, ".arrow", ".txt", ".zip", ".tar", ".gz", ".tgz", ".png", ".jpg",
+     ".jpeg", ".gif", ".npy", ".npz", ".pt", ".h5", ".hdf5", ".yaml", ".yml"}
+)  # fmt: skip
+
+
 def _looks_local(path_or_id: str) -> bool:
-    """A string that can only be a local path (a Hub id is ``name`` or ``owner/name``)."""
-    return os.path.isabs(path_or_id) or path_or_id.startswith((".", "~"))
+    """A string that can only be a local path: absolute, ``./``, ``../`` or ``~`` first, more than one
+    ``/`` or a backslash (a Hub id is ``name`` or ``owner/name``), or a file extension."""
+    s = str(path_or_id)
+    return (
+        os.path.isabs(s)
+        or s.startswith((".", "~"))
+        or s.count("/") > 1
+        or "\\" in s
+        or Path(s).suffix.lower() in _PATH_SUFFIXES
+    )
 
 
-def load_video_dataset(path_or_id: str | os.PathLike, *, split: str = "train", video_column: str = "video") -> Any:
+def _offline() -> bool:
+    try:
+        from huggingface_hub import constants
+
+        if constants.HF_HUB_OFFLINE:
+            return True
+    except ImportError:  # pragma: no cover - huggingface_hub comes with datasets
+        pass
+    return os.environ.get("HF_DATASETS_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _load_hub_dataset(hub_id: str, split: str, name: str) -> Any:
+    """``datasets.load_dataset(hub_id, split=split)`` with one-line errors for offline mode, network
+    failures and unknown ids."""
+    import datasets
+
+    what = f"{name} {hub_id}"
+    try:
+        return datasets.load_dataset(hub_id, split=split)
+    except ConnectionError as e:  # datasets: "Couldn't reach '<id>' on the Hub (...)", offline or not
+        if _offline():
+            raise ConnectionError(
+                f"{what}: not in the local cache and HF_HUB_OFFLINE=1 (offline mode); run once online to cache "
+                "it, unset HF_HUB_OFFLINE, or give a local datasets folder (save_to_disk)"
+            ) from None
+        raise ConnectionError(
+            f"{what}: cannot reach the Hub ({' '.join(str(e).split())}); check the network (and HF_ENDPOINT), "
+            "or give a local datasets folder (save_to_disk)"
+        ) from None
+    except FileNotFoundError as e:  # DatasetNotFoundError is a FileNotFoundError
+        raise FileNotFoundError(
+            f"{what}: no such dataset on the Hub and no such local folder ({' '.join(str(e).split())[:200]}); "
+            "check the id (a private or gated dataset needs `hf auth login`)"
+        ) from None
+    except OSError as e:  # requests / httpx network errors are OSErrors; others (disk, permissions) stay as they are
+        if not type(e).__module__.startswith(("requests", "httpx", "urllib3", "huggingface_hub")):
+            raise
+        raise ConnectionError(
+            f"{what}: cannot reach the Hub ({type(e).__name__}: {' '.join(str(e).split())[:200]}); check the "
+            "network (and HF_ENDPOINT), or give a local datasets folder (save_to_disk)"
+        ) from None
+
+
+def load_video_dataset(
+    path_or_id: str | os.PathLike, *, split: str = "train", video_column: str = "video", name: str = "dataset"
+) -> Any:
     """A ``datasets.Dataset`` of videos from a local folder or the Hub (what ``stadyn probe --dataset`` reads).
+
+    A string that looks local (``./x``, ``../x``, ``/abs``, ``~/x``, ``a/b/c``, a file extension) must be
+    an existing folder: it is never taken for a Hub id.
 
     Args:
         path_or_id: a StaDyn-Synth export folder (``metadata.jsonl``; returned as
@@ -273,38 +414,45 @@ def load_video_dataset(path_or_id: str | os.PathLike, *, split: str = "train", v
         split: the split of a ``DatasetDict`` folder or of a Hub dataset (unused for a synth export).
         video_column: the column that must hold the videos (not checked for a synth export, whose video
             column is ``video``).
+        name: how error messages call the input (the CLI passes ``"--dataset"``).
 
     Returns:
         ``datasets.Dataset``; feed it to :class:`~hf_stadyn.pairs.PairDataset` with ``video_column``.
 
     Raises:
-        FileNotFoundError: a local path that does not exist, or a folder that is no dataset.
+        FileNotFoundError: a local-looking path that does not exist, a folder that is no dataset, or a
+            Hub id that does not exist.
+        ConnectionError: a Hub id that is not cached while offline (``HF_HUB_OFFLINE=1``), or the Hub
+            cannot be reached.
         ValueError: the split or the video column is missing.
     """
     import datasets
 
-    path = Path(path_or_id)
+    path = Path(path_or_id).expanduser()
     if path.is_dir():
         if is_synth_export(path):
             return load_dataset_folder(path)
         ds = load_dataset_folder(path)
         if isinstance(ds, datasets.DatasetDict):
             if split not in ds:
-                raise ValueError(
-                    f"dataset {path} has splits {list(ds)}, no {split!r}; choose one with split= (--split)"
-                )
+                raise ValueError(f"{name} {path} has splits {list(ds)}, no {split!r}; choose one with split= (--split)")
             ds = ds[split]
-    elif _looks_local(str(path_or_id)):
+    elif path.exists():
         raise FileNotFoundError(
-            f"dataset {path_or_id} not found: give a save_to_disk folder, a StaDyn-Synth export folder "
-            "or a Hub dataset id (owner/name)"
+            f"{name} {path_or_id}: a file, not a folder; give a datasets folder (save_to_disk), a StaDyn-Synth "
+            "export folder or a Hub dataset id like 'user/name'"
+        )
+    elif isinstance(path_or_id, os.PathLike) or _looks_local(str(path_or_id)):
+        raise FileNotFoundError(
+            f"{name} {path_or_id}: no such folder; give an existing datasets folder (save_to_disk) or a Hub "
+            "dataset id like 'user/name'"
         )
     else:
-        ds = datasets.load_dataset(str(path_or_id), split=split)
+        ds = _load_hub_dataset(str(path_or_id), split, name)
     if video_column not in ds.column_names:
         raise ValueError(
-            f"dataset {path_or_id} has no column {video_column!r} (columns: {ds.column_names}); "
-            "name the video column with video_column= (--video-column)"
+            f"{name} {path_or_id} has no column {video_column!r} (columns: {ds.column_names}); "
+            "name the video column with video_column= (--video_column)"
         )
     return ds
 
