@@ -170,16 +170,16 @@ def test_wrapper_rejects_bad_input():
 
 
 def test_probe_cli_option_reads_appearance_free_dynamic_pairs(tmp_path):
-    """`stadyn probe --dynamic-pairs appearance-free` wraps the pairs: the report records it, static pairs read
+    """`stadyn probe --dynamic_pairs appearance-free` wraps the pairs: the report records it, static pairs read
     the same as with the paper's pairs and dynamic pairs do not (the bug it catches: the option ignored)."""
     import json
 
     from hf_stadyn.cli import main
 
-    common = ["probe", "--num-pairs", "48", "--batch-size", "16", "--no-progress", "--no-reference",
-              "--synth-clips", "12", "--layers", "block_3"]  # fmt: skip
-    assert main([*common, "--output", str(tmp_path / "styles")]) == 0
-    assert main([*common, "--dynamic-pairs", "appearance-free", "--output", str(tmp_path / "af")]) == 0
+    common = ["probe", "--num_pairs", "48", "--batch_size", "16", "--disable_tqdm", "--no_reference",
+              "--synth_clips", "12", "--layers", "block_3"]  # fmt: skip
+    assert main([*common, "--output_dir", str(tmp_path / "styles")]) == 0
+    assert main([*common, "--dynamic_pairs", "appearance-free", "--output_dir", str(tmp_path / "af")]) == 0
     a = json.loads((tmp_path / "styles" / "report.json").read_text())
     b = json.loads((tmp_path / "af" / "report.json").read_text())
     assert a["pair_settings"]["dynamic_pairs"] == "styles"

@@ -28,7 +28,7 @@ from hf_stadyn.report import FIGURE_CATEGORIES, FIGURE_LAYERS, BiasReport, rho_f
 MODEL = "alice/tiny-videomae"
 DATASET = "alice/tiny-videos"
 PRIVATE_MODEL = "alice/private-videomae"
-PROBE_ARGS = ["--num-pairs", "16", "--synth-clips", "8", "--batch-size", "8", "--no-progress", "--no-reference"]
+PROBE_ARGS = ["--num_pairs", "16", "--synth_clips", "8", "--batch_size", "8", "--disable_tqdm", "--no_reference"]
 
 _SETUP = """
 import io, json, tempfile
@@ -106,11 +106,11 @@ def test_probe_reads_the_requested_hub_revision(tmp_path, hub_server, pushed):  
     hub = hub_server.hub
     home = tmp_path / "hf"
     n_before = len(hub.log)
-    _ok(_stadyn(hub_server, ["probe", "--model", MODEL, "--revision", "v2", *PROBE_ARGS, "--output", "v2"],
+    _ok(_stadyn(hub_server, ["probe", "--model", MODEL, "--revision", "v2", *PROBE_ARGS, "--output_dir", "v2"],
                 token=ALICE_WRITE_TOKEN, hf_home=home, cwd=tmp_path))  # fmt: skip
     v2_log = hub.log[n_before:]
     main_sha = pushed["main"]
-    _ok(_stadyn(hub_server, ["probe", "--model", MODEL, "--revision", main_sha, *PROBE_ARGS, "--output", "main"],
+    _ok(_stadyn(hub_server, ["probe", "--model", MODEL, "--revision", main_sha, *PROBE_ARGS, "--output_dir", "main"],
                 token=ALICE_WRITE_TOKEN, hf_home=home, cwd=tmp_path))  # fmt: skip
     v2 = json.loads((tmp_path / "v2" / "report.json").read_text())
     main = json.loads((tmp_path / "main" / "report.json").read_text())
@@ -133,7 +133,7 @@ def test_probe_reads_the_requested_hub_revision(tmp_path, hub_server, pushed):  
 
 def test_probe_of_a_private_model_with_its_owners_token(tmp_path, hub_server, pushed):  # noqa: F811
     """HF_TOKEN reaches every download of a private model (config, weights through the LFS redirect)."""
-    _ok(_stadyn(hub_server, ["probe", "--model", PRIVATE_MODEL, *PROBE_ARGS, "--output", "ok"],
+    _ok(_stadyn(hub_server, ["probe", "--model", PRIVATE_MODEL, *PROBE_ARGS, "--output_dir", "ok"],
                 token=ALICE_WRITE_TOKEN, cwd=tmp_path))  # fmt: skip
     assert json.loads((tmp_path / "ok" / "report.json").read_text())["model"]["id"] == PRIVATE_MODEL
 
@@ -145,7 +145,7 @@ def test_probe_of_a_hidden_model_exits_2_naming_the_repo(tmp_path, hub_server, p
     Bug caught: transformers turns the Hub's RepositoryNotFoundError into an OSError, which reached the user
     as a traceback with exit 1.
     """
-    proc = _stadyn(hub_server, ["probe", "--model", PRIVATE_MODEL, *PROBE_ARGS, "--output", "out"], token=token,
+    proc = _stadyn(hub_server, ["probe", "--model", PRIVATE_MODEL, *PROBE_ARGS, "--output_dir", "out"], token=token,
                    cwd=tmp_path)  # fmt: skip
     line = _one_line_error(proc, "probe")
     assert PRIVATE_MODEL in line
@@ -162,8 +162,8 @@ def test_probe_reads_a_hub_dataset_of_video_bytes(tmp_path, hub_server, pushed):
     hub = hub_server.hub
     assert any(p.endswith(".parquet") for p in hub.lfs_files(DATASET, "dataset"))  # pushed through LFS
     n_before = len(hub.log)
-    args = ["probe", "--model", MODEL, "--dataset", DATASET, "--num-pairs", "8", "--batch-size", "8", "--no-progress",
-            "--no-reference", "--output", "out"]  # fmt: skip
+    args = ["probe", "--model", MODEL, "--dataset", DATASET, "--num_pairs", "8", "--batch_size", "8", "--disable_tqdm",
+            "--no_reference", "--output_dir", "out"]  # fmt: skip
     _ok(_stadyn(hub_server, args, token=ALICE_WRITE_TOKEN, cwd=tmp_path))
     doc = json.loads((tmp_path / "out" / "report.json").read_text())
     assert doc["pair_settings"]["source"] == "dataset" and doc["pair_settings"]["dataset"] == DATASET

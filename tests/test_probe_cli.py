@@ -62,17 +62,17 @@ def _write_videos(folder: Path, n: int = 3) -> None:
 def test_folder_of_videos_and_determinism(tmp_path, capsys):
     vids = tmp_path / "videos"
     _write_videos(vids)
-    args = ["probe", "--videos", str(vids), "--num-pairs", "40", "--batch-size", "8", "--no-progress",
-            "--layers", "block_0,block_3", "--no-reference", "--seed", "5"]  # fmt: skip
-    assert stadyn(args + ["--output", str(tmp_path / "a")]) == 0
-    assert stadyn(args + ["--output", str(tmp_path / "b")]) == 0
+    args = ["probe", "--videos", str(vids), "--num_pairs", "40", "--batch_size", "8", "--disable_tqdm",
+            "--layers", "block_0,block_3", "--no_reference", "--seed", "5"]  # fmt: skip
+    assert stadyn(args + ["--output_dir", str(tmp_path / "a")]) == 0
+    assert stadyn(args + ["--output_dir", str(tmp_path / "b")]) == 0
     a = (tmp_path / "a" / "report.json").read_bytes()
     assert a == (tmp_path / "b" / "report.json").read_bytes()
     doc = json.loads(a)
     assert [lb["layer"] for lb in doc["layers"]] == ["block_0", "block_3"]
     assert doc["pair_settings"]["source"] == "videos"
     assert doc["reference"] is None
-    assert stadyn(args[:-2] + ["--seed", "6", "--output", str(tmp_path / "c")]) == 0
+    assert stadyn(args[:-2] + ["--seed", "6", "--output_dir", str(tmp_path / "c")]) == 0
     assert (tmp_path / "c" / "report.json").read_bytes() != a
 
 
@@ -90,8 +90,8 @@ def test_local_timesformer_folder_and_saved_dataset(tmp_path):
     ds = datasets.Dataset.from_dict({"video": [str(p) for p in sorted(vids.glob("*.mp4"))], "label": [0, 1]})
     ds.save_to_disk(str(tmp_path / "ds"))
     out = tmp_path / "out"
-    code = stadyn(["probe", "--model", str(model_dir), "--dataset", str(tmp_path / "ds"), "--num-pairs", "16",
-                   "--batch-size", "8", "--no-progress", "--reference", "--output", str(out)])  # fmt: skip
+    code = stadyn(["probe", "--model", str(model_dir), "--dataset", str(tmp_path / "ds"), "--num_pairs", "16",
+                   "--batch_size", "8", "--disable_tqdm", "--reference", "--output_dir", str(out)])  # fmt: skip
     assert code == 0
     doc = json.loads((out / "report.json").read_text())
     assert doc["model"]["id"] == str(model_dir)
@@ -102,18 +102,18 @@ def test_local_timesformer_folder_and_saved_dataset(tmp_path):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--num-pairs", "2"], "--num-pairs must be >= 4"),
+        (["--num_pairs", "2"], "--num_pairs must be >= 4"),
         (["--videos", "/nonexistent/folder"], "does not exist"),
         (["--layers", "block_0,block_99"], "unknown layer"),
         (["--model", "/nonexistent/model"], "does not exist"),
         (["--threshold", "3"], "--threshold"),
-        (["--batch-size", "0"], "--batch-size"),
-        (["--synth-clips", "4", "--num-pairs", "10"], None),  # fine: pairs reuse clips
+        (["--batch_size", "0"], "--batch_size"),
+        (["--synth_clips", "4", "--num_pairs", "10"], None),  # fine: pairs reuse clips
     ],
 )
 def test_bad_options_exit_2_and_write_nothing(tmp_path, capsys, extra, message):
     out = tmp_path / "out"
-    code = stadyn(["probe", "--no-progress", "--output", str(out), "--num-pairs", "8", *extra])
+    code = stadyn(["probe", "--disable_tqdm", "--output_dir", str(out), "--num_pairs", "8", *extra])
     if message is None:
         assert code == 0
         return
@@ -126,7 +126,7 @@ def test_non_empty_output_needs_overwrite(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("x")
-    assert stadyn(["probe", "--no-progress", "--output", str(out), "--num-pairs", "8"]) == 2
+    assert stadyn(["probe", "--disable_tqdm", "--output_dir", str(out), "--num_pairs", "8"]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "x"
 
@@ -136,7 +136,7 @@ def test_corrupt_video_is_named_and_leaves_nothing(tmp_path, capsys):
     vids.mkdir()
     (vids / "broken.mp4").write_bytes(b"not a video at all" * 10)
     out = tmp_path / "out"
-    assert stadyn(["probe", "--videos", str(vids), "--num-pairs", "8", "--no-progress", "--output", str(out)]) == 2
+    assert stadyn(["probe", "--videos", str(vids), "--num_pairs", "8", "--disable_tqdm", "--output_dir", str(out)]) == 2
     assert "broken.mp4" in capsys.readouterr().err
     assert not out.exists()
 

@@ -95,8 +95,8 @@ def synth_folder(tmp_path_factory):
 
 def _pre_classifier(folder, *extra):
     out = folder.parent / ("report" + "".join(extra).replace("-", "_"))
-    args = ["probe", "--dataset", str(folder), "--num-pairs", "300", "--batch-size", "50", "--layers",
-            "pre_classifier", "--no-reference", "--no-progress", "--overwrite", "--output", str(out), *extra]  # fmt: skip
+    args = ["probe", "--dataset", str(folder), "--num_pairs", "300", "--batch_size", "50", "--layers",
+            "pre_classifier", "--no_reference", "--disable_tqdm", "--overwrite", "--output_dir", str(out), *extra]  # fmt: skip
     assert stadyn(args) == 0
     doc = json.loads((out / "report.json").read_text())
     return doc["layers"][0], doc["pair_settings"]

@@ -20,10 +20,17 @@ __all__ = ["build_parser", "main"]
 _COMMANDS = ("probe", "compare", "synth", "train", "card", "register_metric")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: ``stadyn probe: error: <what>; see stadyn probe --help`` (exit 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from hf_stadyn import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="stadyn",
         description="Measure and reduce static vs dynamic bias in video models (Kowal et al., TPAMI).",
     )
@@ -41,6 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: what to do after Ctrl-C / SIGTERM, per subcommand (each keeps its resume state).
+_INTERRUPTED = {
+    "probe": "stadyn probe: interrupted; the resume state is kept: rerun the same command with "
+    "--resume_from_checkpoint to continue.",
+    "train": "stadyn train: interrupted; rerun the same command with --resume_from_checkpoint last to continue "
+    "from the last checkpoint.",
+}
+
+
 class UsageError(ValueError):
     """A bad option or input given on the command line."""
 
@@ -50,7 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     if not argv:
         argv = ["probe"]  # the main job on its embedded default
-    args = parser.parse_args(argv)
+    argv = _rewrite_old_names(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, usage errors (already printed in one line)
+        return e.code if isinstance(e.code, int) else 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -60,11 +80,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("stadyn: interrupted; rerun the same command with --resume to continue.", file=sys.stderr)
+        print(_INTERRUPTED.get(args.command, "stadyn: interrupted."), file=sys.stderr)
         return 130
     except _user_errors() as e:
         print(f"stadyn {args.command}: error: {e}", file=sys.stderr)
         return 2
+
+
+def _rewrite_old_names(argv: list[str]) -> list[str]:
+    """Let the chosen subcommand rewrite the option names of the previous release (``rewrite_argv(argv)``)."""
+    for i, tok in enumerate(argv):
+        if tok in _COMMANDS:
+            try:
+                mod = importlib.import_module(f"hf_stadyn.cli.{tok}")
+            except ModuleNotFoundError:
+                return argv
+            rewrite = getattr(mod, "rewrite_argv", None)
+            return argv if rewrite is None else [*argv[: i + 1], *rewrite(argv[i + 1 :])]
+        if not tok.startswith("-"):
+            return argv
+    return argv
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

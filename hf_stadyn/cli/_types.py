@@ -21,6 +21,7 @@ __all__ = [
     "fraction",
     "int_list",
     "nonneg_int",
+    "one_line_errors",
     "positive_int",
     "rate",
     "rewrite_deprecated",
@@ -35,6 +36,16 @@ def _number(text: str, cast: Callable[[str], float], ok: Callable[[float], bool]
     if not ok(value):
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Make ``parser`` report a usage error in one line (what, and where the help is) with exit status 2."""
+
+    def error(message: str):
+        parser.exit(2, f"{parser.prog}: error: {message}; see {parser.prog} --help\n")
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser
 
 
 def positive_int(text: str) -> int:

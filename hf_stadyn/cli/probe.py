@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -19,12 +20,51 @@ logger = logging.getLogger(__name__)
 _STATE_DIR = ".probe_state"
 
 
+_EPILOG = """examples:
+  stadyn probe                                              # the embedded default on synthetic videos
+  stadyn probe --model ./my-videomae --videos clips/ --num_pairs 3000 --output_dir report/
+  stadyn probe --model MCG-NJU/videomae-base-finetuned-kinetics --dataset ./my_dataset --video_column video
+  stadyn probe ... --resume_from_checkpoint                 # continue an interrupted run in --output_dir
+
+options follow the stadyn convention (--snake_case, --output_dir, --disable_tqdm, --use_cpu, --bf16/--fp16);
+the names of the previous release (--output, --num-pairs, --batch-size, --no-progress, --device,
+--mixed-precision, --num-workers, --resume, --video-column, --synth-clips, --dynamic-pairs,
+--no-reference) still work for one release, with a deprecation message."""
+
+#: old option -> its replacement words (docs: the epilog above; cli/_types.rewrite_deprecated).
+RENAMED: dict[str, list[str] | None] = {
+    "--output": ["--output_dir"],
+    "--no-progress": ["--disable_tqdm"],
+    "--num-workers": ["--dataloader_num_workers"],
+    "--resume": ["--resume_from_checkpoint"],
+}
+
+
+def _old_values(name: str, value: str | None) -> list[str] | None:
+    """``--device X`` and ``--mixed-precision X`` of the previous release -> the switches that replace them."""
+    if name == "--device":
+        return ["--use_cpu"] if value == "cpu" else []
+    if name == "--mixed-precision":
+        return {"bf16": ["--bf16"], "fp16": ["--fp16"]}.get(str(value), [])
+    return None
+
+
+def rewrite_argv(argv: list[str]) -> list[str]:
+    """The previous release's option names -> the current ones (each with a deprecation message)."""
+    from hf_stadyn.cli._types import rewrite_deprecated
+
+    return rewrite_deprecated(argv, RENAMED, extra=_old_values)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    from hf_stadyn.cli._types import nonneg_int, positive_int
+
     p = sub.add_parser(
         "probe",
         help="measure static vs dynamic information per layer and channel (the main job)",
         description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--model",
@@ -32,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Hub model id or local folder (VideoMAE, TimeSformer or a hf-stadyn two-stream AVOS model); "
         "default: the embedded model",
     )
-    p.add_argument("--revision", default=None, help="Hub revision of --model")
+    p.add_argument("--revision", default=None, help="Hub revision of --model (default: main)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--videos", nargs="+", default=None, metavar="PATH", help="a folder of videos or video files")
     src.add_argument(
@@ -42,26 +82,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--synth",
         default=None,
         choices=("motion", "appearance", "trap"),
-        help="render StaDyn-Synth clips of this split in memory (default when no videos are given)",
+        help="render StaDyn-Synth clips of this split in memory (default when no videos are given: motion)",
     )
-    p.add_argument("--video-column", default="video", help="video column of --dataset (file paths or bytes)")
-    p.add_argument("--split", default="train", help="split of a Hub --dataset")
-    p.add_argument("--synth-clips", type=int, default=128, help="number of StaDyn-Synth clips for --synth")
+    p.add_argument(
+        "--video_column", default="video", help="video column of --dataset, file paths or bytes (default: %(default)s)"
+    )
+    p.add_argument("--split", default="train", help="split of a Hub --dataset (default: %(default)s)")
+    p.add_argument(
+        "--synth_clips", type=positive_int, default=128, help="StaDyn-Synth clips for --synth (default: %(default)s)"
+    )
     p.add_argument("--layers", default=None, help="comma-separated layer names (default: all probe layers)")
     p.add_argument(
-        "--num-pairs",
+        "--num_pairs",
         type=int,
         default=None,
         help="pairs to probe, about half per factor (default: 3000; 1500 for the embedded default run; a two-stream "
         "model: every frame, at most 3000)",
     )
-    p.add_argument("--batch-size", type=int, default=32, help="pairs per forward (2x clips per batch)")
+    p.add_argument(
+        "--batch_size",
+        type=positive_int,
+        default=32,
+        help="pairs per forward, 2x clips per batch; does not change the numbers (default: %(default)s)",
+    )
     p.add_argument(
         "--window",
         type=_window_arg,
         default="auto",
         help="source frames a clip spans: 'auto' (the model's sampling rate x frames where it declares one, else 64, "
-        "fitted to each video) or an int (shortened to shorter videos, logged); docs/method.md §1.1",
+        "fitted to each video) or an int (shortened to shorter videos, logged); docs/method.md §1.1 "
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--loop",
@@ -70,28 +120,64 @@ def register(sub: argparse._SubParsersAction) -> None:
         "instead of repeating their frames in order",
     )
     p.add_argument(
-        "--dynamic-pairs",
+        "--dynamic_pairs",
         default="styles",
         choices=("styles", "appearance-free"),
         help="dynamic pairs: the clip in two styles (the paper's) or, experimental, the stylized clip and an "
         "appearance-free rendering of it (a noise texture carried along its optical flow: the members share motion "
-        "only; docs/ground_truth.md)",
+        "only; docs/ground_truth.md) (default: %(default)s)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (pairs, styles, reference)")
-    p.add_argument("--threshold", type=float, default=0.5, help="tau of the channel categories")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run")
-    p.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16"), help="autocast (GPU)")
-    p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers making pairs")
     p.add_argument(
-        "--reference",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="also probe the same architecture at initialisation (default: on for the embedded model)",
+        "--skip_bad_videos",
+        action="store_true",
+        help="probe the videos that open and skip the others (listed in the report); by default the run stops "
+        "before probing and lists every bad file",
     )
-    p.add_argument("--output", default="stadyn-report", help="output folder")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing report in --output")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument(
+        "--seed",
+        type=nonneg_int,
+        default=0,
+        help="seed of every random choice: pairs, styles, reference (default: %(default)s)",
+    )
+    p.add_argument("--threshold", type=float, default=0.5, help="tau of the channel categories (default: %(default)s)")
+    p.add_argument("--use_cpu", action="store_true", help="run on the CPU even when a GPU is visible")
+    prec = p.add_mutually_exclusive_group()
+    prec.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU)")
+    prec.add_argument("--fp16", action="store_true", help="float16 autocast (GPU)")
+    p.add_argument(
+        "--dataloader_num_workers",
+        type=nonneg_int,
+        default=0,
+        help="DataLoader workers making pairs; does not change the numbers (default: %(default)s)",
+    )
+    ref = p.add_mutually_exclusive_group()
+    ref.add_argument(
+        "--reference",
+        dest="reference",
+        action="store_true",
+        default=None,
+        help="also probe the same architecture at initialisation (default: on for the embedded model only)",
+    )
+    ref.add_argument("--no_reference", dest="reference", action="store_false", help="do not probe the reference")
+    p.add_argument("--output_dir", "-o", default="stadyn-report", help="output folder (default: %(default)s)")
+    p.add_argument(
+        "--resume_from_checkpoint",
+        nargs="?",
+        const="last",
+        default=None,
+        metavar="last",
+        help="continue the interrupted run whose state is in --output_dir (the value, if given, must be 'last' "
+        "or that folder)",
+    )
+    p.add_argument(
+        "--save_every_pairs",
+        type=positive_int,
+        default=200,
+        help="save the resume state after at most this many pairs per process, and on SIGTERM/Ctrl-C "
+        "(default: %(default)s)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report in --output_dir")
+    p.add_argument("--disable_tqdm", action="store_true", help="hide the progress bars")
     p.set_defaults(func=run)
 
 
@@ -104,7 +190,39 @@ def _window_arg(value: str) -> int | str:
         raise argparse.ArgumentTypeError(f"--window must be 'auto' or a positive int, got {value!r}") from None
 
 
+#: bytes of memory one probed pair costs the run at most (index bookkeeping of the engine and the
+#: per-pair window/factor summaries; features are pooled per batch and not kept). An upper bound on
+#: --num_pairs is derived from it and the memory available (psutil), so a typo never ends in MemoryError.
+_BYTES_PER_PAIR = 512
+
+
+def max_num_pairs() -> int:
+    """The largest --num_pairs this machine's available memory carries (a quarter of it, at _BYTES_PER_PAIR)."""
+    try:
+        import psutil
+
+        available = int(psutil.virtual_memory().available)
+    except Exception:  # pragma: no cover - psutil missing or unsupported platform
+        available = 4 * 1024**3
+    return max(4, available // 4 // _BYTES_PER_PAIR)
+
+
+def _check_output_dir(out: Path, flag: str = "--output_dir") -> None:
+    """The output folder must be a folder (or creatable) and writable: checked before any work."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{flag} {out} exists and is not a folder; choose another path")
+    parent = out if out.exists() else out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{flag} {out}: {parent} is a file, not a folder; choose another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"{flag} {out}: {parent} is not writable; choose a folder you can write to")
+
+
 def _check_args(args: argparse.Namespace) -> None:
+    """Every check that needs neither the model nor the videos (docs: README "Reliability")."""
+
     def bad(msg: str) -> None:
         raise ValueError(msg)
 
@@ -114,29 +232,69 @@ def _check_args(args: argparse.Namespace) -> None:
         args.num_pairs = 1500 if embedded_default else 3000
 
     if args.num_pairs < 4:
-        bad(f"--num-pairs must be >= 4 (at least 2 pairs per factor), got {args.num_pairs}")
-    if args.batch_size < 1:
-        bad(f"--batch-size must be >= 1, got {args.batch_size}")
+        bad(f"--num_pairs must be >= 4 (at least 2 pairs per factor), got {args.num_pairs}")
+    limit = max_num_pairs()
+    if args.num_pairs > limit:
+        bad(
+            f"--num_pairs {args.num_pairs} is more than this machine's memory carries ({limit}); "
+            "give fewer pairs (3000 is the default)"
+        )
     if args.window != "auto" and args.window < 1:
         bad(f"--window must be 'auto' or >= 1, got {args.window}")
-    if args.seed < 0:
-        bad(f"--seed must be >= 0, got {args.seed}")
     if not -1.0 <= args.threshold <= 1.0:
         bad(f"--threshold must lie in [-1, 1], got {args.threshold}")
-    if args.synth_clips < 1:
-        bad(f"--synth-clips must be >= 1, got {args.synth_clips}")
-    if args.num_workers < 0:
-        bad(f"--num-workers must be >= 0, got {args.num_workers}")
+    resume = args.resume_from_checkpoint
+    if resume is not None and resume not in ("last", "true", "True") and Path(resume) != Path(args.output_dir):
+        bad(
+            f"--resume_from_checkpoint {resume!r}: a probe resumes from the state in --output_dir; pass it alone "
+            "(or 'last') and the same --output_dir"
+        )
+    args.resume = resume is not None
     if args.resume and args.overwrite:
-        bad("--resume and --overwrite exclude each other")
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        bad(f"--output {out} exists and is not a folder; choose another path")
+        bad("--resume_from_checkpoint and --overwrite exclude each other")
+    args.mixed_precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "no"
+    out = Path(args.output_dir)
+    _check_output_dir(out)
     if out.is_dir() and any(out.iterdir()) and not (args.resume or args.overwrite):
-        bad(f"--output {out} is not empty; pass --overwrite to replace it or --resume to continue a run there")
+        bad(
+            f"--output_dir {out} is not empty; pass --overwrite to replace it or --resume_from_checkpoint to "
+            "continue a run there"
+        )
+    if args.resume and not (out / _STATE_DIR).is_dir():
+        bad(f"--resume_from_checkpoint: {out} holds no interrupted run ({_STATE_DIR}/); start it without the flag")
     for v in args.videos or []:
         if not Path(v).exists():
-            raise FileNotFoundError(f"--videos: {v} does not exist")
+            raise FileNotFoundError(f"--videos: {v} does not exist; give existing video files or folders")
+
+
+def _check_factor_counts(pairs: Any, num_pairs: int) -> None:
+    """At least 2 pairs of each factor among the first ``num_pairs``, checked before any probing.
+
+    Pair ``i``'s factor is a pure function of (seed, i) (``PairDataset``: static when
+    ``default_rng([seed, i]).random() < static_fraction``, docs/method.md §1), so the counts are known
+    from the seed alone: a run never fails at random for lack of pairs of one factor.
+    """
+    import numpy as np
+
+    seed, frac = getattr(pairs, "seed", None), getattr(pairs, "static_fraction", None)
+    if seed is None or frac is None or frac in (0.0, 1.0):
+        return
+    counts = [0, 0]  # static, dynamic among the first i pairs; stop as soon as both reach 2 (exact, cheap)
+    i = 0
+    while min(counts) < 2 and i < num_pairs:
+        counts[0 if np.random.default_rng([int(seed), i]).random() < frac else 1] += 1
+        i += 1
+    if min(counts) >= 2:
+        return
+    have = list(counts)
+    need = num_pairs
+    while min(counts) < 2 and need < num_pairs + 10_000:
+        counts[0 if np.random.default_rng([int(seed), need]).random() < frac else 1] += 1
+        need += 1
+    raise ValueError(
+        f"--num_pairs {num_pairs} with --seed {seed} gives {have[0]} static and {have[1]} dynamic pairs; the "
+        f"estimator needs at least 2 of each: use --num_pairs {need} or more"
+    )
 
 
 def _synth_config(args: argparse.Namespace, t: int, size: int):
@@ -281,38 +439,81 @@ def run(args: argparse.Namespace) -> int:
     if two_stream and args.num_pairs_default:
         args.num_pairs = None  # every frame is one pair; probe them all (at most the default below)
     pairs, source = _pairs(args, model, spec)
+    if args.num_pairs is None:
+        args.num_pairs = min(len(pairs), 3000)
+    if args.num_pairs > len(pairs):
+        raise ValueError(f"--num_pairs {args.num_pairs} exceeds the {len(pairs)} pairs available")
+    _check_factor_counts(pairs, args.num_pairs)
     if args.dynamic_pairs == "appearance-free":
         if two_stream:
             raise ValueError(
-                "--dynamic-pairs appearance-free applies to clip models; a two-stream model reads frame pairs"
+                "--dynamic_pairs appearance-free applies to clip models; a two-stream model reads frame pairs"
             )
         from hf_stadyn.pairs.appearance_free import AppearanceFreePairs
 
         pairs = AppearanceFreePairs(pairs, seed=args.seed, members="b")
-    if args.num_pairs is None:
-        args.num_pairs = min(len(pairs), 3000)
-    if args.num_pairs > len(pairs):
-        raise ValueError(f"--num-pairs {args.num_pairs} exceeds the {len(pairs)} pairs available")
     layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
     if layers is not None:
         unknown = [name for name in layers if name not in model.probe_layers()]
         if unknown:
             raise ValueError(f"--layers: unknown layer(s) {unknown}; this model has {list(model.probe_layers())}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is visible; use --device cpu")
-    accelerator = Accelerator(cpu=args.device == "cpu", mixed_precision=args.mixed_precision)
+    if args.mixed_precision != "no" and (args.use_cpu or not torch.cuda.is_available()):
+        raise ValueError(f"--{args.mixed_precision} needs a GPU; none is visible (or --use_cpu is given): drop it")
+    accelerator = Accelerator(cpu=args.use_cpu, mixed_precision=args.mixed_precision)
 
-    out = Path(args.output)
-    if args.overwrite and out.is_dir():
+    out = Path(args.output_dir)
+    if args.overwrite and out.is_dir() and accelerator.is_main_process:
         shutil.rmtree(out)
+    accelerator.wait_for_everyone()
     created = not out.exists()
     try:
         return _probe_and_report(args, model, model_id, embedded, spec, pairs, source, layers, accelerator, out)
-    except (ValueError, OSError):
-        # a bad input found mid-run: leave nothing half-written (an interruption keeps its resume state)
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
+    except BaseException as e:
+        state = out / _STATE_DIR
+        if state.is_dir() and any(state.rglob("*")):
+            # probing began: the resume state is kept, whatever the failure (docs: README "Reliability");
+            # after Ctrl-C / SIGTERM cli/__init__ says how to continue
+            if not isinstance(e, KeyboardInterrupt):
+                print(
+                    f"stadyn probe: the resume state is kept in {state}; fix the cause and rerun the same command "
+                    "with --resume_from_checkpoint to continue",
+                    file=sys.stderr,
+                )
+        elif created:
+            shutil.rmtree(out, ignore_errors=True)  # nothing was probed: leave nothing behind
         raise
+
+
+#: options that change the numbers, in the order the recorded command lists them (report.json's
+#: ``extra.command``); output folder, progress, resume, batch size and workers never change them.
+_NUMBER_OPTIONS = (
+    "model", "revision", "videos", "dataset", "video_column", "split", "synth", "synth_clips", "layers", "num_pairs",
+    "window", "loop", "dynamic_pairs", "skip_bad_videos", "seed", "threshold", "bf16", "fp16", "reference",
+)  # fmt: skip
+
+
+def canonical_command(args: argparse.Namespace) -> str:
+    """The ``stadyn probe`` command that reproduces the numbers, from the parsed options (no paths of outputs,
+    no progress, resume, batch-size or worker flags, so it is the same for every run that gives the same bytes)."""
+    words = ["stadyn", "probe"]
+    defaults = {"video_column": "video", "split": "train", "synth_clips": 128, "window": "auto", "seed": 0,
+                "threshold": 0.5, "dynamic_pairs": "styles"}  # fmt: skip
+    for name in _NUMBER_OPTIONS:
+        value = getattr(args, name, None)
+        if value is None or value is False or defaults.get(name, object()) == value:
+            continue
+        if name == "num_pairs" and getattr(args, "num_pairs_default", False):
+            continue
+        flag = "--" + name
+        if value is True:
+            words.append(flag)
+        elif isinstance(value, list):
+            words += [flag, *map(str, value)]
+        else:
+            words += [flag, str(value)]
+    if getattr(args, "reference", None) is False:
+        words.append("--no_reference")
+    return " ".join(words)
 
 
 def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, layers, accelerator, out: Path) -> int:
@@ -323,7 +524,7 @@ def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, laye
     state = out / _STATE_DIR
     common = dict(
         layers=layers, num_pairs=args.num_pairs, batch_size=args.batch_size, threshold=args.threshold,
-        accelerator=accelerator, num_workers=args.num_workers, progress=not args.no_progress,
+        accelerator=accelerator, num_workers=args.dataloader_num_workers, progress=not args.disable_tqdm,
         resume=args.resume,
     )  # fmt: skip
     result = probe(model, pairs, checkpoint_dir=state / "model", **common)
@@ -352,7 +553,6 @@ def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, laye
         "styles": [getattr(s, "name", None) or type(s).__name__ for s in pairs.styles],
         "static_fraction": pairs.static_fraction,
         "dynamic_pairs": getattr(pairs, "settings", None) or "styles",
-        "batch_size": args.batch_size,
         "threshold": args.threshold,
         "mixed_precision": args.mixed_precision,
     }
@@ -364,7 +564,7 @@ def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, laye
         seed=args.seed,
         reference=reference,
         reference_info=reference_info,
-        extra={"command": "stadyn " + " ".join(sys.argv[1:]) if sys.argv[1:] else "stadyn probe"},
+        extra={"command": canonical_command(args)},
     )
     if accelerator.is_main_process:
         files = report.save(out)

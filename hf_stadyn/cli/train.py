@@ -27,7 +27,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from hf_stadyn.cli._types import check_trackers, fraction, int_list, positive_int, rewrite_deprecated
+from hf_stadyn.cli._types import (
+    check_trackers,
+    fraction,
+    int_list,
+    one_line_errors,
+    positive_int,
+    rewrite_deprecated,
+)
 
 __all__ = ["register"]
 
@@ -77,7 +84,7 @@ def register(subparsers: Any) -> None:
 def _task_of(argv: list[str]) -> str | None:
     pre = argparse.ArgumentParser(prog="stadyn train", add_help=False)
     pre.add_argument("--task", choices=TASKS)
-    ns, _ = pre.parse_known_args(argv)  # a bad --task exits 2 with the choices
+    ns, _ = one_line_errors(pre).parse_known_args(argv)  # a bad --task exits 2 with the choices
     return ns.task
 
 
@@ -155,7 +162,7 @@ def _avos_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden_sizes", type=int_list, default=[8, 16, 24, 32],
                    help="ResNet stage widths of each stream, comma-separated")  # fmt: skip
     p.add_argument("--flow_method", default="dis", help="optical flow method (hf_stadyn.video.compute_flow)")
-    return p
+    return one_line_errors(p)
 
 
 def _prepare_output(path: str, overwrite: bool, resume: bool) -> Path:
@@ -217,7 +224,7 @@ def _classification_parser() -> Any:
     )  # fmt: skip
     p.add_argument("--task", choices=TASKS, required=True, help="what to train")
     p.set_defaults(**CLASSIFICATION_DEFAULTS)
-    return p
+    return one_line_errors(p)
 
 
 def _train_classification(argv: list[str]) -> int:

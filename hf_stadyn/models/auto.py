@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_MODEL_DIR", "SUPPORTED_MODEL_TYPES", "load_model"]  # noqa: F822 (module __getattr__)
+__all__ = ["DEFAULT_MODEL_DIR", "SUPPORTED_MODEL_TYPES", "check_model_folder", "load_model"]  # noqa: F822 (module __getattr__)
 
 logger = logging.getLogger(__name__)
 
@@ -74,16 +74,20 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, revision: str |
                 f"model folder {src!r} has no config.json; save the model with save_pretrained() first."
             )
         src = str(local)
+    if local.is_dir():
+        check_model_folder(local, src)
     try:
         config = AutoConfig.from_pretrained(src, revision=revision, trust_remote_code=False)
     except OSError as e:
         if local.is_dir():
-            raise  # a local folder: its own error (a corrupt config.json, ...) is the clearer one
+            raise ValueError(
+                f"model folder {src!r}: config.json cannot be read ({_first_line(e)}); re-save the model with "
+                "save_pretrained() or fix the file."
+            ) from None
         endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(
             f"cannot load model {src!r} (revision {revision or 'main'}) from the Hub at {endpoint}: not found or not "
-            f"accessible; check the id and revision, or set HF_TOKEN for a private repo ({first})"
+            f"accessible; check the id and revision, or set HF_TOKEN for a private repo ({_first_line(e)})"
         ) from None
     table = _classes()
     cls = table.get(config.model_type)
@@ -93,7 +97,24 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, revision: str |
             "For other architectures use hf_stadyn.probing.FeatureProbe with a {module_name: layout} mapping."
         )
     kwargs.setdefault("use_safetensors", True)
-    model = cls.from_pretrained(src, revision=revision, **kwargs)
+    try:
+        model = cls.from_pretrained(src, revision=revision, **kwargs)
+    except OSError as e:
+        text = str(e)
+        if "safetensors" in text and ("no file named" in text or "does not appear to have" in text):
+            raise ValueError(
+                f"model {src!r} has no safetensors weights (model.safetensors); hf_stadyn never loads pickle weights "
+                "(pytorch_model.bin). Convert them: load with transformers and save_pretrained(..., "
+                "safe_serialization=True), or pick a revision that has model.safetensors."
+            ) from None
+        raise ValueError(f"cannot load the weights of model {src!r} ({_first_line(e)}); check the files.") from None
+    except Exception as e:
+        if type(e).__name__ != "SafetensorError":
+            raise
+        raise ValueError(
+            f"model {src!r}: its safetensors weights cannot be read ({_first_line(e)}); the file is truncated or "
+            "corrupt: download or save it again."
+        ) from None
     if callable(getattr(model, "set_probe_processor", None)):
         from .processor import read_processor_config
 
@@ -104,3 +125,70 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, revision: str |
         else:
             logger.info("%s: inputs prepared as its %s says", src, settings["file"])
     return model.eval()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+#: weight files transformers reads; only the safetensors ones are ever loaded by hf_stadyn.
+_PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack")
+
+
+def check_model_folder(folder: str | os.PathLike, name: str | None = None) -> None:
+    """Cheap checks of a local model folder before anything is loaded (no weights are read).
+
+    ``config.json`` must be JSON; the weights must be safetensors (``model.safetensors`` or a sharded
+    ``model.safetensors.index.json`` whose shards all exist), each with a readable header that covers
+    the whole file (a truncated download fails here, not after minutes of work).
+
+    Raises:
+        FileNotFoundError / ValueError: one line naming the folder, the file and what to do.
+    """
+    import json
+
+    folder = Path(folder)
+    name = name or str(folder)
+    cfg = folder / "config.json"
+    if not cfg.is_file():
+        raise FileNotFoundError(f"model folder {name!r} has no config.json; save the model with save_pretrained().")
+    try:
+        json.loads(cfg.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(
+            f"model folder {name!r}: config.json is not valid JSON ({_first_line(e)}); re-save the model with "
+            "save_pretrained() or fix the file."
+        ) from None
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, AttributeError) as e:
+            raise ValueError(
+                f"model folder {name!r}: model.safetensors.index.json cannot be read ({_first_line(e)}); save the "
+                "model again."
+            ) from None
+        files = [folder / s for s in shards]
+    elif (folder / "model.safetensors").is_file():
+        files = [folder / "model.safetensors"]
+    else:
+        found = [f for f in _PICKLE_WEIGHTS if (folder / f).is_file()]
+        what = f"only {', '.join(found)} (pickle weights, never loaded by hf_stadyn)" if found else "no weights"
+        raise ValueError(
+            f"model folder {name!r} has no model.safetensors: {what}; convert with transformers: "
+            "from_pretrained(...).save_pretrained(folder, safe_serialization=True)."
+        )
+    from safetensors import safe_open
+
+    for f in files:
+        if not f.is_file():
+            raise FileNotFoundError(f"model folder {name!r}: shard {f.name} listed in the index is missing.")
+        try:
+            with safe_open(str(f), framework="pt") as fh:
+                fh.keys()
+        except Exception as e:  # SafetensorError: header truncated, invalid or not covering the file
+            raise ValueError(
+                f"model folder {name!r}: {f.name} cannot be read ({_first_line(e)}); the file is truncated or "
+                "corrupt: download or save it again."
+            ) from None

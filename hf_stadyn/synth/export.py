@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from hf_stadyn._io import current_umask
+
 from .._io import atomic_write_json, atomic_write_text
 from .config import SynthConfig
 from .dataset import SynthDataset
@@ -224,7 +226,7 @@ def generate(
                 label_names=", ".join(ds.label_names),
             ),
         )
-        os.chmod(tmp, 0o755)  # mkdtemp creates 0o700
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp creates 0o700; give it the user's mode
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -404,7 +404,7 @@ def train_avos_on_synth(
     Returns:
         The metrics written to ``metrics.json``.
     """
-    from hf_stadyn._io import atomic_write_json
+    from hf_stadyn._io import atomic_write_json, current_umask
     from hf_stadyn.models.configuration_avos import tiny_avos_config
     from hf_stadyn.synth.config import SynthConfig
 
@@ -449,6 +449,7 @@ def train_avos_on_synth(
     try:
         model.save_pretrained(tmp)
         atomic_write_json(tmp / "metrics.json", metrics)
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp creates 0o700
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
