@@ -127,3 +127,35 @@ def test_collection_kinds(classes):
         VideoCollection([classes / "nope.mp4"])
     with pytest.raises(ValueError, match="num_videos"):
         VideoCollection(lambda j: clips[j])
+
+
+LOCAL_LOOKING = ["./nope_ds", "../nope_ds", "/nope/abs_ds", "~/nope_ds", "a/b/c", "clips.mp4", "data.parquet"]
+
+
+@pytest.mark.parametrize("given", LOCAL_LOOKING)
+def test_a_missing_local_looking_path_is_never_taken_for_a_hub_id(given, tmp_path, monkeypatch):
+    """The bug this guards against: ``--dataset ./nope_ds`` went to the Hub and failed with a ConnectionError."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as info:
+        load_video_dataset(given, name="--dataset")
+    assert str(info.value) == (
+        f"--dataset {given}: no such folder; give an existing datasets folder (save_to_disk) or a Hub dataset id "
+        "like 'user/name'"
+    )
+
+
+def test_a_file_given_as_dataset_folder(classes):
+    with pytest.raises(FileNotFoundError, match=r"notes\.txt: a file, not a folder; give a datasets folder"):
+        load_video_dataset(classes / "left" / "notes.txt")
+
+
+@pytest.mark.parametrize("hub_id", ["someone/not_cached_videos", "someone/videos-v1.5", "plainname"])
+def test_a_hub_id_that_is_not_cached_while_offline_is_one_line(hub_id, tmp_path, monkeypatch):
+    """tests/conftest.py sets HF_HUB_OFFLINE=1 and an empty HF_HOME: the id reaches the Hub reader, which
+    cannot fetch it; the answer says what, which input and what to do (no ConnectionError traceback text)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConnectionError) as info:
+        load_video_dataset(hub_id, name="--dataset")
+    msg = str(info.value)
+    assert msg.startswith(f"--dataset {hub_id}: not in the local cache and HF_HUB_OFFLINE=1 (offline mode)")
+    assert "unset HF_HUB_OFFLINE" in msg and "\n" not in msg and info.value.__cause__ is None

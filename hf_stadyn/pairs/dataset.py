@@ -64,7 +64,7 @@ def _to_tensor(x: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor | list[torc
 
 def _reason(error: Exception, name: str) -> str:
     """An error message as a reason next to the video's name: without the name itself, one line."""
-    text = " ".join(str(error).split())
+    text = " ".join(str(error).split()).split("; ")[0]  # the advice after ";" is the message's, not the reason's
     return text.replace(f"decoding {name} ", "").replace(f"video {name} ", "")
 
 
@@ -322,8 +322,9 @@ class TwoStreamPairDataset(torch.utils.data.Dataset):
         frames_per_video: frame count of each video of a callable source.
         cache_videos: decoded sequences (with flow images) each worker keeps.
         progress: show a progress bar while counting the frames of the videos at construction.
-        skip_bad_videos: as for :class:`PairDataset`; here a file that fails while its frames are counted
-            (decoded whole at construction) is refused or skipped with the others, in the same message.
+        skip_bad_videos: as for :class:`PairDataset`. Files that pass the cheap check but fail while their
+            frames are counted (each is decoded whole at construction: corrupt further in) are then refused
+            together in a second message, or skipped with the others.
 
     Attributes:
         skipped_videos: ``[{"path": name, "reason": reason}]`` of the videos left out by
