@@ -7,12 +7,21 @@ moves to the CPU only to compute (:mod:`hf_stadyn.metric.stats`).
 
 Which chunk a pair goes to is decided by :func:`assign_chunks` alone: ``group % K`` for the pair's group
 (its source video, docs/method.md §5), or ``pair_id % K`` for pairs without one.
+
+The probe engine's resume files live here too (:func:`save_probe_state`, :func:`load_probe_state`): the
+estimator's tensors in safetensors and everything else in JSON, never pickle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +34,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "PROBE_STATE_VERSION",
     "FeatureBatch",
     "LayerStats",
     "as_float64_features",
@@ -32,7 +42,9 @@ __all__ = [
     "check_confidence",
     "check_ids",
     "check_num_chunks",
+    "load_probe_state",
     "prepare_batch",
+    "save_probe_state",
     "state_device",
 ]
 
@@ -272,3 +284,171 @@ def _accumulate_matmul(flat: torch.Tensor, n_flat: torch.Tensor, slot: torch.Ten
     onehot[slot, torch.arange(slot.shape[0], device=slot.device)] = 1.0
     flat += (onehot @ per_pair.reshape(per_pair.shape[0], -1)).view_as(flat)
     n_flat += onehot.sum(1)
+
+
+# -- resume files of the probe engine ------------------------------------------------------------------
+#: Format of the probe engine's resume files (``probe_state_rank{r}.json`` + a safetensors file).
+PROBE_STATE_VERSION = 1
+_STATE_JSON = "probe_state_rank{rank}.json"
+_STATE_TENSORS = "probe_state_rank{rank}.{token}.safetensors"
+_OLD_PICKLE = "probe_state_rank{rank}.pt"  # hf_stadyn <= 0.x: torch.save, refused on resume (never unpickled)
+_DIGEST_HEX = 64  # characters of a sha256 hex digest
+
+
+def _records_to_tensors(records: Sequence[tuple]) -> dict[str, torch.Tensor]:
+    """Fingerprint records ``(index, factor, video_index, sha256 a, sha256 b)`` as ``ints (N, 3)`` int64 and
+    ``digests (N, 128)`` uint8 (the two hex digests as ASCII, an empty digest as zeros)."""
+    import torch
+
+    ints = np.asarray([r[:3] for r in records], dtype=np.int64).reshape(-1, 3)
+    raw = b"".join(r[3].encode().ljust(_DIGEST_HEX, b"\0") + r[4].encode().ljust(_DIGEST_HEX, b"\0") for r in records)
+    digests = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 2 * _DIGEST_HEX)
+    return {"records.ints": torch.from_numpy(ints.copy()), "records.digests": torch.from_numpy(digests.copy())}
+
+
+def _records_from_tensors(tensors: Mapping[str, torch.Tensor]) -> list[tuple]:
+    ints = tensors["records.ints"].numpy()
+    digests = tensors["records.digests"].numpy()
+    out = []
+    for (i, f, g), d in zip(ints.tolist(), digests):
+        raw = d.tobytes()
+        ha = raw[:_DIGEST_HEX].rstrip(b"\0").decode()
+        hb = raw[_DIGEST_HEX:].rstrip(b"\0").decode()
+        out.append((int(i), int(f), int(g), ha, hb))
+    return out
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_probe_state(
+    directory: str | os.PathLike, rank: int, state: Mapping[str, Any], records: Sequence[tuple], meta: Mapping[str, Any]
+) -> Path:
+    """Write one process's resume state atomically; return the JSON file's path.
+
+    ``state`` is an estimator ``state_dict()``: its tensors (per layer ``n (2, K)``, ``stats (2, K, 4, C)``
+    float64, ``groups (G,)`` int64) and the fingerprint ``records`` go to a fresh
+    ``probe_state_rank{rank}.<token>.safetensors``; the rest (``meta``: pairs done, identity, ...) and the
+    file's name and sha256 to ``probe_state_rank{rank}.json``, written last. A run killed at any moment
+    leaves either the old JSON and its tensors or the new ones; older tensor files go afterwards.
+    """
+    from safetensors.torch import save_file
+
+    from hf_stadyn._io import atomic_path, atomic_write_json
+
+    directory = Path(directory)
+    tensors: dict[str, torch.Tensor] = {}
+    layers = []
+    for i, (name, s) in enumerate(state["layers"].items()):
+        tensors[f"layer{i}.n"] = s["n"].contiguous()
+        tensors[f"layer{i}.stats"] = s["stats"].contiguous()
+        tensors[f"layer{i}.groups"] = s["groups"].contiguous()
+        layers.append({"name": name, "next_pair_id": int(s["next_pair_id"]), "chunking": str(s["chunking"])})
+    tensors.update(_records_to_tensors(records))
+    tensor_path = directory / _STATE_TENSORS.format(rank=rank, token=secrets.token_hex(6))
+    with atomic_path(tensor_path) as tmp:
+        save_file(tensors, str(tmp))
+    doc = {
+        "format": "hf_stadyn probe state",
+        "version": PROBE_STATE_VERSION,
+        "rank": int(rank),
+        **dict(meta),
+        "estimator": {
+            "version": int(state["version"]),
+            "threshold": float(state["threshold"]),
+            "num_chunks": int(state["num_chunks"]),
+            "confidence": float(state["confidence"]),
+            "layers": layers,
+        },
+        "tensors": tensor_path.name,
+        "tensors_sha256": _file_sha256(tensor_path),
+    }
+    json_path = directory / _STATE_JSON.format(rank=rank)
+    atomic_write_json(json_path, doc)
+    for old in directory.glob(_STATE_TENSORS.format(rank=rank, token="*")):
+        if old.name != tensor_path.name:
+            with contextlib.suppress(OSError):
+                old.unlink()
+    return json_path
+
+
+def load_probe_state(
+    directory: str | os.PathLike, rank: int
+) -> tuple[dict[str, Any], list[tuple], dict[str, Any]] | None:
+    """Read what :func:`save_probe_state` wrote: ``(estimator state_dict, records, JSON document)``.
+
+    Returns None when ``directory`` holds no state for ``rank``. Raises ValueError (one line) for a state
+    of an older hf_stadyn (a pickle ``probe_state_rank{rank}.pt``, never loaded), another format version,
+    or a damaged or incomplete state.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    json_path = directory / _STATE_JSON.format(rank=rank)
+    if not json_path.is_file():
+        old = directory / _OLD_PICKLE.format(rank=rank)
+        if old.is_file():
+            raise ValueError(
+                f"cannot resume from {directory}: {old.name} is a probe state of an older hf_stadyn (a pickle "
+                "file, not loaded); rerun without resume (stadyn probe --overwrite) to start fresh."
+            )
+        return None
+
+    def damaged(why: str) -> ValueError:
+        return ValueError(
+            f"cannot resume from {directory}: its probe state {json_path.name} is damaged or incomplete ({why}); "
+            "rerun without resume (stadyn probe --overwrite) to start fresh."
+        )
+
+    try:
+        doc = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise damaged(f"unreadable JSON: {err}") from None
+    if not isinstance(doc, dict) or doc.get("format") != "hf_stadyn probe state":
+        raise damaged("not a probe state document")
+    if doc.get("version") != PROBE_STATE_VERSION:
+        raise ValueError(
+            f"cannot resume from {directory}: its probe state has format version {doc.get('version')!r}, this "
+            f"hf_stadyn reads version {PROBE_STATE_VERSION}; rerun without resume (stadyn probe --overwrite)."
+        )
+    try:
+        tensor_path = directory / Path(str(doc["tensors"])).name
+        if not tensor_path.is_file():
+            raise damaged(f"{tensor_path.name} is missing")
+        if _file_sha256(tensor_path) != doc["tensors_sha256"]:
+            raise damaged(f"{tensor_path.name} does not match its recorded sha256")
+        try:
+            tensors = load_file(str(tensor_path))
+        except Exception as err:  # safetensors' SafetensorError has no public base class to name
+            raise damaged(f"{tensor_path.name}: {err}") from None
+        est = doc["estimator"]
+        state = {
+            "version": int(est["version"]),
+            "threshold": float(est["threshold"]),
+            "num_chunks": int(est["num_chunks"]),
+            "confidence": float(est["confidence"]),
+            "layers": {
+                layer["name"]: {
+                    "n": tensors[f"layer{i}.n"].to(torch.float64),
+                    "stats": tensors[f"layer{i}.stats"].to(torch.float64),
+                    "groups": tensors[f"layer{i}.groups"].to(torch.int64),
+                    "next_pair_id": int(layer["next_pair_id"]),
+                    "chunking": str(layer["chunking"]),
+                }
+                for i, layer in enumerate(est["layers"])
+            },
+        }
+        records = _records_from_tensors(tensors)
+    except ValueError as err:
+        if str(err).startswith("cannot resume"):
+            raise
+        raise damaged(str(err)) from None
+    except (KeyError, TypeError, OSError, RuntimeError) as err:
+        raise damaged(f"{type(err).__name__}: {err}") from None
+    return state, records, doc
