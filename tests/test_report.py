@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -163,6 +164,99 @@ def test_load_and_schema_checks(tmp_path, results):
         BiasReport.load(tmp_path / "missing.json")
     with pytest.raises(FileNotFoundError):
         BiasReport.load(tmp_path / "empty_dir_that_does_not_exist")
+
+
+def _load_case(case: str, tmp_path, report: BiasReport):
+    """(path to load, exception type, what its one line must say) for one bad report path."""
+    doc = json.loads(report.to_json())
+    if case == "missing":
+        return tmp_path / "missing.json", FileNotFoundError, "missing.json' does not exist"
+    if case == "empty_folder":
+        (tmp_path / "empty").mkdir()
+        return tmp_path / "empty", FileNotFoundError, "folder '" + str(tmp_path / "empty") + "' holds no report.json"
+    if case == "binary":
+        (tmp_path / "r.json").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x00")
+        return tmp_path / "r.json", ValueError, "r.json is not a bias report (not UTF-8 JSON text)"
+    if case == "nul_bytes":
+        (tmp_path / "r.json").write_bytes(b"\x00\x01\x02 abc")
+        return tmp_path / "r.json", ValueError, "r.json is not a bias report (binary data"
+    if case == "not_json":
+        (tmp_path / "r.json").write_text("{ nope")
+        return tmp_path / "r.json", ValueError, "r.json: bias report is not valid JSON"
+    if case == "deep_json":
+        (tmp_path / "r.json").write_text("[" * 200_000)
+        return tmp_path / "r.json", ValueError, "r.json is not a bias report (JSON nested too deeply)"
+    if case == "json_list":
+        (tmp_path / "r.json").write_text("[1, 2]")
+        return tmp_path / "r.json", ValueError, "r.json: not a hf-stadyn bias report"
+    if case == "malformed_layer":
+        doc["layers"][0]["num_pairs"] = "many"
+        (tmp_path / "r.json").write_text(json.dumps(doc))
+        return tmp_path / "r.json", ValueError, "r.json: bias report is missing or has a malformed field"
+    if case == "no_layers":
+        doc["layers"] = []
+        (tmp_path / "report.json").write_text(json.dumps(doc))
+        return tmp_path, ValueError, "report.json holds no layers; re-run `stadyn probe`"
+    if case == "nan_score":
+        doc["layers"][2]["s_static"] = float("nan")
+        (tmp_path / "report.json").write_text(json.dumps(doc))
+        return tmp_path / "report.json", ValueError, "report.json: layer 'block.1' has NaN s_S; re-run the probe"
+    if case == "nan_interval_estimate":
+        doc["layers"][0]["intervals"]["s_dynamic"]["estimate"] = float("nan")
+        (tmp_path / "report.json").write_text(json.dumps(doc))
+        return tmp_path / "report.json", ValueError, "layer 'embed' has NaN intervals['s_dynamic'].estimate"
+    if case == "inf_reference":
+        doc = json.loads(build(make_results(0), make_results(1)).to_json())
+        doc["reference"]["layers"][1]["rho_dynamic"][5] = float("-inf")
+        (tmp_path / "report.json").write_text(json.dumps(doc))
+        return tmp_path / "report.json", ValueError, "reference layer 'block.0' has infinite rho_dynamic[5]"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["missing", "empty_folder", "binary", "nul_bytes", "not_json", "deep_json", "json_list", "malformed_layer",
+     "no_layers", "nan_score", "nan_interval_estimate", "inf_reference"],
+)  # fmt: skip
+def test_load_refuses_bad_files_with_one_line_naming_the_file(tmp_path, results, case):
+    """Each bad path gives one exception of the documented type whose single line names the file.
+
+    Bugs caught: an empty folder called "does not exist", a UnicodeDecodeError / RecursionError escaping,
+    a NaN report loading (and later failing half-way through writing a card), a report with no layers
+    loading (and raising StopIteration at ``last_layer``).
+    """
+    path, exc, message = _load_case(case, tmp_path, build(results))
+    with pytest.raises(exc) as info:
+        BiasReport.load(path)
+    text = str(info.value)
+    assert message in text and len(text.splitlines()) == 1, text
+    assert "Errno" not in text
+
+
+def test_validate_is_optional_on_load_and_callable_alone(tmp_path, results):
+    """``load(validate=False)`` reads a NaN report (to inspect it); ``validate()`` then refuses it, and
+    returns the report itself when it is fine."""
+    report = build(results)
+    doc = json.loads(report.to_json())
+    doc["layers"][0]["s_dynamic"] = float("nan")
+    (tmp_path / "r.json").write_text(json.dumps(doc))
+    loaded = BiasReport.load(tmp_path / "r.json", validate=False)
+    assert math.isnan(loaded.layers["embed"].s_dynamic)
+    with pytest.raises(ValueError, match=r"^bias report: layer 'embed' has NaN s_D"):
+        loaded.validate()
+    assert report.validate() is report
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads a 0o000 file")
+def test_load_unreadable_file_is_one_line(tmp_path, results):
+    paths = build(results).save(tmp_path, figures=False)
+    paths["json"].chmod(0)
+    try:
+        with pytest.raises(PermissionError, match="cannot read the bias report .*permission denied") as info:
+            BiasReport.load(paths["json"])
+        assert "Errno" not in str(info.value)
+    finally:
+        paths["json"].chmod(0o644)
 
 
 # -- markdown --------------------------------------------------------------------------------------

@@ -179,8 +179,15 @@ class BiasReport:
         return cls.from_dict(d)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> BiasReport:
-        """Read a report from a JSON file, or from a folder holding ``report.json`` / ``bias_report.json``."""
+    def load(cls, path: str | os.PathLike, *, validate: bool = True) -> BiasReport:
+        """Read a report from a JSON file, or from a folder holding ``report.json`` / ``bias_report.json``.
+
+        Every failure is one line naming the path: a missing path (``FileNotFoundError`` "... does not
+        exist"), a folder without a report (``FileNotFoundError`` "folder X holds no report.json or
+        bias_report.json"), an unreadable file (``PermissionError``), a binary or non-UTF-8 file, text that
+        is not JSON or JSON that is not a bias report (``ValueError``). With ``validate`` (default) the
+        report must also pass :meth:`validate` (at least one layer, no NaN / inf values).
+        """
         p = Path(path)
         if p.is_dir():
             for name in (REPORT_JSON, "bias_report.json"):
@@ -188,13 +195,68 @@ class BiasReport:
                     p = p / name
                     break
             else:
-                raise FileNotFoundError(f"no {REPORT_JSON} or bias_report.json in folder {str(path)!r}.")
-        if not p.is_file():
-            raise FileNotFoundError(f"bias report {str(path)!r} does not exist.")
+                raise FileNotFoundError(
+                    f"folder {str(path)!r} holds no {REPORT_JSON} or bias_report.json; give the folder `stadyn probe` "
+                    "wrote (--output_dir) or the report file itself."
+                )
+        elif not p.exists():
+            raise FileNotFoundError(f"bias report {str(path)!r} does not exist; check the path.")
+        elif not p.is_file():
+            raise ValueError(f"{p} is not a bias report (not a regular file); give the report.json file.")
         try:
-            return cls.from_json(p.read_text(encoding="utf-8"))
+            data = p.read_bytes()
+        except PermissionError:
+            raise PermissionError(f"cannot read the bias report {str(p)!r}: permission denied.") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(
+                f"{p} is not a bias report (not UTF-8 JSON text); give the report.json that `stadyn probe` or "
+                "BiasReport.save wrote."
+            ) from None
+        if "\x00" in text:
+            raise ValueError(f"{p} is not a bias report (binary data, not JSON text); give the report.json file.")
+        try:
+            report = cls.from_json(text)
+        except RecursionError:
+            raise ValueError(f"{p} is not a bias report (JSON nested too deeply); give the report.json file.") from None
         except ValueError as e:
-            raise ValueError(f"{p}: {e}") from None
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ValueError(f"{p}: {first}") from None
+        if validate:
+            report.validate(source=str(p))
+        return report
+
+    def validate(self, source: str | None = None) -> BiasReport:
+        """Check that the report can be shown and written: at least one layer, every number finite.
+
+        Args:
+            source: the file the report came from, named in the message (default: "bias report").
+
+        Returns:
+            ``self`` (so ``BiasReport.load(p).validate()`` chains).
+
+        Raises:
+            ValueError: one line naming ``source`` and the first bad layer and field, e.g.
+                ``"report.json: layer 'blocks.3' has NaN s_S; ..."`` or ``"report.json holds no layers; ..."``.
+                Jackknife interval bounds may be NaN (not computable); their estimates may not.
+        """
+        where = source or "bias report"
+        if not self.layers:
+            raise ValueError(
+                f"{where} holds no layers; re-run `stadyn probe` (it writes one entry per probed layer) or "
+                "rebuild the report with BiasReport.from_results."
+            )
+        for what, layers in (("layer", self.layers), ("reference layer", self.reference or {})):
+            for name, lb in layers.items():
+                bad = _first_non_finite(lb)
+                if bad is not None:
+                    field_name, value = bad
+                    raise ValueError(
+                        f"{where}: {what} {name!r} has {value} {field_name}; re-run the probe (check the model's "
+                        "numerics, e.g. fp16 overflow) or the tool that wrote this file."
+                    )
+        return self
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, BiasReport):
@@ -368,3 +430,29 @@ class BiasReport:
         paths["markdown"] = atomic_write_text(out / REPORT_MD, self.to_markdown(figures=links))
         logger.info("wrote bias report of %s to %s", self.model_id, out)
         return paths
+
+
+#: How :meth:`BiasReport.validate` names a field in its message (others by their key path).
+_FIELD_SYMBOLS = {"s_dynamic": "s_D", "s_static": "s_S", "threshold": "tau", "confidence": "confidence"}
+
+
+def _first_non_finite(lb: LayerBias) -> tuple[str, str] | None:
+    """``(field, "NaN" | "inf")`` of the first non-finite number of ``lb`` (intervals: estimates only)."""
+    items: list[tuple[str, Any]] = [(k, getattr(lb, k)) for k in ("s_dynamic", "s_static", "threshold", "confidence")]
+    for group in ("share", "percent", "category_percent"):
+        items += [(f"{group}[{k!r}]", v) for k, v in getattr(lb, group).items()]
+    items += [(f"intervals[{k!r}].estimate", iv.estimate) for k, iv in lb.intervals.items()]
+    for k, arr in (("rho_dynamic", lb.rho_dynamic), ("rho_static", lb.rho_static), *lb.replicates.items()):
+        vals = [float(x) for x in arr]
+        for i, v in enumerate(vals):
+            if not math.isfinite(v):
+                items.append((f"{k}[{i}]", v))
+                break
+    for field_name, v in items:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            return _FIELD_SYMBOLS.get(field_name, field_name), repr(v)
+        if not math.isfinite(f):
+            return _FIELD_SYMBOLS.get(field_name, field_name), "NaN" if math.isnan(f) else "infinite"
+    return None
