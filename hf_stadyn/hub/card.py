@@ -8,9 +8,12 @@ reported quantity of one layer (by default the last probed layer). The headline 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import secrets
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,14 @@ from hf_stadyn.report import DEFAULT_DPI, DIMS_LABEL, BiasReport
 from hf_stadyn.report.compare import share_interval
 from hf_stadyn.report.headline import SHARE_DIGITS, headline_markdown
 
-__all__ = ["CARD_REPORT_JSON", "METRIC_PREFIX", "bias_eval_results", "bias_model_card", "write_model_card_folder"]
+__all__ = [
+    "CARD_REPORT_JSON",
+    "METRIC_PREFIX",
+    "bias_eval_results",
+    "bias_model_card",
+    "check_card_folder",
+    "write_model_card_folder",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -214,22 +224,125 @@ def write_model_card_folder(
     """Write a model-card folder: ``README.md``, ``bias_report.json`` and the figures (PNG).
 
     This is the layout of the repository's ``model_cards/<name>/`` folders and of what
-    :func:`~hf_stadyn.hub.push_report` uploads. Every file is written atomically. Extra keyword
-    arguments go to :func:`bias_model_card`. Returns the folder.
+    :func:`~hf_stadyn.hub.push_report` uploads. Extra keyword arguments go to :func:`bias_model_card`.
+
+    Nothing partial is left behind: the report is checked (:meth:`BiasReport.validate`), the card and the
+    JSON text are built and the folder checked writable before any file is written; the files are then
+    written into a hidden staging folder (a sibling ``.<name>.tmp-*`` of a new folder, or inside an
+    existing one) that is renamed into place, or whose files are renamed into the existing folder, only
+    once all of them are written. On any failure the staging folder is removed. Returns the folder.
+
+    Raises:
+        ValueError: a bad report (no layers, NaN values), bad card arguments, or ``out_dir`` (or one
+            of its parents) is a file.
+        PermissionError: the folder (or the nearest existing parent) is not writable (one line).
     """
     report = _check_report(report)
+    report.validate()
     if "figures" in card_kwargs:
         raise ValueError("write_model_card_folder draws its own figures; do not pass figures=.")
-    # build the card first so bad arguments fail before any file is written
+    # build the card and the JSON first so bad arguments or values fail before any file is written
     card = bias_model_card(report, scatter_layers=scatter_layers, **card_kwargs)
+    report.figure_files(scatter_layers)  # checks the scatter layers
+    json_text = report.to_json()
+    readme = str(card)
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"model card folder {str(out)!r} exists and is not a folder; pass a folder path.")
-    report.save_figures(out, scatter_layers=scatter_layers, dpi=dpi)
-    atomic_write_text(out / CARD_REPORT_JSON, report.to_json())
-    atomic_write_text(out / "README.md", str(card))
+    check_card_folder(out)
+    existed = out.is_dir()
+    made = [q for q in out.parents if not q.exists()]  # parents to create, removed again on failure
+    stage: Path | None = None
+    done = False
+    try:
+        if not existed:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        stage = _make_stage(out, existed)
+        report.save_figures(stage, scatter_layers=scatter_layers, dpi=dpi)
+        atomic_write_text(stage / CARD_REPORT_JSON, json_text)
+        atomic_write_text(stage / "README.md", readme)
+        if not existed:
+            try:
+                os.rename(stage, out)
+                stage = None
+            except OSError:  # the folder appeared meanwhile: fall back to moving the files in
+                out.mkdir(parents=True, exist_ok=True)
+        if stage is not None:
+            for f in sorted(stage.iterdir()):
+                os.replace(f, out / f.name)
+            stage.rmdir()
+            stage = None
+        done = True
+    except PermissionError:
+        raise PermissionError(_permission_message(out)) from None
+    except OSError as e:  # disk full, read-only file system, ...: one line, the same type
+        raise type(e)(_permission_message(out, reason=(e.strerror or str(e)).lower())) from None
+    finally:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+        if not done:
+            for q in made:  # deepest first; only the empty ones this call created
+                with contextlib.suppress(OSError):
+                    q.rmdir()
     logger.info("wrote the model card of %s to %s", report.model_id, out)
     return out
+
+
+def check_card_folder(out: str | os.PathLike, flag: str = "model card folder") -> Path:
+    """Check, writing nothing, that a card can be written to folder ``out`` (existing or to be created).
+
+    Raises ``ValueError`` when ``out`` or a parent is a file, ``PermissionError`` (one line naming the
+    folder) when ``out`` or its nearest existing parent is not writable. Returns ``Path(out)``.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{flag} {str(out)!r} exists and is not a folder; pass a folder path.")
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ValueError(
+            f"{flag} {str(out)!r} is inside {str(probe)!r}, which is a file, not a folder; pass a folder path."
+        )
+    problem = _write_problem(probe) if probe.exists() else None
+    if problem is not None:
+        raise PermissionError(_permission_message(out, probe, problem))
+    return out
+
+
+def _write_problem(folder: Path) -> str | None:
+    """Why no file can be created in ``folder`` (None: it can); tried for real, as ``os.access`` is wrong for
+    root, ACLs and read-only file systems."""
+    name = folder / f".stadyn-write-check-{secrets.token_hex(4)}"
+    try:
+        os.mkdir(name)
+    except PermissionError:
+        return "permission denied"
+    except OSError as e:  # read-only file system, a virtual file system (/proc), ...
+        return (e.strerror or type(e).__name__).lower()
+    os.rmdir(name)
+    return None
+
+
+def _permission_message(out: Path, where: Path | None = None, reason: str = "permission denied") -> str:
+    at = "" if where is None or where == out else f" (in its parent {str(where)!r})"
+    return f"cannot write the model card to {str(out)!r}: {reason}{at}; choose a folder you can write to."
+
+
+def _make_stage(out: Path, existed: bool) -> Path:
+    """A new empty hidden folder on the same file system as ``out`` (created with the user's umask)."""
+    parent = out if existed else out.parent
+    prefix = ".stadyn-card.tmp-" if existed else f".{out.name}.tmp-"
+    for _ in range(100):
+        stage = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            os.mkdir(stage)
+            return stage
+        except FileExistsError:
+            continue
+        except PermissionError:
+            raise PermissionError(_permission_message(out, parent)) from None
+    raise FileExistsError(f"could not create a staging folder in {str(parent)!r}; remove its .tmp-* folders.")
 
 
 def _setting(report: BiasReport, key: str) -> str | None:

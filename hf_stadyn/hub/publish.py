@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hf_stadyn.hub.card import _check_report, write_model_card_folder
@@ -54,13 +55,15 @@ def push_report(
         ``huggingface_hub.CommitInfo`` of the upload (``.commit_url``, ``.oid``).
 
     Raises:
-        ValueError: a malformed ``repo_id``, a bad report or card arguments, or a card the Hub's
-            validator rejects.
+        ValueError: a malformed ``repo_id``, a bad report (no layers, NaN values: see
+            :meth:`~hf_stadyn.report.BiasReport.validate`) or card arguments, or a card the Hub's
+            validator rejects; all before anything is uploaded.
     """
     from huggingface_hub import HfApi
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     report = _check_report(report)
+    report.validate()  # no layers / NaN values: refused before any network call
     if not isinstance(repo_id, str) or repo_id.count("/") != 1:
         raise ValueError(f"repo_id must look like 'namespace/name', got {repo_id!r}.")
     try:
@@ -68,17 +71,17 @@ def push_report(
     except HFValidationError as e:
         raise ValueError(f"repo_id {repo_id!r} is not a valid Hub repo id: {e}") from None
     api = HfApi(endpoint=endpoint, token=token)
-    with tempfile.TemporaryDirectory(prefix="stadyn-card-") as tmp:
-        write_model_card_folder(report, tmp, scatter_layers=scatter_layers, **card_kwargs)
+    with tempfile.TemporaryDirectory(prefix="stadyn-card-") as parent:
+        tmp = write_model_card_folder(report, Path(parent) / "card", scatter_layers=scatter_layers, **card_kwargs)
         if validate and endpoint is None:
             from huggingface_hub import ModelCard
 
-            ModelCard.load(f"{tmp}/README.md").validate(repo_type="model")
+            ModelCard.load(tmp / "README.md").validate(repo_type="model")
         if create_repo:
             api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
         info = api.upload_folder(
             repo_id=repo_id,
-            folder_path=tmp,
+            folder_path=str(tmp),
             repo_type="model",
             revision=revision,
             commit_message=commit_message or "Add static/dynamic bias report",
