@@ -250,3 +250,23 @@ def test_bad_arguments(good):
                                                      (str(good[1]), "12 decodable frames, need 25")]  # fmt: skip
     assert video_problem(np.zeros((3, 4, 4, 3), np.uint8)) is None
     assert video_problem(np.zeros((1, 4, 4, 3), np.uint8)) == "1 frame, need 2"
+
+
+def test_check_video_source_runs_before_any_model_and_returns_what_to_probe(tmp_path, good):
+    """What ``stadyn probe`` runs before loading a model: the same refusal, or the kept videos + the skipped."""
+    import datasets
+
+    from hf_stadyn.video import check_video_source
+
+    assert check_video_source(good) == (good, [])  # nothing bad: the source as given
+    root = tmp_path / "folder"
+    root.mkdir()
+    (root / "a.mp4").write_bytes(good[0].read_bytes())
+    one = _make_bad("one_frame", root)
+    with pytest.raises(BadVideosError, match=r"^1 of 2 videos cannot be probed: .*one_frame\.mp4 \(1 decodable"):
+        check_video_source(root)
+    kept, skipped = check_video_source(root, skip_bad=True)
+    assert kept == [str(root / "a.mp4")] and skipped == [{"path": str(one), "reason": "1 decodable frame, need 2"}]
+    ds = datasets.Dataset.from_dict({"video": [str(one), str(good[0]), str(good[1])], "label": [0, 1, 2]})
+    kept_ds, skipped = check_video_source(ds, skip_bad=True)
+    assert kept_ds["label"] == [1, 2] and kept_ds.column_names == ["video", "label"] and len(skipped) == 1

@@ -27,7 +27,7 @@ from .flow import (
 )
 from .info import VideoInfo, probe_video, read_video_info
 from .sampling import resize_and_crop, sample_indices
-from .sources import VIDEO_EXTENSIONS, VideoCollection, list_videos, load_video_dataset
+from .sources import VIDEO_EXTENSIONS, VideoCollection, check_video_source, list_videos, load_video_dataset
 
 __all__ = [
     "FLOW_METHODS",
@@ -39,6 +39,7 @@ __all__ = [
     "VideoInfo",
     "VideoSource",
     "apply_flow_jitter",
+    "check_video_source",
     "check_videos",
     "compute_flow",
     "flow_images",

@@ -36,6 +36,7 @@ from .check import NAMED_INLINE, BadVideosError, bad_videos_message, check_video
 __all__ = [
     "VIDEO_EXTENSIONS",
     "VideoCollection",
+    "check_video_source",
     "column_videos",
     "is_synth_export",
     "list_videos",
@@ -194,6 +195,8 @@ class VideoCollection:
             )
         if self.count < 1:
             raise ValueError("videos is empty; give at least one video")
+        #: positions, in the collection as given, of the videos it holds (all of them until some are skipped)
+        self.indices: list[int] = list(range(self.count))
 
     def _init_sequence(self, items: list[Any]) -> None:
         if not items:
@@ -289,6 +292,7 @@ class VideoCollection:
         else:
             self.source = [self.source[j] for j in good]
         self.count = len(good)
+        self.indices = [self.indices[j] for j in good]
         return skipped
 
     def get(self, j: int) -> tuple[Any, str]:
@@ -301,6 +305,46 @@ class VideoCollection:
             clip = _check_frames(np.asarray(self.source(j)), f"videos({j})")
             return clip, f"<clip {j}>"
         return resolve_video(self.source[j][self.column], f"{self.column}[{j}]")
+
+
+def check_video_source(
+    videos: Any,
+    *,
+    video_column: str = "video",
+    num_videos: int | None = None,
+    min_frames: int = 2,
+    skip_bad: bool = False,
+    progress: bool = False,
+) -> tuple[Any, list[dict[str, str]]]:
+    """Check a video source cheaply before any expensive work (loading a model, probing): what
+    ``stadyn probe`` runs first. Every bad video is refused at once (:class:`BadVideosError`, a
+    ``ValueError``), or with ``skip_bad`` left out.
+
+    Args:
+        videos: anything :class:`VideoCollection` takes (folder, paths, ``datasets.Dataset``, arrays;
+            a callable is returned unchecked).
+        video_column, num_videos: as for :class:`VideoCollection`.
+        min_frames: the fewest decodable frames a video needs (2: static pairs shuffle frames).
+        skip_bad: leave bad videos out (one warning with the count) instead of refusing them.
+        progress: show a progress bar.
+
+    Returns:
+        ``(videos, skipped)``: ``videos`` unchanged when nothing was skipped, else the rest (a list of
+        paths for a folder or a list, ``dataset.select(kept rows)`` for a dataset, a list of arrays);
+        ``skipped`` as ``[{"path": name, "reason": reason}]`` (what a report records).
+
+    Raises:
+        FileNotFoundError: a folder or listed file that does not exist.
+        ValueError: a folder without videos; bad videos (:class:`BadVideosError`, unless ``skip_bad``),
+            or every video bad.
+    """
+    collection = VideoCollection(videos, video_column, num_videos)
+    skipped = collection.check(min_frames, skip_bad=skip_bad, progress=progress)
+    if not skipped:
+        return videos, []
+    if collection.kind == "hf":
+        return videos.select(collection.indices), skipped
+    return list(collection.source), skipped
 
 
 # ---------------------------------------------------------------------------------------- datasets
