@@ -17,7 +17,12 @@ A collection of videos can be:
   ``num_videos``.
 
 A ``datasets`` dataset is loaded by :func:`load_video_dataset` from a ``save_to_disk`` folder, a
-StaDyn-Synth export folder (``metadata.jsonl``, :func:`hf_stadyn.synth.load_synth`) or a Hub dataset id.
+StaDyn-Synth export folder (``metadata.jsonl``, :func:`hf_stadyn.synth.load_synth`) or a Hub dataset id;
+a string that looks local is never taken for a Hub id. :func:`check_video_source` checks a collection
+cheaply (:mod:`.check`) before any expensive work.
+
+(About 530 lines in one file on purpose: where videos come from, the collection and the dataset
+loaders, is one contract that every reader shares; its parts read best side by side.)
 """
 
 from __future__ import annotations
