@@ -42,6 +42,9 @@ NAMED_INLINE = 5
 # (png_pipe, jpeg_pipe, webp_pipe, bmp_pipe, tiff_pipe, ...: the formats FFmpeg detects from an image's bytes).
 _IMAGE_FORMATS = frozenset({"image2", "image2pipe"})
 
+# Frames an mp4 may miss at its end before it counts as cut short (the decoder's slack, decode._COUNT_SLACK).
+_TAIL_SLACK = 2
+
 
 def _is_image_format(name: str) -> bool:
     return name in _IMAGE_FORMATS or name.endswith("_pipe")
@@ -141,14 +144,16 @@ def _tail_problem(container: Any, stream: Any) -> str | None:
         container.seek(end, stream=stream, backward=True, any_frame=False)
     except av.error.FFmpegError:
         return None  # cannot seek: nothing to conclude
-    last = None
+    last_end = None  # where the last packet read ends (pts + duration): exactly ``end`` for a whole file
     try:
         for packet in container.demux(stream):
             if packet.size and packet.pts is not None:
-                last = max(last, packet.pts) if last is not None else packet.pts
+                packet_end = packet.pts + (packet.duration or step)
+                last_end = packet_end if last_end is None else max(last_end, packet_end)
     except av.error.FFmpegError as e:
         return f"truncated or corrupt near its end ({_one_line(e)})"
-    if last is None or last + 2 * step < end - step:
+    # More than _TAIL_SLACK frames missing: cut short (the decoder tolerates that many, see decode.py).
+    if last_end is None or last_end < end - _TAIL_SLACK * step:
         return f"truncated: it announces {stream.frames} frames but its end is missing"
     return None
 
