@@ -9,10 +9,12 @@ give exit status 2; nothing half-written is left behind because the library writ
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = ["build_parser", "main"]
 
@@ -74,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not args.verbose:  # huggingface_hub prints its retries itself: do not print them twice
+        logging.getLogger("huggingface_hub").propagate = False
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -83,8 +87,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_INTERRUPTED.get(args.command, "stadyn: interrupted."), file=sys.stderr)
         return 130
     except _user_errors() as e:
-        print(f"stadyn {args.command}: error: {e}", file=sys.stderr)
+        print(f"stadyn {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.errno not in _WRITE_ERRNOS:
+            raise
+        print(f"stadyn {args.command}: error: {_write_error(e)}", file=sys.stderr)
+        return 2
+
+
+#: errno values that mean "the output cannot be written there" (a user's fix, not a bug).
+_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR}
+
+
+def _write_error(e: OSError) -> str:
+    """One line for a failed write: the folder (not a temporary file's name), the reason and what to do."""
+    name = Path(str(e.filename)) if e.filename else None
+    if name is not None and name.name.startswith("."):  # an atomic write's temporary file: name its folder
+        name = name.parent
+    where = f" in {name}" if name is not None else ""
+    fix = "free some space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "choose a folder you can write to"
+    return f"cannot write{where} ({e.strerror or type(e).__name__}); {fix}"
+
+
+def _one_line(e: BaseException) -> str:
+    """The first line of an error (a library's multi-line message never reaches the user whole)."""
+    if isinstance(e, OSError) and e.errno in _WRITE_ERRNOS and not str(e).startswith("--"):
+        return _write_error(e)
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _rewrite_old_names(argv: list[str]) -> list[str]:
@@ -110,6 +141,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         NotADirectoryError,
         IsADirectoryError,
         PermissionError,
+        ConnectionError,
     ]
     try:  # invalid config fields (transformers configs are strict dataclasses) and Hub lookups
         from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, StrictDataclassError

@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 __all__ = [
     "DeprecatedFlag",
     "DeprecatedSwitch",
+    "check_output_dir",
     "check_trackers",
     "fraction",
     "int_list",
@@ -36,6 +38,36 @@ def _number(text: str, cast: Callable[[str], float], ok: Callable[[float], bool]
     if not ok(value):
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
+
+
+def check_output_dir(out: str | Path, flag: str = "--output_dir") -> None:
+    """Before any work: ``out`` is a folder or can be created, and files can be written there.
+
+    Writes (and removes) a temporary file in ``out`` or its nearest existing parent, so read-only file
+    systems, ``/sys`` / ``/proc`` and missing permissions are found now, not after the job.
+
+    Raises:
+        ValueError: ``out`` (or a parent) is a file.
+        PermissionError: nothing can be written there (one line naming the folder).
+    """
+    import tempfile
+
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{flag} {out} exists and is not a folder; choose another path")
+    parent = out
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{flag} {out}: {parent} is a file, not a folder; choose another path")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise PermissionError(
+            f"{flag} {out}: cannot write in {parent} ({e.strerror or type(e).__name__}); choose a folder you can "
+            "write to"
+        ) from None
 
 
 def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -207,21 +206,10 @@ def max_num_pairs() -> int:
     return max(4, available // 4 // _BYTES_PER_PAIR)
 
 
-def _check_output_dir(out: Path, flag: str = "--output_dir") -> None:
-    """The output folder must be a folder (or creatable) and writable: checked before any work."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{flag} {out} exists and is not a folder; choose another path")
-    parent = out if out.exists() else out.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f"{flag} {out}: {parent} is a file, not a folder; choose another path")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"{flag} {out}: {parent} is not writable; choose a folder you can write to")
-
-
 def _check_args(args: argparse.Namespace) -> None:
     """Every check that needs neither the model nor the videos (docs: README "Reliability")."""
+
+    from hf_stadyn.cli._types import check_output_dir
 
     def bad(msg: str) -> None:
         raise ValueError(msg)
@@ -254,7 +242,7 @@ def _check_args(args: argparse.Namespace) -> None:
         bad("--resume_from_checkpoint and --overwrite exclude each other")
     args.mixed_precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "no"
     out = Path(args.output_dir)
-    _check_output_dir(out)
+    check_output_dir(out)
     if out.is_dir() and any(out.iterdir()) and not (args.resume or args.overwrite):
         bad(
             f"--output_dir {out} is not empty; pass --overwrite to replace it or --resume_from_checkpoint to "
@@ -330,17 +318,21 @@ def _pairs(args: argparse.Namespace, model: Any, spec: dict[str, Any]):
     window = _window_kwargs(args, spec) if not two_stream else {}
     if args.videos:
         paths = [Path(v) for v in args.videos]
-        source: Any = str(paths[0]) if len(paths) == 1 and paths[0].is_dir() else [str(p) for p in paths]
-        return make(source, **common, **window), {
+        pairs = make([str(p) for p in args.video_files], **common, **window)
+        return pairs, {
             "source": "videos",
             "videos": [str(p) for p in paths],
+            "skipped_videos": args.skipped_videos,
         }
     if args.dataset:
-        ds = _load_dataset(args)
-        return (
-            make(ds, video_column=args.video_column, **common, **window),
-            {"source": "dataset", "dataset": args.dataset, "video_column": args.video_column},
-        )
+        ds = args.loaded_dataset
+        pairs = make(ds, video_column=args.video_column, skip_bad_videos=args.skip_bad_videos, **common, **window)
+        return pairs, {
+            "source": "dataset",
+            "dataset": args.dataset,
+            "video_column": args.video_column,
+            "skipped_videos": list(getattr(pairs, "skipped_videos", [])),
+        }
     from hf_stadyn.synth import SynthDataset
 
     split = args.synth or "motion"
@@ -407,11 +399,33 @@ def _window_settings(args: argparse.Namespace, spec: dict[str, Any], pairs: Any)
     }
 
 
-def _load_dataset(args: argparse.Namespace):
-    """``--dataset``: a datasets folder, a StaDyn-Synth export or a Hub dataset id (one reader for all)."""
-    from hf_stadyn.video.sources import load_video_dataset
+def _check_sources(args: argparse.Namespace) -> None:
+    """Before the model is loaded: every listed video opens and has >= 2 decodable frames (header and first
+    frames only, :func:`hf_stadyn.video.check_videos`), and ``--dataset`` loads. Bad videos stop the run here,
+    all named at once, unless ``--skip_bad_videos`` (then they are left out and recorded in the report)."""
+    args.video_files, args.skipped_videos, args.loaded_dataset = [], [], None
+    if args.videos:
+        from hf_stadyn.video import check_videos
+        from hf_stadyn.video.sources import list_videos
 
-    return load_video_dataset(args.dataset, split=args.split, video_column=args.video_column)
+        files: list[Path] = []
+        for v in map(Path, args.videos):
+            files += list_videos(v) if v.is_dir() else [v]
+        check = check_videos(files, progress=not args.disable_tqdm and len(files) > 50)
+        if not args.skip_bad_videos:
+            check.raise_if_bad()
+        elif check.bad:
+            if not check.good:
+                check.raise_if_bad()  # nothing left to probe
+            logger.warning("--skip_bad_videos: %d of %d videos left out (listed in the report)", len(check.bad),
+                           check.total)  # fmt: skip
+        args.video_files, args.skipped_videos = list(check.good), check.skipped
+    if args.dataset:
+        from hf_stadyn.video.sources import load_video_dataset
+
+        args.loaded_dataset = load_video_dataset(
+            args.dataset, split=args.split, video_column=args.video_column, name="--dataset"
+        )
 
 
 def _reference_model(model: Any, seed: int):
@@ -426,12 +440,17 @@ def _reference_model(model: Any, seed: int):
 
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
+    _check_sources(args)
     import torch
     from accelerate import Accelerator
 
     from hf_stadyn.models.auto import load_model
 
     embedded = args.model is None
+    if args.disable_tqdm:
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
     model = load_model(args.model, revision=args.revision)
     model_id = "hf-stadyn/embedded-default (tiny VideoMAE, StaDyn-Synth motion)" if embedded else str(args.model)
     spec = model.probe_input_spec()

@@ -135,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.output_dir:
         raise ValueError("--output_dir is required: the folder to write the clips to.")
+    from hf_stadyn.cli._types import check_output_dir
+
+    check_output_dir(args.output_dir)
     motions = tuple(m.strip() for m in str(args.motions).split(",") if m.strip())
     config = SynthConfig(
         num_frames=args.num_frames,

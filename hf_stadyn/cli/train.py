@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_stadyn.cli._types import (
+    check_output_dir,
     check_trackers,
     fraction,
     int_list,
@@ -186,6 +187,7 @@ def _train_avos(args: argparse.Namespace) -> int:
             f"--resume_from_checkpoint {args.resume_from_checkpoint!r}: AVOS resumes from its last per-epoch "
             "checkpoint; give 'last'."
         )
+    check_output_dir(args.output_dir)
     out = _prepare_output(args.output_dir, args.overwrite, args.resume_from_checkpoint is not None)
     recipe = AVOSSynthRecipe(
         fusion=args.fusion, cross_connection=args.cross_connection, hidden_sizes=tuple(args.hidden_sizes),
@@ -245,6 +247,11 @@ def _train_classification(argv: list[str]) -> int:
         targs.dataloader_pin_memory = torch.cuda.is_available()
     if targs.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {targs.seed}.")
+    check_output_dir(targs.output_dir)
+    if model_args.model and Path(str(model_args.model)).expanduser().is_dir():  # before any data is made
+        from hf_stadyn.models.auto import check_model_folder
+
+        check_model_folder(Path(str(model_args.model)).expanduser(), str(model_args.model))
     progress = not targs.disable_tqdm
     train, evals, names = _datasets(data_args, targs.seed, progress)
     from hf_stadyn.training.classification import ClassificationTrainingConfig, build_classifier, run_classification

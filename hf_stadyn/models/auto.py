@@ -85,6 +85,17 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, revision: str |
                 "save_pretrained() or fix the file."
             ) from None
         endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+        if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+            raise ValueError(
+                f"cannot load model {src!r} (revision {revision or 'main'}): HF_HUB_OFFLINE is set and it is not in "
+                "the local cache; unset HF_HUB_OFFLINE to download it, or give a local model folder"
+            ) from None
+        if "couldn't connect" in str(e).lower() or "offline" in str(e).lower():
+            raise ValueError(
+                f"cannot load model {src!r} (revision {revision or 'main'}): the Hub at {endpoint} cannot be reached "
+                "and it is not in the local cache; check the network and HF_ENDPOINT, or download it first "
+                f"({_first_line(e)})"
+            ) from None
         raise ValueError(
             f"cannot load model {src!r} (revision {revision or 'main'}) from the Hub at {endpoint}: not found or not "
             f"accessible; check the id and revision, or set HF_TOKEN for a private repo ({_first_line(e)})"
