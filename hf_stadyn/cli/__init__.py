@@ -12,6 +12,7 @@ import argparse
 import errno
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,8 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    if not args.verbose:  # huggingface_hub prints its retries itself: do not print them twice
-        logging.getLogger("huggingface_hub").propagate = False
+    if not args.verbose:  # huggingface_hub's retry warnings: the one-line error below says what failed
+        os.environ.setdefault("HF_HUB_VERBOSITY", "error")  # read when huggingface_hub is first imported
+        logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
