@@ -318,7 +318,7 @@ def _pairs(args: argparse.Namespace, model: Any, spec: dict[str, Any]):
     window = _window_kwargs(args, spec) if not two_stream else {}
     if args.videos:
         paths = [Path(v) for v in args.videos]
-        pairs = make([str(p) for p in args.video_files], **common, **window)
+        pairs = make(args.video_files, **common, **window)
         return pairs, {
             "source": "videos",
             "videos": [str(p) for p in paths],
@@ -326,12 +326,12 @@ def _pairs(args: argparse.Namespace, model: Any, spec: dict[str, Any]):
         }
     if args.dataset:
         ds = args.loaded_dataset
-        pairs = make(ds, video_column=args.video_column, skip_bad_videos=args.skip_bad_videos, **common, **window)
+        pairs = make(ds, video_column=args.video_column, **common, **window)
         return pairs, {
             "source": "dataset",
             "dataset": args.dataset,
             "video_column": args.video_column,
-            "skipped_videos": list(getattr(pairs, "skipped_videos", [])),
+            "skipped_videos": args.skipped_videos,
         }
     from hf_stadyn.synth import SynthDataset
 
@@ -403,28 +403,20 @@ def _check_sources(args: argparse.Namespace) -> None:
     """Before the model is loaded: every listed video opens and has >= 2 decodable frames (header and first
     frames only, :func:`hf_stadyn.video.check_videos`), and ``--dataset`` loads. Bad videos stop the run here,
     all named at once, unless ``--skip_bad_videos`` (then they are left out and recorded in the report)."""
-    args.video_files, args.skipped_videos, args.loaded_dataset = [], [], None
+    from hf_stadyn.video.sources import check_video_source, load_video_dataset
+
+    args.video_files: Any = []
+    args.skipped_videos, args.loaded_dataset = [], None
+    progress = not args.disable_tqdm
     if args.videos:
-        from hf_stadyn.video import check_videos
-        from hf_stadyn.video.sources import list_videos
-
-        files: list[Path] = []
-        for v in map(Path, args.videos):
-            files += list_videos(v) if v.is_dir() else [v]
-        check = check_videos(files, progress=not args.disable_tqdm and len(files) > 50)
-        if not args.skip_bad_videos:
-            check.raise_if_bad()
-        elif check.bad:
-            if not check.good:
-                check.raise_if_bad()  # nothing left to probe
-            logger.warning("--skip_bad_videos: %d of %d videos left out (listed in the report)", len(check.bad),
-                           check.total)  # fmt: skip
-        args.video_files, args.skipped_videos = list(check.good), check.skipped
+        paths = [str(v) for v in args.videos]
+        source = paths[0] if len(paths) == 1 and Path(paths[0]).is_dir() else paths
+        kept, args.skipped_videos = check_video_source(source, skip_bad=args.skip_bad_videos, progress=progress)
+        args.video_files = kept  # the folder or list as given, or the videos left after skipping
     if args.dataset:
-        from hf_stadyn.video.sources import load_video_dataset
-
-        args.loaded_dataset = load_video_dataset(
-            args.dataset, split=args.split, video_column=args.video_column, name="--dataset"
+        ds = load_video_dataset(args.dataset, split=args.split, video_column=args.video_column, name="--dataset")
+        args.loaded_dataset, args.skipped_videos = check_video_source(
+            ds, video_column=args.video_column, skip_bad=args.skip_bad_videos, progress=progress
         )
 
 
