@@ -536,7 +536,8 @@ def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, laye
     common = dict(
         layers=layers, num_pairs=args.num_pairs, batch_size=args.batch_size, threshold=args.threshold,
         accelerator=accelerator, num_workers=args.dataloader_num_workers, progress=not args.disable_tqdm,
-        resume=args.resume,
+        resume=args.resume, save_every_pairs=args.save_every_pairs,
+        run_identity={"command": canonical_command(args), "model": model_id, "revision": args.revision},
     )  # fmt: skip
     result = probe(model, pairs, checkpoint_dir=state / "model", **common)
     reference = None
