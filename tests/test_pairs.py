@@ -77,25 +77,69 @@ def test_factor_labels_match_the_estimator():
 # ------------------------------------------------------------------------------------------------
 
 
-def test_shuffle_is_never_the_identity_and_keeps_the_frames(clip):
-    for t in (2, 3, 5, 8):
-        seen = set()
-        for seed in range(60):
-            shuffled, perm = shuffle_frames(clip[:t], np.random.default_rng(seed))
-            assert not np.array_equal(perm, np.arange(t))
-            assert sorted(perm.tolist()) == list(range(t))
-            np.testing.assert_array_equal(shuffled, clip[:t][perm])
-            # same multiset of frames, different order
-            assert sorted(f.tobytes() for f in shuffled) == sorted(f.tobytes() for f in clip[:t])
-            assert not np.array_equal(shuffled, clip[:t])
-            seen.add(tuple(perm))
-        # uniform over the non-identity permutations: all of them appear for small T, many for larger T
-        assert len(seen) == (math.factorial(t) - 1 if t <= 3 else len(seen)) and len(seen) >= min(
-            40, math.factorial(t) - 1
-        )
+def _fixed_points_expected(t: int) -> float:
+    """E[#fixed points] of a uniform draw among the t! - 1 non-identity permutations of t items.
+
+    Over all t! permutations the fixed points total t! (each of the t positions is fixed by (t-1)!
+    of them); removing the identity removes t of them: (t! - t) / (t! - 1).
+    """
+    return (math.factorial(t) - t) / (math.factorial(t) - 1)
+
+
+def test_shuffle_is_never_the_identity_and_keeps_the_frames():
+    """docs/method.md §1.1: the static-pair shuffle is a uniformly random permutation that is not the
+    identity, and ``shuffled == clip[perm]`` keeps every frame once. Checked against expectations worked
+    out independently, for T = 2..16 and 300 seeds each, on clips whose frames are all different.
+
+    Bugs caught: no rejection of the identity (P = 1/2 at T = 2, 1/6 at T = 3: hundreds of hits here);
+    a derangement instead (no fixed points: the mean number of fixed points is (T! - T)/(T! - 1) ~ 1,
+    checked to within 0.25, i.e. > 4 standard errors); a fixed or cyclic shift (too few distinct orders,
+    fixed points 0); frames drawn with replacement (multiset changes); ``clip[argsort(perm)]`` returned
+    with ``perm`` (the two differ for every non-involution); a non-uniform draw over the 5 orders of
+    T = 3 or the 23 of T = 4 (chi-square against uniform).
+    """
+    seeds = range(300)
+    for t in range(2, 17):
+        rng_frames = np.random.default_rng(1000 + t)
+        frames = rng_frames.integers(0, 256, size=(t, 4, 5, 3), dtype=np.uint8)
+        frames[:, 0, 0, 0] = np.arange(t)  # every frame different
+        identity = tuple(range(t))
+        counts: dict[tuple[int, ...], int] = {}
+        fixed = 0
+        for seed in seeds:
+            shuffled, perm = shuffle_frames(frames, np.random.default_rng(seed))
+            assert perm.dtype == np.int64 and perm.shape == (t,)
+            key = tuple(int(i) for i in perm)
+            assert key != identity, f"T={t} seed {seed}: the identity"
+            assert sorted(key) == list(range(t)), f"T={t} seed {seed}: not a permutation {key}"
+            # shuffled[k] is source frame perm[k], located independently by its marker pixel
+            assert [int(f[0, 0, 0]) for f in shuffled] == list(key)
+            for k in range(t):
+                np.testing.assert_array_equal(shuffled[k], frames[key[k]])
+            assert sorted(f.tobytes() for f in shuffled) == sorted(f.tobytes() for f in frames)
+            counts[key] = counts.get(key, 0) + 1
+            fixed += sum(int(key[k] == k) for k in range(t))
+        n = len(seeds)
+        num_orders = math.factorial(t) - 1
+        if t <= 4:
+            # every non-identity order appears, at uniform rates: chi-square, df = 5 - 1 or 23 - 1;
+            # the bounds (18.5, 48.3) are the 0.999 quantiles, so a correct draw fails with p < 0.001.
+            assert len(counts) == num_orders, (t, sorted(counts))
+            expected = n / num_orders
+            chi2 = sum((c - expected) ** 2 / expected for c in counts.values())
+            assert chi2 < {2: 1e-9, 3: 18.5, 4: 48.3}[t], (t, chi2, counts)
+        else:
+            # n uniform draws among M orders hit M (1 - (1 - 1/M)^n) distinct ones on average (about 110
+            # at T = 5, 245 at T = 6, ~300 beyond); a shift or any small family of orders hits far fewer
+            distinct = num_orders * (1 - (1 - 1 / num_orders) ** n)
+            assert len(counts) >= 0.9 * distinct, (t, len(counts), distinct)
+        mean_fixed = fixed / n
+        assert abs(mean_fixed - _fixed_points_expected(t)) < 0.25, (t, mean_fixed, _fixed_points_expected(t))
+    clip = scene()
     a, pa = shuffle_frames(clip, np.random.default_rng(7))
     b, pb = shuffle_frames(clip, np.random.default_rng(7))
     np.testing.assert_array_equal(pa, pb)
+    np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="at least 2 frames"):
         shuffle_frames(clip[:1], np.random.default_rng(0))
 
