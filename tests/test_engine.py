@@ -170,7 +170,7 @@ def test_chunks_follow_the_source_video_and_the_fingerprint_ignores_batching(tmp
     )
     # interrupted and resumed: the same fingerprint and numbers
     resumed = probe(model, pairs, ["pre_classifier"], batch_size=5, progress=False, cpu=True,
-                    checkpoint_dir=tmp_path / "s", checkpoint_every=1, num_pairs=40)  # fmt: skip
+                    checkpoint_dir=tmp_path / "s", save_every_pairs=5, num_pairs=40)  # fmt: skip
     again = probe(model, pairs, ["pre_classifier"], batch_size=5, progress=False, cpu=True,
                   checkpoint_dir=tmp_path / "s", resume=True)  # fmt: skip
     assert resumed.settings["pair_fingerprint"] == again.settings["pair_fingerprint"] == a.settings["pair_fingerprint"]

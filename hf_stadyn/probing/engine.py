@@ -14,6 +14,15 @@ neither the process count nor an interruption changes any number; docs/method.md
 Every run records a pair-set fingerprint (:func:`pair_fingerprint`): two readings with the same
 fingerprint used the same pairs, hence the same chunks, and can be compared paired
 (:func:`hf_stadyn.metric.paired_difference`).
+
+Resume state (docs/method.md §5): each process saves its estimator state (safetensors + JSON, never
+pickle; :func:`hf_stadyn.metric.state.save_probe_state`) every ``save_every_pairs`` pairs, after the
+current batch on SIGTERM, and on any interruption or error once probing began; on resume the saved
+identity (pairs, :func:`model_fingerprint`, number-relevant settings, the caller's ``run_identity``)
+must match, else ValueError names every difference.
+
+(Over 500 lines on purpose: the one loop, its resume identity and its signal handling live together,
+so the rules that keep a resumed run identical sit next to the loop they protect.)
 """
 
 from __future__ import annotations
@@ -194,7 +203,10 @@ def model_fingerprint(model: torch.nn.Module) -> dict[str, Any]:
 
 
 def _short(value: Any) -> str:
-    return f"{value[:12]}.." if isinstance(value, str) else json.dumps(value)
+    """A sha256 hex digest as its first 12 digits, anything else as JSON."""
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return f"{value[:12]}.."
+    return json.dumps(value)
 
 
 def _identity_differences(saved: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
