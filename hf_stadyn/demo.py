@@ -21,6 +21,12 @@ a message that says what to change.
 The model is the embedded default (``hf_stadyn/assets/default_model``) unless ``model`` names
 another one, or the environment variable ``STADYN_MODEL`` (a Space variable) gives a Hub id or a local
 folder. Loaded models are cached per name, so a Space loads its model once.
+
+:func:`analyze_video` takes a ``cancel`` callback, asked between pairs: the Space stops the work of a
+client that disconnected or cancelled (docs/space.md).
+
+(This file is a little over 500 lines: it is the whole public surface of ``hf_stadyn.demo``: caps,
+pairs, the analysis and its cancellation, and the example videos.)
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +48,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_NUM_PAIRS",
     "MODEL_ENV",
+    "AnalysisCancelled",
     "DemoLimits",
     "analyze_video",
     "check_num_pairs",
@@ -309,6 +317,41 @@ def video_pairs(
 # -- the analysis ----------------------------------------------------------------------------------
 
 
+class AnalysisCancelled(RuntimeError):
+    """Raised by :func:`analyze_video` when its ``cancel`` callback says stop (the Space: the client left)."""
+
+
+class _CancellablePairs:
+    """A pair dataset that asks ``cancel()`` before each item and counts the items served.
+
+    The engine (:func:`hf_stadyn.probing.probe`) reads items one by one in its own loop (DataLoader,
+    ``num_workers=0``), so raising :class:`AnalysisCancelled` here stops it between two items: at most
+    one batch of pairs is computed after the cancellation. Other attributes come from the wrapped
+    dataset (dunder names excepted, so ``Subset`` does not bypass ``__getitem__`` with ``__getitems__``).
+    """
+
+    def __init__(self, pairs: Any, cancel: Callable[[], bool], on_item: Callable[[int, int], None] | None) -> None:
+        self._pairs, self._cancel, self._on_item = pairs, cancel, on_item
+        self._served = 0
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def __getitem__(self, index: int) -> Any:
+        if self._cancel():
+            raise AnalysisCancelled(f"analysis cancelled after {self._served} of {len(self._pairs)} pairs")
+        item = self._pairs[index]
+        self._served += 1
+        if self._on_item is not None:
+            self._on_item(self._served, len(self._pairs))
+        return item
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._pairs, name)
+
+
 def analyze_video(
     path: str | os.PathLike,
     num_pairs: int = DEFAULT_NUM_PAIRS,
@@ -320,6 +363,8 @@ def analyze_video(
     batch_size: int = 16,
     limits: DemoLimits = DEFAULT_LIMITS,
     progress: bool = False,
+    cancel: Callable[[], bool] | None = None,
+    on_pair: Callable[[int, int], None] | None = None,
 ) -> tuple[str, str, str]:
     """Per-layer static/dynamic report of ``model`` on pairs made from one video.
 
@@ -334,6 +379,11 @@ def analyze_video(
         batch_size: pairs per forward pass.
         limits: the caps (:data:`DEFAULT_LIMITS`).
         progress: show a tqdm bar while probing.
+        cancel: called before the video is decoded, before each pair is made and before the report
+            is written; when it returns True the analysis stops with :class:`AnalysisCancelled`
+            (nothing is written to ``out_dir``). At most one batch of pairs is computed after it
+            first returns True. The Space passes a flag set when the client disconnects or cancels.
+        on_pair: called as ``on_pair(pairs_made, num_pairs)`` after each pair is made (progress).
 
     Returns:
         ``(markdown, figure_path, json_path)``: a summary plus the report's tables in markdown, the PNG
@@ -342,6 +392,7 @@ def analyze_video(
 
     Raises:
         ValueError / FileNotFoundError: bad inputs or a video outside ``limits``, with what to change.
+        AnalysisCancelled: ``cancel()`` returned True.
     """
     from hf_stadyn.pairs import DEFAULT_STYLES
     from hf_stadyn.probing.engine import probe
@@ -352,10 +403,22 @@ def analyze_video(
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
     if not _is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if cancel is not None and not callable(cancel):
+        raise ValueError(f"cancel must be a callable returning True to stop, got {type(cancel).__name__}.")
+    should_stop: Callable[[], bool] = cancel if cancel is not None else (lambda: False)
+
+    def checkpoint(what: str) -> None:
+        if should_stop():
+            raise AnalysisCancelled(f"analysis cancelled {what}")
+
     info = check_video(path, limits)
     net, model_id = load_demo_model(model)
+    checkpoint("before decoding the video")
     pairs = video_pairs(path, net, num_pairs, int(seed), window=window, limits=limits, info=info)
-    result = probe(net, pairs, batch_size=int(batch_size), progress=progress)
+    checkpoint("before probing")
+    watched = _CancellablePairs(pairs, should_stop, on_pair) if (cancel is not None or on_pair is not None) else pairs
+    result = probe(net, watched, batch_size=int(batch_size), progress=progress)
+    checkpoint("before writing the report")
 
     num_frames, size = pairs.num_frames, pairs.size
     video_name = Path(path).name

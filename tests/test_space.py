@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
+import re
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,7 @@ import pytest
 import torch
 
 from hf_stadyn import demo as demo_mod
-from hf_stadyn.demo import DemoLimits, analyze_video, check_video, load_demo_model, video_pairs
+from hf_stadyn.demo import AnalysisCancelled, DemoLimits, analyze_video, check_video, load_demo_model, video_pairs
 from hf_stadyn.pairs import PairDataset
 from hf_stadyn.probing.engine import probe
 from hf_stadyn.report import FIGURE_SIZE, BiasReport
@@ -117,6 +120,36 @@ def test_analyze_video_equals_the_runner_on_the_same_pairs(tmp_path, tiny_model,
     _, _, js_other = analyze_video(videos["clip"], 16, seed=4, model=tiny_model, out_dir=tmp_path / "c")
     other = BiasReport.load(js_other)
     assert other.layers["pre_classifier"].s_static != last.s_static
+
+
+def test_analyze_video_stops_when_cancelled_and_writes_nothing(tmp_path, tiny_model, videos):
+    """The Space's cancellation hook: asked before each pair; a bug that ignores it (or checks only once per run)
+    makes all 32 pairs, and one that reorders or drops items changes the report's bytes."""
+    made: list[tuple[int, int]] = []
+
+    def on_pair(k: int, n: int) -> None:
+        made.append((k, n))
+
+    kw = {"model": tiny_model, "batch_size": 8}
+    _, _, plain = analyze_video(videos["clip"], 32, 2, out_dir=tmp_path / "plain", **kw)
+    _, _, watched = analyze_video(
+        videos["clip"], 32, 2, out_dir=tmp_path / "watched", cancel=lambda: False, on_pair=on_pair, **kw
+    )
+    assert Path(watched).read_bytes() == Path(plain).read_bytes()
+    assert made == [(k, 32) for k in range(1, 33)]
+
+    made.clear()
+    with pytest.raises(AnalysisCancelled, match="cancelled after 10 of 32 pairs"):
+        analyze_video(
+            videos["clip"], 32, 2, out_dir=tmp_path / "stopped", cancel=lambda: len(made) >= 10, on_pair=on_pair, **kw
+        )
+    assert len(made) == 10  # stopped inside the second batch of 8, before its third pair
+    assert not (tmp_path / "stopped").exists()
+    with pytest.raises(AnalysisCancelled, match="before decoding the video"):
+        analyze_video(videos["clip"], 32, 2, out_dir=tmp_path / "early", cancel=lambda: True, **kw)
+    assert not (tmp_path / "early").exists()
+    with pytest.raises(ValueError, match="cancel must be a callable"):
+        analyze_video(videos["clip"], 32, 2, out_dir=tmp_path / "bad", cancel=True, **kw)
 
 
 def test_video_pairs_come_from_several_windows_decoded_once(monkeypatch, tiny_model, videos):
@@ -230,28 +263,33 @@ def space(tmp_path_factory, tiny_model):
     """The Space's app, in-process on 127.0.0.1, probing a tiny model given through STADYN_MODEL."""
     folder = tmp_path_factory.mktemp("space-model") / "model"
     tiny_model.save_pretrained(folder)
-    old = os.environ.get(demo_mod.MODEL_ENV)
+    outputs = tmp_path_factory.mktemp("space-outputs")
+    old = {k: os.environ.get(k) for k in (demo_mod.MODEL_ENV, "STADYN_SPACE_OUTPUT_DIR")}
     os.environ[demo_mod.MODEL_ENV] = str(folder)
+    os.environ["STADYN_SPACE_OUTPUT_DIR"] = str(outputs)
     app = _load_app()
+    assert outputs == app.OUTPUT_ROOT
     demo = app.build_demo(limits=DemoLimits(max_duration_s=5))
-    demo.queue().launch(
+    demo.launch(  # build_demo set the queue's bounds; launching does not change them
         server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True, max_file_size="50mb"
     )
     try:
-        yield demo, folder
+        yield demo, folder, app
     finally:
         demo.close()
-        if old is None:
-            os.environ.pop(demo_mod.MODEL_ENV, None)
-        else:
-            os.environ[demo_mod.MODEL_ENV] = old
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def test_space_through_gradio_client(tmp_path, space, tiny_model, videos):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
-    demo, folder = space
+    demo, folder, app = space
+    assert (demo._queue.max_size, app.CONCURRENCY) == (app.QUEUE_MAX_SIZE, 1)
     client = Client(demo.local_url, verbose=False)
     md, fig, js = client.predict(handle_file(str(videos["clip"])), 16, 1, api_name="/analyze")
     assert f"**Model** `{folder}`" in md and "| layer | C | pairs D / S |" in md
@@ -261,6 +299,9 @@ def test_space_through_gradio_client(tmp_path, space, tiny_model, videos):
     for name, lb in BiasReport.load(expected).layers.items():
         assert got.layers[name].to_dict() == lb.to_dict(), name
     assert got.model_id == str(folder)
+    # the request's own output folder is gone once it answered; the files came from Gradio's cache
+    assert list(app.OUTPUT_ROOT.glob("run-*")) == []
+    assert not Path(js).is_relative_to(app.OUTPUT_ROOT) and Path(js).is_file()
     # a video over the Space's caps gives a clear error, not a traceback
     with pytest.raises(AppError, match="lasts 10.0 s; the demo takes at most 5 s"):
         client.predict(handle_file(str(videos["long"])), 16, 0, api_name="/analyze")
@@ -268,12 +309,45 @@ def test_space_through_gradio_client(tmp_path, space, tiny_model, videos):
         client.predict(handle_file(str(videos["clip"])), 1000, 0, api_name="/analyze")
 
 
+def test_space_cancel_stops_the_analysis_and_frees_its_folder(space, videos, caplog):
+    """gradio_client's job.cancel() (the /cancel route) on a running 256-pair request: the app stops the analysis
+    between pairs (a cancelled request whose thread runs on logs "finished" instead) and removes its folder."""
+    from gradio_client import Client, handle_file
+
+    demo, _, app = space
+    client = Client(demo.local_url, verbose=False)
+
+    def messages() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "stadyn.space"]
+
+    with caplog.at_level(logging.INFO, logger="stadyn.space"):
+        job = client.submit(handle_file(str(videos["clip"])), 256, 0, api_name="/analyze")
+        for _ in range(1200):  # bounded: 120 s
+            if any("started (256 pairs)" in m for m in messages()):
+                break
+            time.sleep(0.1)
+        assert job.cancel()
+        for _ in range(1200):
+            if any(re.search(r"cancelled after \d+ of 256 pairs", m) for m in messages()):
+                break
+            time.sleep(0.1)
+        for _ in range(100):
+            if not list(app.OUTPUT_ROOT.glob("run-*")):
+                break
+            time.sleep(0.1)
+    found = [re.search(r"cancelled after (\d+) of 256 pairs", m) for m in messages()]
+    made = [int(f.group(1)) for f in found if f]
+    assert made and made[-1] < 256, messages()
+    assert not any(re.search(r"job \d+: finished", m) for m in messages() if "256" in m)
+    assert list(app.OUTPUT_ROOT.glob("run-*")) == []
+
+
 def test_space_in_a_real_browser(tmp_path, space, videos):
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium); Playwright never downloads one")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    demo, _ = space
+    demo, _, _ = space
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
         try:
