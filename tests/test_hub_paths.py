@@ -172,7 +172,7 @@ def test_probe_reads_a_hub_dataset_of_video_bytes(tmp_path, hub_server, pushed):
     assert any(p.startswith(f"/datasets/{DATASET}/resolve/") and p.endswith(".parquet") for _, p, _, _ in log)
 
 
-# -- stadyn card REPORT --out DIR --push ID --------------------------------------------------------------
+# -- stadyn card REPORT --output_dir DIR --push_to_hub --hub_model_id ID ----------------------------------------------------------
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory) -> Path:
     """A small real report (two layers, estimator output)."""
@@ -210,14 +210,16 @@ def _http(url: str, token: str | None = None, method: str = "HEAD") -> tuple[int
 
 @pytest.mark.parametrize("private", [False, True], ids=["public", "private"])
 def test_card_push_public_and_private(tmp_path, hub_server, report_dir, private):  # noqa: F811
-    """The card folder reaches the Hub byte for byte, figures through LFS; --private hides the repo.
+    """The card folder reaches the Hub byte for byte, figures through LFS; --hub_private_repo hides the repo.
 
-    Bugs caught: --private not passed on (the repo is readable anonymously), PNGs sent inline (the server
-    rejects binary files outside LFS), files differing from the local --out folder.
+    Bugs caught: --hub_private_repo not passed on (the repo is readable anonymously), PNGs sent inline (the server
+    rejects binary files outside LFS), files differing from the local --output_dir folder.
     """
     repo = f"alice/card-{'private' if private else 'public'}"
     out = tmp_path / "card"
-    args = ["card", str(report_dir), "--out", str(out), "--push", repo] + (["--private"] if private else [])
+    args = ["card", str(report_dir), "--output_dir", str(out), "--push_to_hub", "--hub_model_id", repo] + (
+        ["--hub_private_repo"] if private else []
+    )
     proc = _ok(_stadyn(hub_server, args, token=ALICE_WRITE_TOKEN))
     assert f"pushed the model card of {MODEL} to {repo}" in proc.stdout
     hub = hub_server.hub
@@ -246,9 +248,9 @@ def _closed_port_url() -> str:
 @pytest.mark.parametrize(
     "case, token, expect",
     [
-        ("bad-token", "hf_not_a_token", ["401", "pass --token or set HF_TOKEN"]),
+        ("bad-token", "hf_not_a_token", ["401", "pass --hub_token or set HF_TOKEN"]),
         ("read-only-token", ALICE_READ_TOKEN, ["403", "write token"]),
-        ("anonymous", None, ["401", "pass --token or set HF_TOKEN"]),
+        ("anonymous", None, ["401", "pass --hub_token or set HF_TOKEN"]),
         ("unreachable", ALICE_WRITE_TOKEN, ["cannot reach the Hub at http://127.0.0.1:", "HF_ENDPOINT"]),
         ("commit-500", ALICE_WRITE_TOKEN, ["500", "commit"]),
     ],
@@ -264,7 +266,7 @@ def test_card_push_failures_exit_2_with_one_line(tmp_path, hub_server, report_di
     if case == "commit-500":
         hub.fail_next(1, path=f"^/api/models/{repo}/commit/", status=500)
     try:
-        proc = _stadyn(url, ["card", str(report_dir), "--push", repo], token=token)
+        proc = _stadyn(url, ["card", str(report_dir), "--push_to_hub", "--hub_model_id", repo], token=token)
     finally:
         hub.clear_failures()
     line = _one_line_error(proc, "card")
@@ -286,7 +288,11 @@ def test_card_push_retries_5xx_answers(tmp_path, hub_server, report_dir):  # noq
     hub.fail_next(2, path=f"^/api/models/{repo}/preupload/", status=503)
     hub.fail_next(1, path=f"^/lfs-upload/models/{repo}/", status=500, method="PUT")
     try:
-        _ok(_stadyn(hub_server, ["card", str(report_dir), "--push", repo], token=ALICE_WRITE_TOKEN))
+        _ok(
+            _stadyn(
+                hub_server, ["card", str(report_dir), "--push_to_hub", "--hub_model_id", repo], token=ALICE_WRITE_TOKEN
+            )
+        )
     finally:
         hub.clear_failures()
     assert hub.count("POST", f"^/api/models/{repo}/preupload/") == 3

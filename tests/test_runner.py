@@ -70,10 +70,10 @@ def test_interrupted_run_resumes_to_identical_result(tmp_path):
             forward_fn=to_cnn_input,
             batch_size=4,
             checkpoint_dir=ckpt,
-            checkpoint_every=2,
+            save_every_pairs=8,
             progress=False,
         )
-    saved = torch.load(ckpt / "probe_state_rank0.pt", weights_only=False)
+    saved = json.loads((ckpt / "probe_state_rank0.json").read_text())
     assert 0 < saved["done"] <= 33
     resumed = probe(
         model,

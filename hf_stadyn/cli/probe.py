@@ -559,6 +559,7 @@ def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, laye
         **_window_settings(args, spec, pairs),
         "processor": spec.get("processor"),
         "fingerprint": result.settings.get("pair_fingerprint"),
+        "model_fingerprint": result.settings.get("model_fingerprint"),
         "chunking": result.settings.get("chunking"),
         "num_videos": result.settings.get("num_videos"),
         "interval_notes": result.settings.get("interval_notes", []),
