@@ -198,7 +198,7 @@ _BYTES_PER_PAIR = 512
 def max_num_pairs() -> int:
     """The largest --num_pairs this machine's available memory carries (a quarter of it, at _BYTES_PER_PAIR)."""
     try:
-        import psutil
+        import psutil  # type: ignore[import-untyped]
 
         available = int(psutil.virtual_memory().available)
     except Exception:  # pragma: no cover - psutil missing or unsupported platform
@@ -405,7 +405,7 @@ def _check_sources(args: argparse.Namespace) -> None:
     all named at once, unless ``--skip_bad_videos`` (then they are left out and recorded in the report)."""
     from hf_stadyn.video.sources import check_video_source, load_video_dataset
 
-    args.video_files: Any = []
+    args.video_files = []
     args.skipped_videos, args.loaded_dataset = [], None
     progress = not args.disable_tqdm
     if args.videos:
