@@ -64,8 +64,8 @@ def test_probe_cli_reads_an_avos_folder_end_to_end(tmp_path, avos_dir, videos, c
     before the engine; now it writes a report whose numbers equal the library's probe_avos on the same
     two-stream pairs (so the CLI cannot silently read a different protocol)."""
     out = tmp_path / "rep"
-    rc = main(["probe", "--model", str(avos_dir), "--videos", *videos, "--num-pairs", "24", "--batch-size", "8",
-               "--no-progress", "--output", str(out), "--layers", "app_stage2,mot_stage2,fusion2"])  # fmt: skip
+    rc = main(["probe", "--model", str(avos_dir), "--videos", *videos, "--num_pairs", "24", "--batch_size", "8",
+               "--disable_tqdm", "--output_dir", str(out), "--layers", "app_stage2,mot_stage2,fusion2"])  # fmt: skip
     assert rc == 0, capsys.readouterr().err
     doc = json.loads((out / "report.json").read_text())
     layers = {d["layer"]: d for d in doc["layers"]}
@@ -78,7 +78,9 @@ def test_probe_cli_reads_an_avos_folder_end_to_end(tmp_path, avos_dir, videos, c
         assert layers[name]["s_static"] == pytest.approx(lb.s_static, rel=1e-9, abs=1e-12)
     # the default pair count of a two-stream model is every frame (3 videos x 12 frames), not 3000
     out2 = tmp_path / "rep2"
-    assert main(["probe", "--model", str(avos_dir), "--videos", *videos, "--no-progress", "--output", str(out2)]) == 0
+    assert (
+        main(["probe", "--model", str(avos_dir), "--videos", *videos, "--disable_tqdm", "--output_dir", str(out2)]) == 0
+    )
     assert json.loads((out2 / "report.json").read_text())["pair_settings"]["num_pairs"] == 36
 
 
