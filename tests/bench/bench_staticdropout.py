@@ -4,6 +4,7 @@ Run from the repository root::
 
     PYTHONPATH=. python tests/bench/bench_staticdropout.py            # tiny VideoMAE, 8x32x32, batch 32
     PYTHONPATH=. python tests/bench/bench_staticdropout.py --layer block_3 --threads 1
+    PYTHONPATH=. python tests/bench/bench_staticdropout.py --smoke --json out.json   # seconds (CI)
 
 Both variants train the same tiny VideoMAE (one optimizer step = forward, backward, AdamW) with the
 regulariser at the same place (default: the classifier input): ``nn.Dropout(p)`` (the baseline)
@@ -11,14 +12,18 @@ and ``StaticDropout(p)`` on a quarter of the channels. Rounds alternate between 
 from other processes hits both alike; the ratio is the median step time of StaticDropout over the
 median of dropout (target <= 1.03). The refresh (re-measuring the bias on the probe pairs and
 re-selecting the static set) is timed apart and reported per refresh, in training steps, and as the
-overhead of one refresh per epoch.
+overhead of one refresh per epoch. The full runs are manual. ``--smoke``: batch 4, 2 rounds of 1 step,
+8 probe pairs, 1 thread (numbers meaningless; it checks that the benchmark still runs). ``--json PATH``
+also writes the times and ratios to PATH.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,7 +76,14 @@ def main() -> None:
         "--steps-per-epoch", type=int, default=94, help="for the per-epoch refresh overhead (3000 clips / 32)"
     )
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (numbers meaningless)")
+    ap.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON to PATH")
     args = ap.parse_args()
+    module_reps, warmup, refreshes = 2000, 3, 3
+    if args.smoke:
+        args.batch_size, args.rounds, args.steps, args.probe_pairs, args.threads = 4, 2, 1, 8, 1
+        module_reps, warmup, refreshes = 20, 1, 1
+        print("SMOKE RUN: tiny sizes, the numbers are meaningless (it only checks that the benchmark runs)")
     torch.set_num_threads(args.threads)
 
     rng = np.random.default_rng(0)
@@ -81,7 +93,7 @@ def main() -> None:
     y = torch.from_numpy(rng.integers(0, 4, size=args.batch_size))
     opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-4) for k, m in models.items()}
     for k in models:  # warm-up
-        _steps(models[k], opts[k], x, y, 3)
+        _steps(models[k], opts[k], x, y, warmup)
     times: dict[str, list[float]] = {k: [] for k in models}
     for r in range(args.rounds):
         order = ("dropout", "static_dropout") if r % 2 == 0 else ("static_dropout", "dropout")
@@ -93,13 +105,13 @@ def main() -> None:
     paired = sorted(s / d for s, d in zip(times["static_dropout"], times["dropout"]))
     ratio = statistics.median(paired)
     lo, hi = paired[len(paired) // 4], paired[(3 * len(paired)) // 4]
-    module = _module_overhead(args.layer, args.p, args.batch_size)
+    module = _module_overhead(args.layer, args.p, args.batch_size, module_reps)
 
     # the refresh: measure the bias on fixed probe pairs and re-select the static set
     from hf_stadyn.debias import BiasTracker, ProbePairs, StaticDropoutConfig
 
     model = models["static_dropout"]
-    pair_clips = [rng.integers(0, 256, size=(8, 32, 32, 3), dtype=np.uint8) for _ in range(64)]
+    pair_clips = [rng.integers(0, 256, size=(8, 32, 32, 3), dtype=np.uint8) for _ in range(10 if args.smoke else 64)]
     pairs = ProbePairs(pair_clips, args.probe_pairs, seed=0)
     t0 = time.perf_counter()
     for i in range(len(pairs)):
@@ -108,7 +120,7 @@ def main() -> None:
     cfg = StaticDropoutConfig(p=args.p, layer=args.layer, num_probe_pairs=args.probe_pairs)
     tracker = BiasTracker(pairs, static_dropout=cfg, layers=[args.layer])
     tracker.refresh(model, 0)  # warm-up
-    refresh = statistics.median(_timed(lambda s=s: tracker.refresh(model, s)) for s in range(1, 4))
+    refresh = statistics.median(_timed(lambda s=s: tracker.refresh(model, s)) for s in range(1, 1 + refreshes))
 
     print(f"tiny VideoMAE (8x32x32, batch {args.batch_size}), regulariser at {args.layer}, p={args.p}, "
           f"{torch.get_num_threads()} threads")  # fmt: skip
@@ -126,6 +138,15 @@ def main() -> None:
           f"{refresh / med['static_dropout']:.1f} training steps; once per epoch of {args.steps_per_epoch} steps adds "
           f"{100 * refresh / (args.steps_per_epoch * med['static_dropout']):.1f} %")  # fmt: skip
     print(f"  (rendering the {args.probe_pairs} probe pairs once, cached afterwards: {build:.2f} s)")
+    if args.json:
+        result = {
+            "smoke": args.smoke, "layer": args.layer, "threads": torch.get_num_threads(),
+            "step_seconds": med, "module_us": {k: v for k, v in module.items() if k != "shape"},
+            "refresh_seconds": refresh, "probe_pairs_build_seconds": build,
+            "ratios": {"static_dropout_over_dropout": ratio, "ratio_of_medians": med["static_dropout"] / med["dropout"],
+                       "refresh_in_steps": refresh / med["static_dropout"]},
+        }  # fmt: skip
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 
 
 def _module_overhead(layer: str, p: float, batch: int, reps: int = 2000) -> dict[str, Any]:

@@ -3,18 +3,23 @@
 Run:  python tests/bench/bench_synth_learn.py motion      [--clips 6000 --epochs 16 --seed 0]
       python tests/bench/bench_synth_learn.py appearance  [--cue invariant]
       python tests/bench/bench_synth_learn.py trap        [--cue invariant --share 0.99]
+      python tests/bench/bench_synth_learn.py trap --smoke --json out.json   # seconds (CI)
 
 Trains a random-init VideoMAE (image 32, patch 8, tubelet 2, hidden 64, 4 layers) from scratch on
 in-memory clips (8 x 32 x 32, default SynthConfig) with AdamW + one-cycle, batch 32, one CPU thread,
 and prints test accuracy with chance level as the baseline; for the trap it prints aligned and
 conflicting accuracy and how often the model follows the static cue instead of the motion. Also
-prints the confusion matrix. A few minutes per run on one core.
+prints the confusion matrix. A few minutes per run on one core (the full runs are manual).
+``--smoke``: 64 training clips, 32 test clips, one epoch, batch 16 (numbers meaningless; it checks that
+the benchmark still runs). ``--json PATH`` also writes the accuracies and ratios to PATH.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 
 def main() -> None:
@@ -28,7 +33,13 @@ def main() -> None:
     parser.add_argument("--share", type=float, default=0.99, help="trap share of the training set")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--smoke", action="store_true", help="64 clips, 1 epoch: seconds (numbers meaningless)")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON to PATH")
     args = parser.parse_args()
+    bs = 32
+    if args.smoke:
+        args.clips, args.test_clips, args.epochs, bs = 64, 32, 1, 16
+        print("SMOKE RUN: tiny sizes, the numbers are meaningless (it only checks that the benchmark runs)")
 
     import torch
     from transformers import VideoMAEConfig, VideoMAEForVideoClassification
@@ -66,7 +77,7 @@ def main() -> None:
         )
     )
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
-    bs, n = 32, len(y)
+    n = len(y)
     steps = args.epochs * (n // bs)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=steps, pct_start=0.1)
     g = torch.Generator().manual_seed(args.seed)
@@ -87,6 +98,8 @@ def main() -> None:
     )
     model.eval()
     chance = 100.0 / train.num_classes
+    result: dict = {"smoke": args.smoke, "split": args.split, "cue": args.cue, "chance_percent": chance,
+                    "last_loss": loss.item(), "accuracy_percent": {}, "ratios": {}}  # fmt: skip
     for name, ds in tests.items():
         te = ds.to_tensors()
         with torch.no_grad():
@@ -94,15 +107,21 @@ def main() -> None:
                 [model(pixel_values=prep(te["frames"][i : i + 256])).logits.argmax(-1) for i in range(0, len(ds), 256)]
             )
         acc = (pred == te["label"]).float().mean().item() * 100
+        result["accuracy_percent"][name] = acc
+        result["ratios"][f"{name}_accuracy_over_chance"] = acc / chance
         line = f"  {name:12s} accuracy {acc:5.1f} %  (chance {chance:.1f} %, ratio {acc / chance:.1f}x)"
         if args.split == "trap":
             follows = (pred == te["appearance"]).float().mean().item() * 100  # label k has cue class k
             line += f"  follows the static cue {follows:5.1f} %"
+            result.setdefault("follows_cue_percent", {})[name] = follows
         print(line)
         cm = torch.zeros(ds.num_classes, ds.num_classes, dtype=torch.long)
         cm.index_put_((te["label"], pred), torch.ones_like(pred), accumulate=True)
         print("  confusion (rows = true):", ", ".join(ds.label_names))
         print("\n".join("   " + " ".join(f"{v:4d}" for v in row) for row in cm.tolist()))
+        result.setdefault("confusion", {})[name] = cm.tolist()
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
