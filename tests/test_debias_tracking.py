@@ -60,17 +60,78 @@ def test_probe_pairs_are_fixed_and_balanced():
         ProbePairs(clips, 2)
 
 
+def _direct_scores(za: np.ndarray, zb: np.ndarray, static: np.ndarray) -> dict[str, object]:
+    """docs/method.md §3-4 written out in NumPy: s_F, rho_F per channel, floored dims % (float64)."""
+    z = np.concatenate([za, zb])
+    total = ((z - z.mean(0)) ** 2).mean(0).sum()
+    out: dict[str, object] = {}
+    for name, sel in (("dynamic", ~static), ("static", static)):
+        a, b = za[sel], zb[sel]
+        m = 0.5 * (a.mean(0) + b.mean(0))
+        cov = ((a - m) * (b - m)).mean(0)
+        out[f"s_{name}"] = cov.sum() / total
+        out[f"rho_{name}"] = cov / np.concatenate([a, b]).var(0)
+    e = np.exp(np.array([out["s_dynamic"], out["s_static"], 1.0]) - 1.0)
+    pi = e / e.sum()
+    c = za.shape[1]
+    d_d, d_s = int(np.floor(pi[0] * c)), int(np.floor(pi[1] * c))
+    out["percent"] = {"dynamic": round(100 * d_d / c, 1), "static": round(100 * d_s / c, 1),
+                      "residual": round(100 * (c - d_d - d_s) / c, 1)}  # fmt: skip
+    return out
+
+
 def test_measure_bias_matches_a_direct_estimate():
-    """measure_bias is the estimator on the model's pooled features, batch size irrelevant."""
+    """measure_bias equals an estimate made without the probing engine: plain torch forward hooks on
+    ``videomae.encoder.layer[1]`` (raw block output, mean over the N tokens: the ``tokens`` layout of
+    docs/method.md §2) and on the input of ``feature_dropout`` (the pooled, fc_norm-ed classifier input),
+    members a and b run in separate forwards, fed to a NumPy re-implementation of §3-4. Batch size irrelevant.
+
+    Bugs caught: a layer name bound to the wrong module (block_1 read at block_0, after a final LayerNorm,
+    or pre_classifier after the dropout slot), pooling over the wrong axis or the first token only,
+    members a/b or the factor labels misaligned with the pairs (e.g. factors shifted by one batch),
+    clips prepared differently from ``prepare_pixel_values``, the model left in train mode.
+    """
     model = _model().eval()
     pairs = ProbePairs(_clips(), 24, seed=0)
     r8 = measure_bias(model, pairs, ["pre_classifier", "block_1"], batch_size=8)
     r5 = measure_bias(model, pairs, ["pre_classifier", "block_1"], batch_size=5)
     assert set(r8) == {"pre_classifier", "block_1"}
-    for name in r8:
-        assert r8[name].s_static == pytest.approx(r5[name].s_static, abs=1e-9)
-        assert np.allclose(r8[name].rho_static, r5[name].rho_static, atol=1e-9)
     assert model.training is False
+
+    feats: dict[str, list[torch.Tensor]] = {"block_1": [], "pre_classifier": []}
+    hooks = [
+        model.videomae.encoder.layer[1].register_forward_hook(
+            lambda mod, inp, out: feats["block_1"].append(out.detach().double().mean(1))
+        ),
+        model.feature_dropout.register_forward_hook(
+            lambda mod, inp, out: feats["pre_classifier"].append(inp[0].detach().double())
+        ),
+    ]
+    items = [pairs[i] for i in range(len(pairs))]
+    try:
+        with torch.no_grad():
+            for key in ("clip_a", "clip_b"):
+                model(pixel_values=model.prepare_pixel_values(torch.stack([it[key] for it in items])))
+    finally:
+        for h in hooks:
+            h.remove()
+    static = np.array([it["factor"] == 1 for it in items])
+    assert 4 <= static.sum() <= 20  # both factors present
+    for name in ("block_1", "pre_classifier"):
+        za, zb = (f.numpy() for f in feats[name])
+        assert za.shape == (24, 32)
+        ref = _direct_scores(za, zb, static)
+        for res in (r8[name], r5[name]):
+            assert res.num_channels == 32
+            # float32 features, two different batchings: agreement to ~1e-6 relative
+            assert res.s_static == pytest.approx(ref["s_static"], rel=1e-4, abs=1e-6), name
+            assert res.s_dynamic == pytest.approx(ref["s_dynamic"], rel=1e-4, abs=1e-6), name
+            np.testing.assert_allclose(res.rho_static, ref["rho_static"], rtol=1e-3, atol=1e-5)
+            np.testing.assert_allclose(res.rho_dynamic, ref["rho_dynamic"], rtol=1e-3, atol=1e-5)
+            assert res.percent == ref["percent"], name
+        assert r8[name].s_static == pytest.approx(r5[name].s_static, abs=1e-9)
+    # the two layers really differ (a test reading one module twice would pass the checks above only once)
+    assert abs(r8["block_1"].s_static - r8["pre_classifier"].s_static) > 1e-3
 
 
 def test_tracker_refreshes_on_schedule_and_writes_history(tmp_path):
