@@ -100,6 +100,54 @@ def test_unit_masking_drops_more_than_random_on_a_constructed_case():
     assert d["num_channels_masked"] == 4 and d["drop"] == 4.0
 
 
+class _Features(torch.nn.Module):
+    """Pair features through a maskable identity layer: (za, zb) -> the layer's outputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Identity()
+
+    def forward(self, z):
+        return self.layer(z)
+
+
+def test_masking_static_units_lowers_the_static_score_more_than_random_units():
+    """What docs/method.md §7's unit masking predicts, on the constructed layer, over 5 seeds: zeroing the
+    4 top static channels takes s_S of the layer from about 4/16 (4 of 16 unit-variance channels shared by
+    static pairs) to about 0; zeroing 4 random channels leaves it near 4/16 on average (numerator and total
+    variance shrink together), so the static drop exceeds every random drop; zeroing the top dynamic
+    channels raises s_S (4/12), a negative drop.
+
+    Bugs caught: the ranking sign flipped (static masking would then raise s_S), the hook masking another
+    dim or nothing, random sets that overlap the selected set by construction, drops computed as
+    masked - baseline.
+    """
+    factors = np.array([0, 1] * 100)
+    for seed in range(5):
+        lb = _constructed_layer_bias(seed=seed)
+        rng = np.random.default_rng(100 + seed)
+        za, zb = rng.normal(size=(200, C)), rng.normal(size=(200, C))
+        shared = rng.normal(size=(200, C))
+        for c in STAT:
+            za[factors == 1, c] = zb[factors == 1, c] = shared[factors == 1, c]
+        for c in DYN:
+            za[factors == 0, c] = zb[factors == 0, c] = shared[factors == 0, c]
+        model = _Features()
+
+        def s_static(m, za=za, zb=zb):
+            with torch.no_grad():
+                a, b = m(torch.from_numpy(za)).numpy(), m(torch.from_numpy(zb)).numpy()
+            return float(compute_from_arrays(a, b, factors).s_static)
+
+        st = unit_masking(model, "layer", lb, s_static, category="static", fraction=0.25, num_random=10, seed=seed)
+        assert sorted(st.channels) == STAT
+        assert 0.18 < st.baseline < 0.32 and abs(st.masked) < 0.05  # ~4/16 -> ~0
+        assert st.drop > max(st.baseline - np.asarray(st.random_scores))
+        assert abs(st.random_drop_mean) < 0.08  # random units: s_S about unchanged on average
+        dy = unit_masking(model, "layer", lb, s_static, category="dynamic", fraction=0.25, num_random=1, seed=seed)
+        assert sorted(dy.channels) == DYN and dy.masked > dy.baseline + 0.03  # ~4/12 > 4/16
+
+
 def test_random_channels_are_distinct_and_seeded():
     a = random_channels(10, 4, np.random.default_rng(0))
     assert len(set(a.tolist())) == 4 and a.min() >= 0 and a.max() < 10
@@ -109,6 +157,14 @@ def test_random_channels_are_distinct_and_seeded():
 
 
 def test_unit_masking_on_an_avos_fusion_layer():
+    """On an AVOS fusion layer the reported scores are exactly those of the model with the reported channels
+    zeroed at the ``fusion2`` tap, recomputed with a plain torch forward hook, and the channels are the top
+    2 of rho_D - rho_S ranked by hand (docs/method.md §4, §7).
+
+    Bugs caught: masking another level or the stream stage instead of the fusion output, masking along H or
+    W instead of C, masked channels that differ from the reported ones (or random sets from the recorded
+    ones), the baseline taken with a hook still on, hooks left on the model.
+    """
     from hf_stadyn.models.configuration_avos import tiny_avos_config
     from hf_stadyn.models.modeling_avos import AVOSModel
 
@@ -124,8 +180,27 @@ def test_unit_masking_on_an_avos_fusion_layer():
     def metric(m):
         return float(torch.sigmoid(m(pixel_values=x, flow_values=f).logits).mean())
 
+    def zeroed(channels):
+        def hook(mod, inp, out):
+            out = out.clone()
+            out[:, list(channels)] = 0
+            return out
+
+        handle = model.taps["fusion2"].register_forward_hook(hook)
+        try:
+            return metric(model)
+        finally:
+            handle.remove()
+
+    baseline = metric(model)
     res = unit_masking(model, "fusion2", lb, metric, category="dynamic", fraction=0.25, num_random=2, seed=0)
-    assert res.baseline == metric(model)  # hooks are gone afterwards
-    assert res.masked != res.baseline and len(res.channels) == 2
+    by_hand = np.argsort(-(lb.rho_dynamic - lb.rho_static), kind="stable")[:2]
+    assert res.channels == [int(i) for i in by_hand]
+    assert res.baseline == baseline == metric(model)  # hooks are gone afterwards
+    assert res.masked == zeroed(res.channels) and res.masked != baseline
+    assert len(res.random_channels) == 2
+    for chans, score in zip(res.random_channels, res.random_scores, strict=True):
+        assert len(set(chans)) == 2 and score == zeroed(chans)
+    assert res.drop == baseline - res.masked
     with pytest.raises(ValueError, match="unknown probe layer"):
         unit_masking(model, "fusion9", lb, metric)
