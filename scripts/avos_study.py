@@ -24,6 +24,10 @@ Reproducible (every random choice flows from the seeds) and sized for a CPU::
     python scripts/avos_study.py --threads 1 --seeds 5 --out outputs/avos_study   # ~20 runs of ~40 s CPU each
     python scripts/avos_study.py --smoke --out /tmp/avos_smoke                     # seconds, numbers meaningless
 
+``--smoke`` (alias ``--quick``): seeds 0, 1; 6 training / 4 held-out clips, one epoch, 24 probe pairs,
+2 random draws; without ``--out`` it writes into a new temporary folder (printed), never into docs/.
+The full runs are manual; CI runs the smoke size (tests/test_smoke_scripts.py).
+
 Writes ``avos_study.json`` (every number) and ``avos_study.md`` (the tables of docs/avos.md) to --out.
 """
 
@@ -35,6 +39,7 @@ import logging
 import platform
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -90,7 +95,7 @@ def split_clips(frames, seed: int, mode: str):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="outputs/avos_study", help="output folder")
+    ap.add_argument("--out", default=None, help="output folder (default outputs/avos_study; --smoke: a temporary one)")
     ap.add_argument("--seeds", default="5", help="number of seeds: 0 .. N-1 (data, init, shuffling, pairs)")
     ap.add_argument("--seed-list", default=None, help="explicit comma-separated seeds (overrides --seeds)")
     ap.add_argument("--train-clips", type=int, default=240, help="training clips, half of them camouflaged")
@@ -112,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         help="with --render: also replace the text between the avos-study markers of this page (docs/avos.md)",
     )  # fmt: skip
     args = ap.parse_args(argv)
+    if args.out is None:
+        args.out = tempfile.mkdtemp(prefix="avos-study-smoke-") if args.smoke else "outputs/avos_study"
     if args.render:
         import json
 
@@ -148,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.train_clips, args.test_clips, args.epochs, args.probe_pairs, args.random_draws = 6, 4, 1, 24, 2
         args.seed_list = args.seed_list or "0,1"
+        print("SMOKE RUN: tiny sizes, the numbers are meaningless (it only checks that the study runs)", flush=True)
     seeds = parse_seeds(args.seeds, args.seed_list)
     out = Path(args.out)
     t_start, cpu_start = time.perf_counter(), _cpu_seconds()

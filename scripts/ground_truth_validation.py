@@ -18,6 +18,12 @@ are kept under its own key, so ``--archs timesformer`` adds TimeSformer to an ex
 
     python scripts/ground_truth_validation.py                    # both archs: about 50-70 min on 1 CPU thread
     python scripts/ground_truth_validation.py --archs videomae   # about 20-25 min
+    python scripts/ground_truth_validation.py --smoke --out /tmp/gt_smoke   # seconds (CI), numbers meaningless
+
+The full runs are manual. ``--smoke`` (alias ``--quick``): both archs, 32 training and 16 test clips, one
+epoch, 24 probe pairs; it writes only into ``--out`` (default: a new temporary folder, printed), starts
+fresh (merges nothing), and refuses to write into the repository's docs/ (docs/ground_truth.json holds
+the recorded results).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -87,10 +94,11 @@ def run_arch(arch: str, args: argparse.Namespace, pairs: Any, afs: dict[str, Any
             order_sensitive_reading(model, mild, args.num_pairs, layer=last)
         )
     rows = []
+    settings = {**SETTINGS[arch], "epochs": 1} if args.smoke else SETTINGS[arch]
     for split, cue in MODELS:
         run = train_and_probe(
-            arch, split, seed=args.seed, num_train=args.num_train, pairs=pairs, num_pairs=args.num_pairs, cue=cue,
-            extra_pairs=afs, **SETTINGS[arch],
+            arch, split, seed=args.seed, num_train=args.num_train, num_test=args.num_test, pairs=pairs,
+            num_pairs=args.num_pairs, cue=cue, extra_pairs=afs, **settings,
         )  # fmt: skip
         rows.append(run.summary())
         print(json.dumps({k: rows[-1][k] for k in ("arch", "split", "cue", "accuracy", "shuffle_drop", "percent")}),
@@ -125,7 +133,8 @@ def markdown(results: dict[str, Any]) -> str:
         a = res["args"]
         out.append(
             f"- {arch}: `python scripts/ground_truth_validation.py --archs {arch} --seed {a['seed']} --num-train "
-            f"{a['num_train']} --num-pairs {a['num_pairs']}` ({res['seconds']} s, 1 CPU thread, commit {res['commit']})"
+            f"{a['num_train']} --num-pairs {a['num_pairs']}{' --smoke' if a.get('smoke') else ''}` ({res['seconds']} s, "
+            f"1 CPU thread, commit {res['commit']})"
         )
     out += [
         "",
@@ -231,12 +240,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--num-train", type=int, default=6000)
+    ap.add_argument("--num-test", type=int, default=1000, help="held-out clips per trained model")
     ap.add_argument("--num-pairs", type=int, default=1500)
     ap.add_argument("--archs", default="videomae,timesformer")
-    ap.add_argument("--out", default="docs")
+    ap.add_argument("--out", default=None, help="output folder (default docs; with --smoke a temporary one)")
     ap.add_argument("--fresh", action="store_true", help="drop the other archs' results already in OUT")
     ap.add_argument("--render", metavar="JSON", help="only re-render OUT/ground_truth.md from this JSON")
+    ap.add_argument("--smoke", "--quick", action="store_true",
+                    help="tiny sizes, seconds, numbers meaningless; never writes docs/")  # fmt: skip
     args = ap.parse_args()
+    if args.smoke:
+        docs = (Path(__file__).resolve().parent.parent / "docs").resolve()
+        if args.out is not None and Path(args.out).resolve() == docs:
+            raise SystemExit(f"--smoke never writes the recorded results in {docs}; pass another --out.")
+        args.out = args.out or tempfile.mkdtemp(prefix="ground-truth-smoke-")
+        args.num_train, args.num_test, args.num_pairs, args.fresh = 32, 16, 24, True
+        print("SMOKE RUN: tiny sizes, the numbers are meaningless (it only checks that the script runs)", flush=True)
+    args.out = args.out or "docs"
     if args.render:
         results = json.loads(Path(args.render).read_text())["by_arch"]
         Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -259,6 +279,7 @@ def main() -> None:
         path.write_text(json.dumps({"by_arch": results}, indent=2) + "\n")
         (out / "ground_truth.md").write_text(markdown(results))
     print((out / "ground_truth.md").read_text())
+    print(f"results in {out}")
 
 
 if __name__ == "__main__":
