@@ -146,9 +146,10 @@ def test_embedded_default_is_a_real_checkpoint():
 
     64 held-out clips (``train=False``) from seed 20261201 (training used seed 0), the synth_config recorded in
     training.json, inputs prepared by the model itself (``prepare_pixel_values``, as the probe does):
-    accuracy must be >= 0.9 (chance is 0.25; measured 1.0 here, 0.98-1.0 on seeds 1, 7, 12345). The same clips
-    played backwards must read as the opposite direction (left <-> right, up <-> down) (measured 1.0; >= 0.9 asserted), which
-    only a model of the motion can do: appearance is random in the motion split and identical both ways.
+    accuracy must be >= 0.9 (chance is 0.25; measured 1.0 here, 0.98-1.0 on seeds 1, 7, 12345). The same
+    clips played backwards must read as the opposite direction (left <-> right, up <-> down) at >= 0.9
+    (measured 1.0), which only a model of the motion can do: appearance is random in the motion split and
+    identical both ways.
 
     Bugs caught: an untrained, truncated or wrongly converted checkpoint (about 25 %); id2label out of order
     with the synth label names; the processor's statistics or frame count not applied on load (the inputs
