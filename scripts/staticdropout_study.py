@@ -29,7 +29,12 @@ Outputs in --out: results.json (every run), table.md (the docs table), pretraine
 same machine and library versions. About 20-40 minutes on 2 CPU cores::
 
     PYTHONPATH=. python scripts/staticdropout_study.py --out outputs/staticdropout_study
-    PYTHONPATH=. python scripts/staticdropout_study.py --quick --out /tmp/sd_quick      # smoke test, ~3 min
+    PYTHONPATH=. python scripts/staticdropout_study.py --smoke --out /tmp/sd_smoke   # seconds (CI), numbers meaningless
+
+The full run is manual. ``--smoke`` (alias ``--quick``, which used to be a ~3 min run of 600 clips): one
+evaluation seed, one tuning seed, 64 pre-training clips, 32 trap clips, 16 test / validation clips and
+probe pairs, one epoch each, every method and the reference fine-tune; without ``--out`` it writes into a
+new temporary folder (printed).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import math
 import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -76,10 +82,12 @@ class Scale:
     ft_lr: float = 1e-4
     probe_pairs: int = 256
     tune_seeds: tuple[int, ...] = (100, 101)
+    min_pretrain_test_clips: int = 200  # held-out clips of the pre-training: max(this, test_clips)
 
 
-QUICK = Scale(pretrain_clips=600, motion_epochs=2, joint_epochs=1, trap_clips=320, test_clips=96, val_clips=64,
-              ft_epochs=1, probe_pairs=32, tune_seeds=(100,))  # fmt: skip
+#: ``--smoke``: every step at a tiny size (seconds; the numbers are meaningless).
+SMOKE = Scale(pretrain_clips=64, motion_epochs=1, joint_epochs=1, trap_clips=32, test_clips=16, val_clips=16,
+              ft_epochs=1, probe_pairs=16, tune_seeds=(100,), min_pretrain_test_clips=16)  # fmt: skip
 
 
 def _tensors(split: str, n: int, seed: int, *, train: bool = True, variant: str = "aligned") -> dict[str, torch.Tensor]:
@@ -126,7 +134,7 @@ def pretrain(out: Path, scale: Scale) -> Path:
         logger.info("using the cached pre-trained model %s", final)
         return final
     t = _tensors("motion", scale.pretrain_clips, seed=100)
-    te = _tensors("motion", max(200, scale.test_clips), seed=100, train=False)
+    te = _tensors("motion", max(scale.min_pretrain_test_clips, scale.test_clips), seed=100, train=False)
     common = dict(batch_size=32, learning_rate=1e-3, warmup_ratio=0.05, track_bias=False, progress=False,
                   overwrite=True, save_total_limit=1, seed=0)  # fmt: skip
     t0 = time.perf_counter()
@@ -264,12 +272,16 @@ def fine_tune(
 # ------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="outputs/staticdropout_study")
+    ap.add_argument("--out", default=None,
+                    help="output folder (default outputs/staticdropout_study; with --smoke a temporary one)")  # fmt: skip
     ap.add_argument("--seeds", type=int, default=5, help="paired evaluation seeds (default 5)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    ap.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test (numbers meaningless)")
+    ap.add_argument("--smoke", "--quick", action="store_true",
+                    help="tiny sizes, one seed: seconds (numbers meaningless)")  # fmt: skip
     ap.add_argument("--no-tuning", action="store_true", help="skip tuning; use p 0.5, top 25 %%, pre_classifier")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.threads = 1
     torch.set_num_threads(args.threads)
     from transformers.utils import logging as hf_logging
 
@@ -277,8 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("accelerate", "hf_stadyn.training.classification", "hf_stadyn.debias"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    scale = QUICK if args.quick else Scale()
-    out = Path(args.out)
+    scale = SMOKE if args.smoke else Scale()
+    if args.smoke:
+        args.seeds = 1
+        args.out = args.out or tempfile.mkdtemp(prefix="staticdropout-smoke-")
+        print("SMOKE RUN: tiny sizes, the numbers are meaningless (it only checks that the study runs)", flush=True)
+    out = Path(args.out or "outputs/staticdropout_study")
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
 
@@ -306,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     # ---- 2. tuning StaticDropout on the validation set (tuning seeds, not the evaluation seeds)
     steps_per_epoch = math.ceil(scale.trap_clips / 32)
     grid: list[tuple[str, StaticDropoutConfig, int | None]] = []
-    if args.no_tuning or args.quick:
+    if args.no_tuning or args.smoke:
         grid.append(
             (
                 "p0.5_k25_pre_epoch",
@@ -379,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": time.perf_counter() - t_start,
         "compute_seconds": _compute_seconds(out, rows, tuning_rows),
         "threads": args.threads,
+        "smoke": args.smoke,
     }
     atomic_write_json(out / "results.json", summary)
     table = render_table(by, ref, sd_cfg, sd_refresh, steps_per_epoch, pre_decode, pre_bias, tuning, plain_val, summary)
