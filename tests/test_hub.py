@@ -252,14 +252,19 @@ def test_hub_server_decides_lfs_like_the_hub(hub_server):  # noqa: F811
     assert e.value.code == 501 and "HF_HUB_DISABLE_XET" in e.value.headers["X-Error-Message"]
 
 
-def test_hub_server_serves_transformers_like_the_hub(hub_server):  # noqa: F811
-    """push_to_hub / from_pretrained / hf_hub_download against the test Hub: LFS weights, redirects, cache
-    layout, error types per failure, and a 503 on a download retried.
+def test_pushed_models_load_through_load_model_from_the_local_hub(hub_server):  # noqa: F811
+    """Our model class's push_to_hub and a stock VideoMAE checkpoint, both read back by hf_stadyn.load_model
+    from the test Hub (by id and by commit), with the Hub behaviours that path relies on: LFS weights,
+    redirects, cache layout, error types per failure, and a 503 on a download retried.
 
-    Bugs caught: safetensors committed inline (no LFS), a resolve without X-Linked-Etag (the cache blob would
-    be named by the git sha1, not the sha256), private repos readable without the owner's token, a bad token
-    mapped to RepositoryNotFoundError (huggingface_hub keeps "Invalid credentials" a plain HfHubHTTPError),
-    5xx answers not given when asked (the retry count would be 1).
+    Bugs caught (ours): load_model not giving our class for a stock checkpoint, or weights or config lost on
+    the way (logits differ from the model that was pushed); ``revision`` not passed to the downloads (the
+    commit-pinned load of the first push would read the second push's weights); the checkpoint's
+    preprocessor_config.json not read from the Hub (the input spec would keep the class defaults).
+    Bugs caught (the test Hub): safetensors committed inline (no LFS), a resolve without X-Linked-Etag (the
+    cache blob would be named by the git sha1, not the sha256), private repos readable without the owner's
+    token, a bad token mapped to RepositoryNotFoundError (huggingface_hub keeps "Invalid credentials" a plain
+    HfHubHTTPError), 5xx answers not given when asked (the retry count would be 1).
     """
     hub = hub_server.hub
     hub.fail_next(2, path=r"^/tester/tiny-videomae/resolve/[^/]+/config\.json$", status=503, method="HEAD")
@@ -269,20 +274,37 @@ def test_hub_server_serves_transformers_like_the_hub(hub_server):  # noqa: F811
             """
             import hashlib, json, os, torch
             from pathlib import Path
-            from transformers import AutoModelForVideoClassification, VideoMAEConfig, VideoMAEForVideoClassification
+            from transformers import VideoMAEConfig, VideoMAEForVideoClassification, VideoMAEImageProcessor
             from transformers.utils import logging
             from huggingface_hub import HfApi, hf_hub_download
             from huggingface_hub.errors import HfHubHTTPError
+            from hf_stadyn import load_model
+            from hf_stadyn.models import StadynVideoMAEForVideoClassification, tiny_videomae_config
             logging.disable_progress_bar()
-            torch.manual_seed(0)
+            x = torch.randn(2, 2, 3, 32, 32)
+
+            def logits(m):
+                with torch.no_grad():
+                    return m.eval()(pixel_values=x).logits
+
+            # a stock checkpoint with its own processor statistics, pushed twice (the first push pinned by sha)
             cfg = VideoMAEConfig(image_size=32, patch_size=16, num_frames=2, tubelet_size=2, hidden_size=16,
                                  num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, num_labels=3)
-            model = VideoMAEForVideoClassification(cfg).eval()
-            model.push_to_hub("tester/tiny-videomae")
-            loaded = AutoModelForVideoClassification.from_pretrained("tester/tiny-videomae").eval()
-            x = torch.randn(2, 2, 3, 32, 32)
-            with torch.no_grad():
-                same = torch.equal(model(x).logits, loaded(x).logits)
+            torch.manual_seed(0)
+            stock = VideoMAEForVideoClassification(cfg).eval()
+            first = stock.push_to_hub("tester/tiny-videomae").oid
+            VideoMAEImageProcessor(image_mean=[0.1, 0.2, 0.3], image_std=[0.9, 0.8, 0.7], size={"shortest_edge": 32},
+                                   crop_size={"height": 32, "width": 32}).push_to_hub("tester/tiny-videomae")
+            torch.manual_seed(1)
+            VideoMAEForVideoClassification(cfg).push_to_hub("tester/tiny-videomae")
+            latest = load_model("tester/tiny-videomae")
+            pinned = load_model("tester/tiny-videomae", revision=first)
+            # our own class, pushed with push_to_hub
+            torch.manual_seed(2)
+            ours = StadynVideoMAEForVideoClassification(tiny_videomae_config(num_labels=3, num_frames=2, image_size=32))
+            ours.push_to_hub("tester/stadyn-videomae")
+            ours_back = load_model("tester/stadyn-videomae")
+            spec = latest.probe_input_spec()
             weights = Path(hf_hub_download("tester/tiny-videomae", "model.safetensors"))
             blob = weights.resolve()
             HfApi(token="hf_alice_write").create_repo("alice/secret", private=True)
@@ -302,15 +324,23 @@ def test_hub_server_serves_transformers_like_the_hub(hub_server):  # noqa: F811
                 except HfHubHTTPError as e:
                     errors[name] = [type(e).__name__, e.response.status_code]
             own = hf_hub_download("alice/secret", "config.json", token="hf_alice_write")
-            print(json.dumps({"same": same, "errors": errors, "blob": blob.name, "blob_parent": blob.parent.name,
-                              "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-                              "own": Path(own).read_text()}))
+            print(json.dumps({
+                "classes": [type(m).__name__ for m in (latest, pinned, ours_back)],
+                "pinned_is_first": torch.equal(logits(pinned), logits(stock)),
+                "latest_is_first": torch.equal(logits(latest), logits(stock)),
+                "ours_same": torch.equal(logits(ours_back), logits(ours)),
+                "mean": list(spec["mean"]), "std": list(spec["std"]),
+                "errors": errors, "blob": blob.name, "blob_parent": blob.parent.name,
+                "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(), "own": Path(own).read_text()}))
             """,
         )
     finally:
         hub.clear_failures()
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["same"] is True
+    assert out["classes"] == ["StadynVideoMAEForVideoClassification"] * 3
+    assert out["pinned_is_first"] is True and out["latest_is_first"] is False
+    assert out["ours_same"] is True
+    assert out["mean"] == pytest.approx([0.1, 0.2, 0.3]) and out["std"] == pytest.approx([0.9, 0.8, 0.7])
     assert out["errors"] == {
         "entry": ["RemoteEntryNotFoundError", 404],
         "repo": ["RepositoryNotFoundError", 404],
@@ -321,6 +351,7 @@ def test_hub_server_serves_transformers_like_the_hub(hub_server):  # noqa: F811
     }
     assert out["own"] == "{}"
     assert hub.lfs_files("tester/tiny-videomae") == {"model.safetensors"}
+    assert hub.lfs_files("tester/stadyn-videomae") == {"model.safetensors"}
     # the cache blob is named by the linked etag (sha256), which the CDN redirect carried
     assert out["blob_parent"] == "blobs" and out["blob"] == out["sha256"]
     assert any(m == "HEAD" and p.endswith("/model.safetensors") and s == 302 for m, p, s, _ in hub.log)
