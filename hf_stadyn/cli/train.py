@@ -237,6 +237,7 @@ def _train_classification(argv: list[str]) -> int:
     if not _given(argv, "--output_dir"):
         parser.error("the following arguments are required: --output_dir")
     check_trackers(targs.report_to)
+    _check_data_options(data_args)
     from hf_stadyn.training.args import default_learning_rate
 
     if not _given(argv, "--learning_rate"):
@@ -317,9 +318,7 @@ def _datasets(data_args: Any, seed: int, progress: bool) -> tuple[Any, dict[str,
         path = Path(data)
         if not path.exists():
             raise FileNotFoundError(f"--data {data} does not exist; give 'synth', a class-folder tree or a dataset.")
-        is_hf = path.is_file() or any(
-            (path / f).is_file() for f in ("dataset_info.json", "dataset_dict.json", "state.json")
-        )
+        is_hf = _is_table_data(path)
         common = dict(num_frames=data_args.num_frames, size=data_args.size, eval_fraction=data_args.eval_fraction,
                       window=data_args.window, seed=seed)  # fmt: skip
         if is_hf:
@@ -333,3 +332,27 @@ def _datasets(data_args: Any, seed: int, progress: bool) -> tuple[Any, dict[str,
         first = next(iter(evals.values()))
         evals["shuffled"] = ShuffledFramesDataset(first, seed=seed)
     return train, evals, names
+
+
+def _is_table_data(path: Path) -> bool:
+    """A datasets folder (save_to_disk) or a .csv/.json/.jsonl/.parquet file, as opposed to a class-folder tree."""
+    return path.is_file() or any((path / f).is_file() for f in ("dataset_info.json", "dataset_dict.json", "state.json"))
+
+
+def _check_data_options(data_args: Any) -> None:
+    """Refuse options the chosen ``--data`` would silently ignore (one line: which option, what to give instead)."""
+    data = str(data_args.data)
+    kind = "synth" if data == "synth" else "table" if _is_table_data(Path(data)) else "folder"
+    if data_args.eval_data is not None and kind != "folder":
+        what = (
+            "StaDyn-Synth makes its own eval sets (--test_clips)"
+            if kind == "synth"
+            else "a datasets folder or table file is evaluated on --eval_split (or a held-out --eval_fraction)"
+        )
+        raise ValueError(f"--eval_data applies to class-folder --data only; {what}: drop --eval_data.")
+    for name, default in (("video_column", "video"), ("label_column", "label")):
+        if getattr(data_args, name) != default and kind != "table":
+            raise ValueError(
+                f"--{name} applies to a datasets folder or a .csv/.json/.jsonl/.parquet --data; --data {data} has no "
+                f"columns: drop --{name}."
+            )
