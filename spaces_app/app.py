@@ -72,7 +72,7 @@ QUEUE_MAX_SIZE = 16
 #: answers that Gradio keeps to serve them (a user has an hour to download report.json).
 GRADIO_DELETE_CACHE = (600, 3600)
 #: How often a waiting request looks at its analysis (and yields, so that Gradio sees a client that left).
-POLL_S = 0.5
+POLL_S = 0.25
 #: Longest analysis; past it the request is stopped with a clear error.
 RUN_TIME_LIMIT_S = 900.0
 
