@@ -8,8 +8,8 @@ a ratio that turns NaN, a smoke run that writes into docs/) fails here.
 
 The runs are started two at a time (the suite's machines have 2 cores) by one module fixture, only for
 the tests selected; together they take about 130 s of CPU (so about a minute of wall time on an idle
-2-core machine; 3.5 min on a shared one at load 5-6), most of it the imports of torch / transformers (~8 s per process). The full runs stay manual (see each script's
-docstring). tests/bench/space_concurrency.py is tested in tests/test_space_concurrency.py.
+2-core machine; 3.5 min on a shared one at load 5-6), most of it the imports of torch / transformers
+(~8 s per process). The full runs stay manual (see each script's docstring). tests/bench/space_concurrency.py is tested in tests/test_space_concurrency.py.
 """
 
 from __future__ import annotations
