@@ -631,7 +631,8 @@ def run_classification(
         loss_terms=loss_terms,
     )  # fmt: skip
     t_train = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume)
+    with _hf_progress_bars(not training_args.disable_tqdm):  # the checkpoints' "Writing model shards" bars too
+        trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.perf_counter() - t_train
     state = trainer.state
     stopped = opts.stop_after_steps is not None and state.global_step < state.max_steps
