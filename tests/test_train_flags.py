@@ -147,6 +147,14 @@ def test_save_total_limit_keeps_only_that_many_checkpoints(runs):
     ]  # fmt: skip
 
 
+def test_disable_tqdm_hides_the_checkpoint_bars_too(runs):
+    """--disable_tqdm: no progress bar on stderr, also none from the 3 checkpoint saves (transformers' "Writing
+    model shards" bar, which Trainer's own disable_tqdm does not reach)."""
+    _ok(runs, "base")
+    err = runs["base"][1].stderr
+    assert "Writing model shards" not in err and "it/s]" not in err, err[-3000:]
+
+
 def test_track_every_and_no_track_bias(runs):
     """--track_every 1: a measurement before training and after each of the 3 steps, logged through Trainer too;
     the default (table run): before training and at the epoch's end; --no_track_bias: no history, no figure, no
