@@ -407,7 +407,8 @@ def _check_sources(args: argparse.Namespace) -> None:
 
     args.video_files = []
     args.skipped_videos, args.loaded_dataset = [], None
-    progress = not args.disable_tqdm
+    # the check takes seconds: its bar only on a terminal, so a refusal stays one line in logs and pipes
+    progress = not args.disable_tqdm and sys.stderr.isatty()
     if args.videos:
         paths = [str(v) for v in args.videos]
         source = paths[0] if len(paths) == 1 and Path(paths[0]).is_dir() else paths

@@ -274,6 +274,8 @@ def _train_classification(argv: list[str]) -> int:
         else f"stopped at step {result.steps_done}; rerun with --resume_from_checkpoint last"
     )
     sd = f"; static set {len(result.static_channels)} channels" if result.static_channels is not None else ""
+    if targs.process_index != 0:  # several processes (accelerate launch): the main one reports
+        return 0
     print(
         f"trained {model_args.model} on {data_args.data} ({len(train)} clips, {result.steps_done} steps) in "
         f"{result.seconds:.0f} s; accuracy: {accs or 'n/a'}; {where}{sd}"
