@@ -96,6 +96,10 @@ WORKER = textwrap.dedent(
 
     with open(f"{sys.argv[2]}.rank{rank}.json", "w") as fh:
         json.dump(out, fh)
+    # an orderly teardown: without it a rank can leave while gloo still talks to it (seen once: SIGABRT,
+    # "terminate called without an active exception", at interpreter exit)
+    dist.barrier()
+    dist.destroy_process_group()
     """
 )
 
