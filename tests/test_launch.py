@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _media import write_motion_videos
 
 #: every subprocess is bounded (a hung gloo rendezvous or worker must fail the test, not hang CI)
 _TIMEOUT = 600
@@ -43,14 +44,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> Path:
     """4 real mp4 files (StaDyn-Synth motion clips, 16 frames at 64 px), decoded by every run below."""
-    from hf_stadyn.synth import SynthConfig, SynthDataset
-    from hf_stadyn.video import write_video
-
-    folder = tmp_path_factory.mktemp("launch-videos")
-    ds = SynthDataset("motion", num_clips=4, config=SynthConfig(num_frames=16, size=64), seed=5)
-    for i in range(4):
-        write_video(folder / f"clip{i}.mp4", ds[i]["frames"].numpy(), fps=8)
-    return folder
+    return write_motion_videos(tmp_path_factory.mktemp("launch-videos"), 4, seed=5)
 
 
 def _probe_args(videos: Path, out: Path) -> list[str]:

@@ -6,9 +6,9 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from _media import write_motion_videos
 
 from hf_stadyn.cli import main as stadyn
 from hf_stadyn.models.auto import DEFAULT_MODEL_DIR
@@ -49,19 +49,9 @@ def test_no_arguments_runs_the_embedded_default(tmp_path):
     assert "wrote" in res.stdout
 
 
-def _write_videos(folder: Path, n: int = 3) -> None:
-    from hf_stadyn.synth import SynthConfig, SynthDataset
-    from hf_stadyn.video import write_video
-
-    folder.mkdir()
-    ds = SynthDataset("motion", num_clips=n, config=SynthConfig(num_frames=16, size=64), seed=3)
-    for i in range(n):
-        write_video(folder / f"clip{i}.mp4", ds[i]["frames"].numpy(), fps=8)
-
-
 def test_folder_of_videos_and_determinism(tmp_path, capsys):
     vids = tmp_path / "videos"
-    _write_videos(vids)
+    write_motion_videos(vids, 3, seed=3)
     args = ["probe", "--videos", str(vids), "--num_pairs", "40", "--batch_size", "8", "--disable_tqdm",
             "--layers", "block_0,block_3", "--no_reference", "--seed", "5"]  # fmt: skip
     assert stadyn(args + ["--output_dir", str(tmp_path / "a")]) == 0
@@ -86,7 +76,7 @@ def test_local_timesformer_folder_and_saved_dataset(tmp_path):
     model_dir = tmp_path / "tsf"
     StadynTimesformerForVideoClassification(tiny_timesformer_config(num_labels=3)).save_pretrained(model_dir)
     vids = tmp_path / "videos"
-    _write_videos(vids, n=2)
+    write_motion_videos(vids, 2, seed=3)
     ds = datasets.Dataset.from_dict({"video": [str(p) for p in sorted(vids.glob("*.mp4"))], "label": [0, 1]})
     ds.save_to_disk(str(tmp_path / "ds"))
     out = tmp_path / "out"

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _media import write_motion_videos
 
 from hf_stadyn.cli import main as stadyn
 
@@ -33,14 +34,7 @@ def _reset_accelerate():
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> Path:
-    from hf_stadyn.synth import SynthConfig, SynthDataset
-    from hf_stadyn.video import write_video
-
-    folder = tmp_path_factory.mktemp("videos")
-    ds = SynthDataset("motion", num_clips=4, config=SynthConfig(num_frames=16, size=64), seed=2)
-    for i in range(4):
-        write_video(folder / f"clip{i}.mp4", ds[i]["frames"].numpy(), fps=8)
-    return folder
+    return write_motion_videos(tmp_path_factory.mktemp("videos"), 4, seed=2)
 
 
 def _common(videos: Path) -> list[str]:

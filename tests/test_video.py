@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from _media import write_audio_only
 
 from hf_stadyn.video import read_clip, read_video, read_video_info, resize_and_crop, sample_indices, write_video
 
@@ -253,18 +254,6 @@ def _zero_frame_avi(path: Path) -> Path:
     return path
 
 
-def _audio_only(path: Path) -> Path:
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("pcm_s16le", rate=8000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
-        frame.sample_rate = 8000
-        for p in s.encode(frame):
-            c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
-
-
 def test_bad_files_raise_clear_errors(tmp_path, files):
     missing = tmp_path / "missing.mp4"
     with pytest.raises(FileNotFoundError, match="missing.mp4"):
@@ -292,7 +281,7 @@ def test_bad_files_raise_clear_errors(tmp_path, files):
     avi = files["avi-msmpeg4v2"].read_bytes()
     add("truncated.avi", avi[: len(avi) // 3], "truncated")
     cases["zero_frames.avi"] = (_zero_frame_avi(tmp_path / "zero_frames.avi"), "no frames")
-    cases["audio.wav"] = (_audio_only(tmp_path / "audio.wav"), "no video stream")
+    cases["audio.wav"] = (write_audio_only(tmp_path / "audio.wav"), "no video stream")
     cases["folder"] = (tmp_path, "not a file")
 
     for name, (path, match) in cases.items():

@@ -13,6 +13,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from _media import write_audio_only
 from test_pairs import scene
 
 from hf_stadyn.pairs import PairDataset, TwoStreamPairDataset
@@ -28,18 +29,6 @@ def _faststart_mp4(path: Path, frames: np.ndarray, fps: int = 8) -> Path:
         for f in frames:
             for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
-
-
-def _audio_only(path: Path) -> Path:
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("pcm_s16le", rate=8000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
-        frame.sample_rate = 8000
-        for p in s.encode(frame):
-            c.mux(p)
         for p in s.encode():
             c.mux(p)
     return path
@@ -78,7 +67,7 @@ def _make_bad(kind: str, root: Path) -> Path:
         (root / "notes.mp4").write_text("this is a text file, not a video\n" * 20)
         return root / "notes.mp4"
     if kind == "audio_only":
-        return _audio_only(root / "sound.mkv")
+        return write_audio_only(root / "sound.mkv")
     if kind == "folder":
         (root / "clips.mp4").mkdir()
         return root / "clips.mp4"
