@@ -37,6 +37,7 @@ _LAZY = {
     "SynthDataset": ".dataset",
     "generate": ".export",
     "generate_synth": ".export",  # the name under which the top-level ``hf_stadyn`` package exports it
+    "load_instance_masks": ".export",
     "load_masks": ".export",
     "load_synth": ".export",
     "SynthClip": ".render",
@@ -69,6 +70,7 @@ __all__ = [
     "SynthDataset",
     "generate",
     "generate_synth",
+    "load_instance_masks",
     "load_masks",
     "load_synth",
     "render_clip",

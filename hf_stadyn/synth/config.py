@@ -133,6 +133,11 @@ class SynthConfig:
             layout family and colours, shifted), so only motion reveals the object (a MoCA analogue).
         num_objects: objects per clip; all share the clip's motion class and tied appearance
             attributes (each with its own start position and untied attributes).
+        camouflage_share: probability that each object is camouflaged on its own (one draw per
+            object, so a clip can mix visible and camouflaged instances; video instance segmentation,
+            docs/vis.md); ``camouflage=True`` camouflages every object. 0 (the default) changes
+            nothing: the clips, and ``to_dict()`` (which leaves the field out at 0), are those of
+            earlier releases.
     """
 
     num_frames: int = 8
@@ -152,6 +157,7 @@ class SynthConfig:
     color_jitter: float = 0.05
     camouflage: bool = False
     num_objects: int = 1
+    camouflage_share: float = 0.0
 
     def __post_init__(self) -> None:
         self.motions = tuple(self.motions)
@@ -205,6 +211,9 @@ class SynthConfig:
             bad(f"orbit_start_spread must be in [0, 360] degrees, got {self.orbit_start_spread!r}")
         if not isinstance(self.camouflage, bool):
             bad(f"camouflage must be a bool, got {self.camouflage!r}")
+        share = self.camouflage_share
+        if isinstance(share, bool) or not (isinstance(share, (int, float)) and 0.0 <= share <= 1.0):
+            bad(f"camouflage_share must be a number in [0, 1], got {share!r}")
         # Geometry: every trajectory must keep the whole object inside the frame.
         radius = self.object_scale * self.size
         if radius < 2.0:
@@ -264,6 +273,8 @@ class SynthConfig:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["motions"] = list(self.motions)
         d["scale_range"] = list(self.scale_range)
+        if not d["camouflage_share"]:  # added later: left out at its default so earlier files keep their bytes
+            del d["camouflage_share"]
         return d
 
     @classmethod

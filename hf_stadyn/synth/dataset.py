@@ -52,6 +52,8 @@ class SynthDataset(torch.utils.data.Dataset):
             selects what the label is shown by.
         test_variant: for ``train=False`` trap sets: "aligned", "conflicting" or "random".
         train: training set (trap share applies) or test set (test variant applies).
+        instance_masks: also return the per-frame instance map (``instances``, video instance
+            segmentation; docs/vis.md). Off by default, so items and tensors stay as before.
 
     Items are dicts:
         ``frames``  ``(T, H, W, 3)`` uint8 tensor
@@ -59,6 +61,8 @@ class SynthDataset(torch.utils.data.Dataset):
         ``label``, ``motion``, ``appearance``, ``index``: int
         ``cue_agrees``: bool, whether the appearance class equals the label's cue class
         (``label % num_appearances``); always True in the appearance split, where the cue is the label.
+        ``instances`` (with ``instance_masks=True``): ``(T, H, W)`` uint8, 0 background, ``k + 1`` object
+        ``k`` (:class:`~hf_stadyn.synth.SynthClip`), and ``camouflaged``: ``(num_objects,)`` bool tensor.
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class SynthDataset(torch.utils.data.Dataset):
         trap_cue: str = "invariant",
         test_variant: str = "aligned",
         train: bool = True,
+        instance_masks: bool = False,
     ) -> None:
         config = SynthConfig() if config is None else config
         if not isinstance(config, SynthConfig):
@@ -91,6 +96,8 @@ class SynthDataset(torch.utils.data.Dataset):
             raise ValueError(f"unknown test_variant {test_variant!r}; choose from {', '.join(TEST_VARIANTS)}")
         if not isinstance(train, bool):
             raise ValueError(f"train must be a bool, got {train!r}")
+        if not isinstance(instance_masks, bool):
+            raise ValueError(f"instance_masks must be a bool, got {instance_masks!r}")
         if split == "trap":
             if config.num_appearances < config.num_motions:
                 raise ValueError(
@@ -112,6 +119,7 @@ class SynthDataset(torch.utils.data.Dataset):
         self.trap_cue = trap_cue
         self.test_variant = test_variant
         self.train = train
+        self.instance_masks = instance_masks
         self._stream = 0 if train else 1
         self._offset = float(
             np.random.SeedSequence(self.seed, spawn_key=(self._stream,)).generate_state(1)[0] / 2.0**32
@@ -191,7 +199,7 @@ class SynthDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         index = self._check_index(index)
         clip, cls = self.clip(index)
-        return {
+        item = {
             "frames": torch.from_numpy(clip.frames),
             "mask": torch.from_numpy(clip.masks),
             "label": cls["label"],
@@ -200,25 +208,35 @@ class SynthDataset(torch.utils.data.Dataset):
             "cue_agrees": cls["cue_agrees"],
             "index": index,
         }
+        if self.instance_masks:
+            item["instances"] = torch.from_numpy(clip.instances)
+            item["camouflaged"] = torch.tensor(_camouflaged(clip, self.config))
+        return item
 
     def to_tensors(self, progress: bool = False) -> dict[str, torch.Tensor]:
         """Render every clip into stacked tensors, for fast in-memory training.
 
         Returns:
             ``frames`` ``(N, T, H, W, 3)`` uint8, ``mask`` ``(N, T, H, W)`` bool, and ``label``,
-            ``motion``, ``appearance`` ``(N,)`` int64, ``cue_agrees`` ``(N,)`` bool.
+            ``motion``, ``appearance`` ``(N,)`` int64, ``cue_agrees`` ``(N,)`` bool; with
+            ``instance_masks=True`` also ``instances`` ``(N, T, H, W)`` uint8 and ``camouflaged``
+            ``(N, num_objects)`` bool.
         """
         T, S = self.config.num_frames, self.config.size
         frames = np.empty((self.num_clips, T, S, S, 3), dtype=np.uint8)
         masks = np.empty((self.num_clips, T, S, S), dtype=bool)
         ints = np.empty((self.num_clips, 3), dtype=np.int64)
         agrees = np.empty(self.num_clips, dtype=bool)
+        inst = np.empty((self.num_clips, T, S, S), dtype=np.uint8) if self.instance_masks else None
+        camo = np.empty((self.num_clips, self.config.num_objects), dtype=bool) if self.instance_masks else None
         for i in tqdm(range(self.num_clips), desc=f"rendering {self.split} clips", disable=not progress):
             clip, cls = self.clip(i)
             frames[i], masks[i] = clip.frames, clip.masks
             ints[i] = (cls["label"], cls["motion"], cls["appearance"])
             agrees[i] = cls["cue_agrees"]
-        return {
+            if inst is not None and camo is not None:
+                inst[i], camo[i] = clip.instances, _camouflaged(clip, self.config)
+        out = {
             "frames": torch.from_numpy(frames),
             "mask": torch.from_numpy(masks),
             "label": torch.from_numpy(ints[:, 0].copy()),
@@ -226,10 +244,13 @@ class SynthDataset(torch.utils.data.Dataset):
             "appearance": torch.from_numpy(ints[:, 2].copy()),
             "cue_agrees": torch.from_numpy(agrees),
         }
+        if inst is not None and camo is not None:
+            out["instances"], out["camouflaged"] = torch.from_numpy(inst), torch.from_numpy(camo)
+        return out
 
     def settings(self) -> dict[str, Any]:
         """JSON-serialisable description of this split (what :func:`generate` records)."""
-        return {
+        out = {
             "split": self.split,
             "num_clips": self.num_clips,
             "seed": self.seed,
@@ -240,6 +261,9 @@ class SynthDataset(torch.utils.data.Dataset):
             "label_names": self.label_names,
             "config": self.config.to_dict(),
         }
+        if self.instance_masks:  # only then, so files written without instance maps keep their bytes
+            out["instance_masks"] = True
+        return out
 
     def __repr__(self) -> str:
         extra = ""
@@ -249,3 +273,8 @@ class SynthDataset(torch.utils.data.Dataset):
             f"SynthDataset(split={self.split!r}, num_clips={self.num_clips}, seed={self.seed}, train={self.train}, "
             f"trap_cue={self.trap_cue!r}{extra}, classes={self.num_classes})"
         )
+
+
+def _camouflaged(clip: SynthClip, config: SynthConfig) -> list[bool]:
+    """Which objects of a clip are camouflaged, in drawing order (``k`` is instance ``k + 1``)."""
+    return [bool(o.get("camouflaged", config.camouflage)) for o in clip.meta["objects"]]

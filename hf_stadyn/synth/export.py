@@ -7,7 +7,8 @@ Folder layout written by :func:`generate`::
       synth.json            the settings that produced the folder (split, seed, config, label names)
       README.md             dataset card whose YAML ``configs`` point ``datasets`` at metadata.jsonl
       videos/clip_000000.mp4
-      masks/clip_000000.npz  array ``mask``: (T, H, W) bool
+      masks/clip_000000.npz  array ``mask``: (T, H, W) bool (and, with ``instance_masks=True``, array
+                             ``instances``: (T, H, W) uint8, 0 background, k + 1 object k)
 
 Columns: ``video``, ``mask`` (path strings), ``index``, ``label``, ``label_name``, ``motion``,
 ``motion_name``, ``appearance``, ``appearance_name``, ``cue_agrees``, ``background``, ``camouflage``,
@@ -41,7 +42,7 @@ from .._io import atomic_write_json, atomic_write_text
 from .config import SynthConfig
 from .dataset import SynthDataset
 
-__all__ = ["FORMAT_VERSION", "generate", "load_masks", "load_synth"]
+__all__ = ["FORMAT_VERSION", "generate", "load_instance_masks", "load_masks", "load_synth"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,10 @@ def _describe(ds: SynthDataset) -> str:
             parts.append(f"Bias trap, test variant '{ds.test_variant}': label = motion class; static cue: {cue}.")
     if cfg.camouflage:
         parts.append("Camouflage: objects are textured like the background, so only motion reveals them.")
+    elif cfg.camouflage_share:
+        parts.append(
+            f"Each object is camouflaged (textured like the background) with probability {cfg.camouflage_share:g}."
+        )
     if cfg.num_objects > 1:
         parts.append(f"{cfg.num_objects} objects per clip, all with the clip's motion.")
     return " ".join(parts)
@@ -131,6 +136,7 @@ def generate(
     crf: int = 18,
     overwrite: bool = False,
     progress: bool = False,
+    instance_masks: bool = False,
 ) -> Path:
     """Render a StaDyn-Synth split and write it as mp4 files, mask files and ``datasets`` metadata.
 
@@ -145,6 +151,9 @@ def generate(
         crf: libx264 quality (0 = lossless luma; chroma is still stored at half resolution).
         overwrite: replace a non-empty ``out_dir``.
         progress: show a tqdm progress bar.
+        instance_masks: also store each clip's instance map (array ``instances`` of the mask file,
+            :func:`load_instance_masks`; video instance segmentation, docs/vis.md). Off by default:
+            the files are then byte for byte those of earlier releases.
 
     Returns:
         The folder path.
@@ -157,8 +166,9 @@ def generate(
     from ..video import write_video
 
     ds = SynthDataset(
-        split, num_clips, config, seed, trap_share=trap_share, trap_cue=trap_cue, test_variant=test_variant, train=train
-    )
+        split, num_clips, config, seed, trap_share=trap_share, trap_cue=trap_cue, test_variant=test_variant, train=train,
+        instance_masks=instance_masks,
+    )  # fmt: skip
     if not isinstance(fps, (int, float)) or not np.isfinite(fps) or fps <= 0:
         raise ValueError(f"fps must be a positive number, got {fps!r}")
     if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
@@ -177,7 +187,10 @@ def generate(
             clip, cls = ds.clip(i)
             video_rel, mask_rel = f"videos/clip_{i:06d}.mp4", f"masks/clip_{i:06d}.npz"
             write_video(tmp / video_rel, clip.frames, fps=fps, crf=crf, options=_X264_REPRODUCIBLE)
-            np.savez_compressed(tmp / mask_rel, mask=clip.masks)
+            if instance_masks:
+                np.savez_compressed(tmp / mask_rel, mask=clip.masks, instances=clip.instances)
+            else:
+                np.savez_compressed(tmp / mask_rel, mask=clip.masks)
             row: dict[str, Any] = {
                 "video": video_rel,
                 "mask": mask_rel,
@@ -318,3 +331,25 @@ def load_masks(path: str | os.PathLike) -> np.ndarray:
     if mask.dtype != bool or mask.ndim != 3:
         raise ValueError(f"{str(path)!r}: expected a (T, H, W) bool mask, got {mask.dtype} {mask.shape}")
     return mask
+
+
+def load_instance_masks(path: str | os.PathLike) -> np.ndarray:
+    """Read the instance map of a mask file written by :func:`generate` with ``instance_masks=True``:
+    ``(T, H, W)`` uint8, 0 background, ``k + 1`` object ``k``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"mask file {str(path)!r} does not exist")
+    try:
+        with np.load(path) as z:
+            if "instances" not in z.files:
+                raise ValueError(
+                    f"{str(path)!r} has no instance map; write the folder with generate(..., instance_masks=True)"
+                )
+            inst = z["instances"]
+    except (OSError, ValueError) as e:
+        if "instance" in str(e):
+            raise
+        raise ValueError(f"{str(path)!r} is not a StaDyn-Synth mask file (npz with a 'mask' array): {e}") from e
+    if inst.dtype != np.uint8 or inst.ndim != 3:
+        raise ValueError(f"{str(path)!r}: expected a (T, H, W) uint8 instance map, got {inst.dtype} {inst.shape}")
+    return inst

@@ -51,12 +51,16 @@ class SynthClip:
         masks: ``(T, H, W)`` bool, True where an object covers at least half of the pixel.
         meta: JSON-serialisable description: classes, attribute names, per-object trajectories.
         background: ``(H, W, 3)`` uint8, the static background without noise or objects.
+        instances: ``(T, H, W)`` uint8 instance map: 0 background, ``k + 1`` where object ``k`` covers at
+            least half of the pixel and no later-drawn object does (later objects are drawn on top, so
+            occluded parts belong to the occluder). ``instances > 0`` equals ``masks``.
     """
 
     frames: np.ndarray
     masks: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
     background: np.ndarray | None = None
+    instances: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------------------------- shapes
@@ -250,7 +254,8 @@ def render_clip(
             "sensitive": object colour + texture, "both": all four); the others are random.
 
     Returns:
-        :class:`SynthClip` with frames ``(T, H, W, 3)`` uint8 and masks ``(T, H, W)`` bool.
+        :class:`SynthClip` with frames ``(T, H, W, 3)`` uint8, masks ``(T, H, W)`` bool and the instance
+        map ``(T, H, W)`` uint8.
     """
     if not isinstance(config, SynthConfig):
         raise ValueError(f"config must be a SynthConfig, got {type(config).__name__}")
@@ -295,8 +300,9 @@ def render_clip(
 
     frames = np.broadcast_to(background, (T, S, S, 3)).copy()
     union = np.zeros((T, S, S), dtype=bool)
+    instances = np.zeros((T, S, S), dtype=np.uint8)
     objects = []
-    for ou in ous:
+    for k, ou in enumerate(ous):
         shape = SHAPES[pick("shape", ou[0])]
         color_idx = pick("color", ou[1])
         texture = TEXTURES[pick("texture", ou[2])]
@@ -306,7 +312,8 @@ def render_clip(
         dy = Y[None] - y.astype(np.float32)[:, None, None]  # (T, H, 1)
         un, vn = dx / rs, dy / rs  # normalised object coordinates
         alpha = np.clip(0.5 - _sdf(shape, un, vn) * rs, 0.0, 1.0)  # (T, H, W)
-        if config.camouflage:
+        camouflaged = config.camouflage or bool(ou[25] < config.camouflage_share)  # ou[25]: no other use
+        if camouflaged:
             off_x, off_y = float((ou[14] - 0.5) * S), float((ou[15] - 0.5) * S)
             p_obj = _background_pattern(bg_family, un * R + off_x, vn * R + off_y, bgp)
             obj_rgb = c1 + (c2 - c1) * p_obj[..., None]
@@ -318,16 +325,19 @@ def render_clip(
             dark = 0.3 * col
             obj_rgb = dark + (col - dark) * p_tex[..., None].astype(np.float32)
         frames += alpha[..., None] * (obj_rgb - frames)
-        union |= alpha >= 0.5
-        objects.append(
-            {
-                "shape": shape,
-                "color": COLOR_NAMES[color_idx],
-                "texture": texture,
-                "centers": np.round(np.stack([x, y], axis=1), 3).tolist(),
-                "scales": np.round(s, 4).tolist(),
-            }
-        )
+        covered = alpha >= 0.5
+        union |= covered
+        instances[covered] = k + 1
+        obj = {
+            "shape": shape,
+            "color": COLOR_NAMES[color_idx],
+            "texture": texture,
+            "centers": np.round(np.stack([x, y], axis=1), 3).tolist(),
+            "scales": np.round(s, 4).tolist(),
+        }
+        if config.camouflage_share:  # only then: metadata of earlier settings keeps its bytes
+            obj["camouflaged"] = camouflaged
+        objects.append(obj)
 
     if noise is not None:
         frames += config.noise * noise
@@ -343,4 +353,4 @@ def render_clip(
         "camouflage": config.camouflage,
         "objects": objects,
     }
-    return SynthClip(frames=frames_u8, masks=union, meta=meta, background=bg_u8)
+    return SynthClip(frames=frames_u8, masks=union, meta=meta, background=bg_u8, instances=instances)
