@@ -1,4 +1,4 @@
-"""Debiasing toward dynamics: StaticDropout and the bias tracking that refreshes it (docs/method.md §6).
+"""Debiasing toward dynamics: StaticDropout, static-pair losses, StillMix, bias tracking (docs/debiasing.md).
 
 - :class:`StaticDropout`: per-sample dropout of a bounded set of static channels (identity in eval).
 - :class:`StaticDropoutConfig`, :func:`select_static_channels`: which channels, from estimator output.
@@ -9,8 +9,25 @@
 - :class:`StaticDropoutCallback` / :data:`BiasTrackingCallback` (transformers ``Trainer``; added by
   :class:`hf_stadyn.training.StadynTrainer`) and :class:`StaticDropoutHook` (plain
   accelerate loops) drive a tracker during training.
+- Static-pair losses (one shared extra forward of the frame-shuffled clips, :class:`ShuffledForward`):
+  :class:`StaticPairDecorrelation` (settings :class:`DecorrelationConfig`) and
+  :class:`ShuffleUniformPenalty`; :func:`debias_loss_terms` builds them for ``StadynTrainer(loss_terms=...)``.
+- :class:`StillMixAugment`: a still frame of another training clip blended into each clip (label kept).
+- :func:`record_debias_config` / :func:`get_debias_config`: the settings in the checkpoint config.
 """
 
+from .config import DECORRELATION_FORMS, DecorrelationConfig
+from .losses import (
+    ShuffledForward,
+    ShuffledOutputs,
+    ShuffleUniformPenalty,
+    StaticPairDecorrelation,
+    debias_loss_terms,
+    decorrelation_penalty,
+    get_debias_config,
+    record_debias_config,
+    static_pair_score,
+)
 from .static_dropout import (
     PRE_CLASSIFIER,
     SELECTIONS,
@@ -23,6 +40,7 @@ from .static_dropout import (
     set_static_channels,
     static_dropout_from_config,
 )
+from .stillmix import StillMixAugment, StillMixDraw
 from .tracking import (
     BiasRecord,
     BiasTracker,
@@ -34,21 +52,34 @@ from .tracking import (
 )
 
 __all__ = [
+    "DECORRELATION_FORMS",
     "PRE_CLASSIFIER",
     "SELECTIONS",
     "BiasRecord",
     "BiasTracker",
     "BiasTrackingCallback",
+    "DecorrelationConfig",
     "ProbePairs",
+    "ShuffleUniformPenalty",
+    "ShuffledForward",
+    "ShuffledOutputs",
     "StaticDropout",
     "StaticDropoutCallback",
     "StaticDropoutConfig",
     "StaticDropoutHook",
+    "StaticPairDecorrelation",
+    "StillMixAugment",
+    "StillMixDraw",
     "apply_static_dropout",
+    "debias_loss_terms",
+    "decorrelation_penalty",
+    "get_debias_config",
     "get_static_dropout",
     "measure_bias",
+    "record_debias_config",
     "remove_static_dropout",
     "select_static_channels",
     "set_static_channels",
     "static_dropout_from_config",
+    "static_pair_score",
 ]

@@ -1,8 +1,10 @@
-"""StaticDropout settings and the choice of the static set (docs/method.md §6).
+"""Debiasing settings: StaticDropout, the choice of its static set, static-pair decorrelation.
 
-:class:`StaticDropoutConfig` holds every setting (stored in the model config, so in config.json);
-:func:`select_static_channels` picks the static channels of a layer from the estimator's per-channel
-scores (:class:`~hf_stadyn.metric.LayerBias`).
+:class:`StaticDropoutConfig` holds every StaticDropout setting (stored in the model config, so in
+config.json); :func:`select_static_channels` picks the static channels of a layer from the estimator's
+per-channel scores (:class:`~hf_stadyn.metric.LayerBias`) (docs/method.md §6).
+:class:`DecorrelationConfig` holds the settings of the static-pair decorrelation loss
+(:class:`~hf_stadyn.debias.StaticPairDecorrelation`, docs/debiasing.md).
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from hf_stadyn.metric import LayerBias
 
-__all__ = ["CONFIG_KEY", "PRE_CLASSIFIER", "SELECTIONS", "StaticDropoutConfig", "select_static_channels"]
+__all__ = [
+    "CONFIG_KEY",
+    "DEBIAS_CONFIG_KEY",
+    "DECORRELATION_FORMS",
+    "PRE_CLASSIFIER",
+    "SELECTIONS",
+    "DecorrelationConfig",
+    "StaticDropoutConfig",
+    "select_static_channels",
+]
 
 #: Name of the default layer: the pooled features right before ``model.classifier``.
 PRE_CLASSIFIER = "pre_classifier"
@@ -27,6 +38,10 @@ PRE_CLASSIFIER = "pre_classifier"
 SELECTIONS = ("top_k", "category", "random", "none")
 #: Key of the settings in ``model.config``.
 CONFIG_KEY = "static_dropout"
+#: Key of the other debiasing settings (decorrelation, shuffle-uniform, StillMix) in ``model.config``.
+DEBIAS_CONFIG_KEY = "debias"
+#: Forms of the static-pair decorrelation penalty (docs/debiasing.md).
+DECORRELATION_FORMS = ("cosine", "cosine_squared", "cross_cov")
 
 
 @dataclass
@@ -188,3 +203,66 @@ def select_static_channels(
         g = rng if rng is not None else np.random.default_rng(cfg.seed)
         chosen = g.choice(c, size=cfg.num_selected(c), replace=False)
     return np.sort(np.asarray(chosen, dtype=np.int64))
+
+
+@dataclass
+class DecorrelationConfig:
+    """Settings of the static-pair decorrelation loss (:class:`~hf_stadyn.debias.StaticPairDecorrelation`).
+
+    Each training clip is also forwarded with its frames shuffled (a static pair: same appearance,
+    broken motion, docs/method.md §1.1) and the penalty pushes the pooled features of the clip and of
+    its shuffled copy apart at ``layer``.
+
+    Attributes:
+        weight: lambda, the weight of the penalty in the training loss (> 0).
+        form: ``"cosine"``: mean over the batch of ``max(0, cos(z, z_shuffled))`` (clamped per clip, so
+            the copies are never pushed to anti-align); ``"cosine_squared"``: mean of ``cos^2`` (zero only
+            at orthogonal copies); ``"cross_cov"``: the estimator's static score s_S (docs/method.md §3) of
+            the batch's (clip, shuffled clip) pairs, differentiable, clamped at 0.
+        layer: ``"pre_classifier"`` (the pooled classifier input) or any probed block (``"block_3"``),
+            mean-pooled over its tokens as docs/method.md §2.
+        shuffled_grad: whether gradients flow through the shuffled branch (False: its features are
+            constants, so only the clip's own features move).
+        seed: seed of the frame permutations (one non-identity permutation per clip and step).
+    """
+
+    weight: float = 1.0
+    form: str = "cosine"
+    layer: str = PRE_CLASSIFIER
+    shuffled_grad: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the bad field; called on construction."""
+
+        def bad(msg: str) -> None:
+            raise ValueError(f"DecorrelationConfig: {msg}")
+
+        w = self.weight
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not (w > 0 and np.isfinite(w)):
+            bad(f"weight must be a positive number (lambda), got {w!r}")
+        self.weight = float(w)
+        if self.form not in DECORRELATION_FORMS:
+            bad(f"form must be one of {', '.join(DECORRELATION_FORMS)}, got {self.form!r}")
+        if not isinstance(self.layer, str) or not self.layer.strip():
+            bad(f"layer must be a layer name ({PRE_CLASSIFIER!r} or a block such as 'block_3'), got {self.layer!r}")
+        if not isinstance(self.shuffled_grad, (bool, np.bool_)):
+            bad(f"shuffled_grad must be True or False, got {self.shuffled_grad!r}")
+        self.shuffled_grad = bool(self.shuffled_grad)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            bad(f"seed must be a non-negative int, got {self.seed!r}")
+        self.seed = int(self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DecorrelationConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"DecorrelationConfig: unknown field(s) {unknown}; known: {sorted(names)}")
+        return cls(**dict(d))

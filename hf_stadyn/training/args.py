@@ -7,7 +7,8 @@ What is ours lives here, one place for help text and defaults (each field's ``me
 
 * :class:`DataArguments`: where the clips come from (StaDyn-Synth or videos) and the input size;
 * :class:`ModelArguments`: a new tiny model or a checkpoint to fine-tune;
-* :class:`StadynArguments`: StaticDropout, ordinary dropout, augmentation, bias tracking, overwrite.
+* :class:`StadynArguments`: StaticDropout, ordinary dropout, the static-pair losses (decorrelation,
+  shuffle-uniform), augmentation (stylize, StillMix), bias tracking, overwrite.
 
 Flag style: ``--snake_case`` like Trainer's, so one command line reads one way.
 :data:`CLASSIFICATION_DEFAULTS` are the TrainingArguments defaults of the task (Trainer's own
@@ -17,6 +18,7 @@ when fine-tuning a checkpoint (:func:`default_learning_rate`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,7 +115,7 @@ class ModelArguments:
 
 @dataclass
 class StadynArguments:
-    """StaticDropout, its controls and bias tracking (docs/method.md §6, §8)."""
+    """StaticDropout, its controls, the other debiasers and bias tracking (docs/method.md §6, §8; docs/debiasing.md)."""
 
     static_dropout: float | None = _f(
         None, "enable StaticDropout with drop probability P in [0, 1) per static channel and sample", metavar="P"
@@ -135,11 +137,39 @@ class StadynArguments:
     sd_refresh_until: int | None = _f(None, "last step of a refresh (default: half of training)")
     sd_probe_pairs: int = _f(256, "probe pairs per StaticDropout measurement")
     dropout: float = _f(0.0, "ordinary dropout at the classifier input (the same-rate control)")
-    augment: str | None = _f(
-        None, "stylize: restyle training clips with the pair styles (the stylization control)", choices=["stylize"]
+    decorrelate: float | None = _f(
+        None,
+        "static-pair decorrelation with weight LAMBDA: each training clip is also forwarded with its frames "
+        "shuffled and the features of the two copies are pushed apart (docs/debiasing.md)",
+        metavar="LAMBDA",
     )
-    augment_p: float = _f(1.0, "share of training clips restyled by --augment")
-    augment_styles: str | None = _f(None, "comma-separated style names for --augment (default: the pair styles)")
+    decorrelate_form: str = _f(
+        "cosine",
+        "decorrelation penalty: cosine (mean cosine of the two copies, clamped at 0), cosine_squared, or "
+        "cross_cov (the estimator's static score s_S of the (clip, shuffled) pairs, clamped at 0)",
+        choices=["cosine", "cosine_squared", "cross_cov"],
+    )
+    decorrelate_layer: str = _f("pre_classifier", "decorrelation layer: pre_classifier or a block, e.g. block_3")
+    decorrelate_shuffled_grad: bool = _f(
+        True, "whether gradients flow through the shuffled copy (false: its features are constants)"
+    )
+    shuffle_uniform: float = _f(
+        0.0,
+        "weight LAMBDA of the shuffle-uniform penalty (cross-entropy of the shuffled clip's prediction to the "
+        "uniform distribution); shares the shuffled forward with --decorrelate",
+        metavar="LAMBDA",
+    )
+    augment: str | None = _f(
+        None,
+        "stylize: restyle training clips with the pair styles (the stylization control); stillmix: blend a still "
+        "frame of another training clip into each clip, label kept",
+        choices=["stylize", "stillmix"],
+    )
+    augment_p: float = _f(1.0, "share of training clips changed by --augment")
+    augment_styles: str | None = _f(
+        None, "comma-separated style names for --augment stylize (default: the pair styles)"
+    )
+    stillmix_max: float = _f(0.5, "--augment stillmix: the still frame's weight is drawn from U(0, stillmix_max)")
     track_bias: bool = _f(True, "measure the static/dynamic bias on fixed probe pairs during training")
     track_every: int | None = _f(None, "optimizer steps between bias measurements (default: each epoch)")
     probe_pairs: int = _f(256, "probe pairs for bias tracking")
@@ -148,6 +178,7 @@ class StadynArguments:
     )
     overwrite: bool = _f(False, "replace a run already in --output_dir (its checkpoints and model)")
     static_dropout_settings: Any = field(default=None, init=False, repr=False, metadata={"help": "internal"})
+    decorrelation_settings: Any = field(default=None, init=False, repr=False, metadata={"help": "internal"})
 
     def __post_init__(self) -> None:
         self.validate()
@@ -164,6 +195,19 @@ class StadynArguments:
         rate("sd_p_other", self.sd_p_other)
         if not 0.0 <= self.augment_p <= 1.0:
             raise ValueError(f"--augment_p must be in [0, 1], got {self.augment_p}.")
+        if self.decorrelate is not None and not (float(self.decorrelate) > 0 and math.isfinite(self.decorrelate)):
+            raise ValueError(f"--decorrelate must be a positive weight LAMBDA, got {self.decorrelate}.")
+        if self.decorrelate is None and (
+            self.decorrelate_form != "cosine" or self.decorrelate_layer != "pre_classifier"
+            or not self.decorrelate_shuffled_grad
+        ):  # fmt: skip
+            raise ValueError("--decorrelate_* options need --decorrelate LAMBDA to enable the decorrelation.")
+        if not (float(self.shuffle_uniform) >= 0 and math.isfinite(self.shuffle_uniform)):
+            raise ValueError(f"--shuffle_uniform must be a weight >= 0, got {self.shuffle_uniform}.")
+        if not 0.0 < float(self.stillmix_max) <= 1.0:
+            raise ValueError(f"--stillmix_max must be in (0, 1], got {self.stillmix_max}.")
+        if self.stillmix_max != 0.5 and self.augment != "stillmix":
+            raise ValueError("--stillmix_max needs --augment stillmix.")
         for name in ("sd_refresh_every", "track_every"):
             v = getattr(self, name)
             if v is not None and v < 0:
@@ -195,6 +239,19 @@ class StadynArguments:
             p=self.static_dropout, layer=self.sd_layer, selection=self.sd_selection, top_k_fraction=self.sd_fraction,
             num_static=self.sd_num_static, threshold=self.sd_threshold, p_other=self.sd_p_other,
             num_probe_pairs=self.sd_probe_pairs, seed=seed,
+        )  # fmt: skip
+
+    def decorrelation_config(self, seed: int = 0) -> Any:
+        """The :class:`~hf_stadyn.debias.DecorrelationConfig` these options ask for (None = off)."""
+        if self.decorrelation_settings is not None:
+            return self.decorrelation_settings
+        if self.decorrelate is None:
+            return None
+        from hf_stadyn.debias import DecorrelationConfig
+
+        return DecorrelationConfig(
+            weight=float(self.decorrelate), form=self.decorrelate_form, layer=self.decorrelate_layer,
+            shuffled_grad=bool(self.decorrelate_shuffled_grad), seed=seed,
         )  # fmt: skip
 
     def augment_style_list(self) -> list[str] | None:

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["AugmentedDataset", "StylizeAugment"]
+from hf_stadyn.debias.stillmix import StillMixAugment
+
+__all__ = ["AugmentedDataset", "StillMixAugment", "StylizeAugment"]
 
 
 @dataclass
@@ -68,14 +70,19 @@ class StylizeAugment:
 class AugmentedDataset(torch.utils.data.Dataset):
     """A clip dataset whose ``"frames"`` are passed through ``augment(frames, index, epoch)``.
 
+    ``augment`` is a :class:`StylizeAugment`, a :class:`~hf_stadyn.debias.StillMixAugment` (bound to
+    ``dataset`` as its source of still frames) or any ``augment(frames, index, epoch) -> frames``.
     Call :meth:`set_epoch` at the start of each epoch (the training loop does). Other item fields
     pass unchanged.
     """
 
-    def __init__(self, dataset: Any, augment: StylizeAugment, epoch: int = 0) -> None:
+    def __init__(self, dataset: Any, augment: Any, epoch: int = 0) -> None:
         self.dataset = dataset
         self.augment = augment
         self.epoch = int(epoch)
+        bind = getattr(augment, "bind", None)  # StillMixAugment: the wrapped clips give the still frames
+        if callable(bind):
+            bind(dataset)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)

@@ -7,8 +7,9 @@ here for one release beside the Trainer-based runner, so that existing callers k
 :class:`~hf_stadyn.training.trainer.StadynTrainer` (``transformers.Trainer``) and Trainer's own
 ``TrainingArguments``; :class:`~hf_stadyn.training.args.StadynArguments` holds what is ours:
 
-* regularisers: ordinary dropout at the classifier input, StaticDropout (docs/method.md §6) and
-  stylization augmentation;
+* regularisers: ordinary dropout at the classifier input, StaticDropout (docs/method.md §6),
+  stylization augmentation, and the debiasers of docs/debiasing.md (static-pair decorrelation, the
+  shuffle-uniform penalty, StillMix), recorded in the checkpoint config (``stadyn["debias"]``);
 * bias tracking: the estimator on fixed probe pairs on a schedule (docs/method.md §8), logged through
   Trainer (``log_history``, every ``report_to`` tracker), ``bias_history.jsonl`` and a figure; the same
   measurement refreshes StaticDropout; the history is saved with every checkpoint;
@@ -43,7 +44,17 @@ import torch
 from torch import nn
 
 from hf_stadyn._io import atomic_write_json, atomic_write_text
-from hf_stadyn.debias import BiasTracker, ProbePairs, StaticDropoutConfig, apply_static_dropout, get_static_dropout
+from hf_stadyn.debias import (
+    BiasTracker,
+    DecorrelationConfig,
+    ProbePairs,
+    StaticDropoutConfig,
+    StillMixAugment,
+    apply_static_dropout,
+    debias_loss_terms,
+    get_static_dropout,
+    record_debias_config,
+)
 
 from .augment import AugmentedDataset, StylizeAugment
 from .data import (
@@ -78,7 +89,7 @@ MODEL_DIR = "model"
 METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
 ARCHITECTURES = ("videomae", "timesformer")
-AUGMENTS = ("stylize",)
+AUGMENTS = ("stylize", "stillmix")
 
 
 # ====================================================================== configuration
@@ -100,8 +111,14 @@ class ClassificationTrainingConfig:
         static_dropout: StaticDropout settings (None = off). Its ``refresh_every`` / ``refresh_until``
             are optimizer steps; ``None`` here means once per epoch / until half of training.
         sd_refresh_every, sd_refresh_until: see above (None = per epoch / half of the steps).
-        augment: ``"stylize"`` restyles training clips (the stylization control); ``augment_p`` and
-            ``augment_styles`` tune it.
+        augment: ``"stylize"`` restyles training clips (the stylization control; ``augment_styles``
+            tunes it); ``"stillmix"`` blends a still frame of another training clip into each clip, with
+            weight ``l ~ U(0, stillmix_max)``, label kept (:class:`~hf_stadyn.debias.StillMixAugment`);
+            ``augment_p`` is the share of clips changed.
+        decorrelation: static-pair decorrelation (:class:`~hf_stadyn.debias.DecorrelationConfig` or
+            its dict; None = off): the features of each clip and its frame-shuffled copy pushed apart.
+        shuffle_uniform: weight of the shuffle-uniform penalty (0 = off); shares the decorrelation's
+            extra forward (docs/debiasing.md).
         track_bias: measure the bias on fixed probe pairs during training (on by default, also
             without StaticDropout); ``track_every`` optimizer steps (None = each epoch) with
             ``probe_pairs`` pairs made from the first training clips.
@@ -140,6 +157,9 @@ class ClassificationTrainingConfig:
     augment: str | None = None
     augment_p: float = 1.0
     augment_styles: list[str] | None = None
+    stillmix_max: float = 0.5
+    decorrelation: DecorrelationConfig | None = None
+    shuffle_uniform: float = 0.0
     track_bias: bool = True
     track_every: int | None = None
     probe_pairs: int = 256
@@ -154,6 +174,8 @@ class ClassificationTrainingConfig:
     def __post_init__(self) -> None:
         if isinstance(self.static_dropout, Mapping):
             self.static_dropout = StaticDropoutConfig.from_dict(self.static_dropout)
+        if isinstance(self.decorrelation, Mapping):
+            self.decorrelation = DecorrelationConfig.from_dict(self.decorrelation)
         self.validate()
 
     def validate(self) -> None:
@@ -216,6 +238,16 @@ class ClassificationTrainingConfig:
             bad(f"augment must be None or one of {AUGMENTS}, got {self.augment!r}")
         if not (0.0 <= self.augment_p <= 1.0):
             bad(f"augment_p must be in [0, 1], got {self.augment_p!r}")
+        sm = self.stillmix_max
+        if isinstance(sm, bool) or not isinstance(sm, (int, float)) or not (0.0 < sm <= 1.0):
+            bad(f"stillmix_max must be in (0, 1], got {sm!r}")
+        if sm != 0.5 and self.augment != "stillmix":
+            bad("stillmix_max needs augment='stillmix'")
+        if self.decorrelation is not None and not isinstance(self.decorrelation, DecorrelationConfig):
+            bad("decorrelation must be a DecorrelationConfig, a dict of its fields or None")
+        su = self.shuffle_uniform
+        if isinstance(su, bool) or not isinstance(su, (int, float)) or not (su >= 0 and math.isfinite(su)):
+            bad(f"shuffle_uniform must be a weight >= 0, got {su!r}")
         if self.probe_pairs < 4:
             bad(f"probe_pairs must be >= 4, got {self.probe_pairs}")
         if self.static_dropout is not None and not isinstance(self.static_dropout, StaticDropoutConfig):
@@ -266,9 +298,16 @@ class ClassificationTrainingConfig:
             sd_refresh_until=self.sd_refresh_until, augment=self.augment, augment_p=self.augment_p,
             augment_styles=",".join(self.augment_styles) if self.augment_styles else None,
             track_bias=self.track_bias, track_every=self.track_every, probe_pairs=self.probe_pairs,
-            stop_after_steps=self.stop_after_steps, overwrite=self.overwrite,
+            stop_after_steps=self.stop_after_steps, overwrite=self.overwrite, stillmix_max=self.stillmix_max,
+            shuffle_uniform=float(self.shuffle_uniform),
         )  # fmt: skip
         opts.static_dropout_settings = sd  # every field of the given StaticDropoutConfig, not only the CLI's
+        dc = self.decorrelation
+        if dc is not None:  # validated once more as command-line options; the config itself (seed included) wins
+            opts.decorrelate, opts.decorrelate_form, opts.decorrelate_layer = dc.weight, dc.form, dc.layer
+            opts.decorrelate_shuffled_grad = dc.shuffled_grad
+            opts.validate()
+        opts.decorrelation_settings = dc
         return opts
 
 
@@ -615,6 +654,15 @@ def run_classification(
     if opts.augment == "stylize":
         styles = opts.augment_style_list()
         train_ds = AugmentedDataset(train_dataset, StylizeAugment(styles, p=opts.augment_p, seed=training_args.seed))
+    elif opts.augment == "stillmix":
+        mix = StillMixAugment(max_mix=float(opts.stillmix_max), p=opts.augment_p, seed=training_args.seed)
+        train_ds = AugmentedDataset(train_dataset, mix)
+
+    # ---- static-pair losses (one shared extra forward) and the settings in the checkpoint config
+    dec_cfg = _decorrelation_of(opts, training_args.seed)
+    shuffle_uniform = float(getattr(opts, "shuffle_uniform", 0.0) or 0.0)
+    debias_terms = debias_loss_terms(dec_cfg, shuffle_uniform, seed=training_args.seed)
+    record_debias_config(model, debias_settings(opts, dec_cfg, training_args.seed))
 
     # ---- bias tracking on fixed probe pairs (also refreshes StaticDropout)
     tracker: BiasTracker | None = None
@@ -628,7 +676,7 @@ def run_classification(
     trainer = StadynTrainer(
         model=model, args=training_args, train_dataset=train_ds, eval_dataset=eval_datasets or None,
         bias_tracker=tracker, stop_after_steps=opts.stop_after_steps, callbacks=list(callbacks or []) or None,
-        loss_terms=loss_terms,
+        loss_terms=[*debias_terms, *(loss_terms or [])],
     )  # fmt: skip
     t_train = time.perf_counter()
     with _hf_progress_bars(not training_args.disable_tqdm):  # the checkpoints' "Writing model shards" bars too
@@ -670,6 +718,32 @@ def run_classification(
             "training_args": training_args.to_dict(), "options": dataclasses.asdict(opts), **result.to_dict(),
         })  # fmt: skip
     return result
+
+
+def _decorrelation_of(opts: Any, seed: int) -> DecorrelationConfig | None:
+    fn = getattr(opts, "decorrelation_config", None)
+    return fn(seed=seed) if callable(fn) else None
+
+
+def debias_settings(opts: Any, decorrelation: DecorrelationConfig | None, seed: int) -> dict[str, Any] | None:
+    """The debiasing settings recorded in the checkpoint config (``config.stadyn["debias"]``), or None.
+
+    ``{"decorrelation": {...} | None, "shuffle_uniform": w, "augment": name | None, "augment_p": p,
+    "stillmix_max": m (StillMix only), "seed": seed}``; StaticDropout records its own entry.
+    """
+    su = float(getattr(opts, "shuffle_uniform", 0.0) or 0.0)
+    augment = getattr(opts, "augment", None)
+    if decorrelation is None and su == 0 and augment is None:
+        return None
+    out: dict[str, Any] = {
+        "decorrelation": decorrelation.to_dict() if decorrelation is not None else None,
+        "shuffle_uniform": su, "augment": augment, "augment_p": float(opts.augment_p), "seed": int(seed),
+    }  # fmt: skip
+    if augment == "stillmix":
+        out["stillmix_max"] = float(opts.stillmix_max)
+    if augment == "stylize":
+        out["augment_styles"] = opts.augment_style_list()
+    return out
 
 
 def train_classification(

@@ -14,6 +14,9 @@ What it adds to ``Trainer`` (everything else, TrainingArguments included, is Tra
 * extra loss terms: ``loss_terms=[term, ...]``, each a callable ``term(model, inputs, outputs) ->
   scalar tensor`` added to the model's loss during training (documented hook for debiasing
   methods; a term's ``name`` attribute, if any, names its mean in the logs as ``loss_<name>``).
+  A term with a ``prepare(model, inputs, step)`` method has it called before the main forward of
+  each training batch (the static-pair losses of :mod:`hf_stadyn.debias.losses` arm their feature
+  hooks there, so they read the clip's features from Trainer's own forward).
 
 Example::
 
@@ -140,6 +143,10 @@ class StadynTrainer(Trainer):
         if not self.loss_terms or not model.training:
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)  # fmt: skip
+        for term in self.loss_terms:  # terms that read the main forward's features arm their hooks here
+            prepare = getattr(term, "prepare", None)
+            if callable(prepare):
+                prepare(model, inputs, int(self.state.global_step))
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         for i, term in enumerate(self.loss_terms):
             value = term(model, inputs, outputs)
