@@ -27,6 +27,7 @@ __all__ = [
     "STATIC",
     "Pair",
     "TwoStreamPair",
+    "draw_pair",
     "make_pair",
     "make_two_stream_pair",
     "parse_factor",
@@ -167,6 +168,32 @@ def _pick_styles(styles: Sequence[StyleLike] | None, factor: int, rng: np.random
         )
     i, j = rng.choice(len(resolved), size=2, replace=False)
     return resolved[int(i)], resolved[int(j)]
+
+
+def draw_pair(
+    num_frames: int, factor: int | str, rng: np.random.Generator, styles: Sequence[StyleLike] | None = None
+) -> tuple[Any, Any, Any, Any, np.ndarray | None]:
+    """Every random choice of :func:`make_pair` for a single clip of ``num_frames`` frames, without rendering.
+
+    The draws come from ``rng`` in :func:`make_pair`'s order (styles, style A's parameters, then the
+    permutation of a static pair or style B's parameters of a dynamic one), so rendering them (on the CPU
+    with ``style.apply`` or on a device with :func:`hf_stadyn.pairs.torch_ops.stylize_batch`) gives
+    :func:`make_pair`'s pair.
+
+    Returns:
+        ``(style_a, style_b, params_a, params_b, permutation)``: stylizer objects, their parameters
+        (``params_b`` None for a static pair, whose member B is member A reordered) and the ``(T,)`` int64
+        frame order of a static pair's member B (None for a dynamic pair).
+    """
+    factor = parse_factor(factor)
+    if int(num_frames) < 2 and factor == STATIC:
+        raise ValueError(f"shuffling needs at least 2 frames, got {num_frames}; sample more frames (num_frames >= 2)")
+    style_a, style_b = _pick_styles(styles, factor, rng)
+    params_a = style_a.sample_params(rng)
+    if factor == STATIC:
+        perm = _non_identity_permutation(int(num_frames), rng).astype(np.int64)
+        return style_a, style_a, params_a, None, perm
+    return style_a, style_b, params_a, style_b.sample_params(rng), None
 
 
 def make_pair(

@@ -22,6 +22,7 @@ Videos are read through :class:`hf_stadyn.video.sources.VideoCollection`, so the
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -37,8 +38,9 @@ from ..video.flow import FLOW_METHODS, flow_images
 from ..video.info import read_video_info
 from ..video.sampling import DEFAULT_WINDOW, fit_window, resize_and_crop, sample_indices
 from ..video.sources import VIDEO_EXTENSIONS, VideoCollection, list_videos
-from .core import DYNAMIC, STATIC, make_pair, make_two_stream_pair
-from .styles import StyleLike, resolve_styles
+from .cache import DecodedVideoCache
+from .core import DYNAMIC, STATIC, draw_pair, make_pair, make_two_stream_pair
+from .styles import StyleLike, _style_name, resolve_styles
 
 __all__ = ["VIDEO_EXTENSIONS", "PairDataset", "TwoStreamPairDataset", "list_videos"]
 
@@ -108,10 +110,21 @@ class PairDataset(torch.utils.data.Dataset):
             one-frame videos and corrupt files fail). By default every bad video is refused at once in one
             ``ValueError`` (:class:`~hf_stadyn.video.BadVideosError`); ``True`` skips them (one warning) and
             lists them in :attr:`skipped_videos`. Clips of a callable source are checked when made.
+        decode_cache_mb: MiB of whole decoded videos each process (or DataLoader worker) keeps for the pairs
+            that share a video (:class:`~hf_stadyn.pairs.cache.DecodedVideoCache`; video files only, not
+            with ``loop=True``; 0 = off). The frames are the same as reading each window from the file, so
+            the pairs, and every number made from them, do not change.
+        render_on: ``"cpu"`` (default): items hold the rendered pair. ``"device"``: items hold the sampled
+            clip (``clip``) and the drawn style parameters (``params_a``, ``params_b``) instead of
+            ``clip_a``/``clip_b``, and :meth:`render_batch` renders a collated batch on the model's device
+            with batched torch ops (:mod:`hf_stadyn.pairs.torch_ops`: equal to the CPU path within 1 grey
+            level, most styles exactly). Single-pathway clips only.
 
     Attributes:
         skipped_videos: ``[{"path": name, "reason": reason}]`` of the videos left out by
             ``skip_bad_videos`` (empty otherwise); ``videos`` holds the rest.
+        decode_cache: the process's :class:`~hf_stadyn.pairs.cache.DecodedVideoCache` (``stats`` counts
+            whole decodes, cache hits and window reads; in the process that reads the items).
 
     Items are dicts: ``clip_a``, ``clip_b`` (``torch.uint8`` ``(T, H, W, 3)``, or lists for pathways),
     ``factor`` (0 = dynamic, 1 = static), ``index``, ``video`` (str), ``video_index`` (int: the source
@@ -137,8 +150,16 @@ class PairDataset(torch.utils.data.Dataset):
         loop: bool = False,
         default_window: int | None = None,
         skip_bad_videos: bool = False,
+        decode_cache_mb: float = 256.0,
+        render_on: str = "cpu",
     ) -> None:
         _check_common(seed, static_fraction)
+        if render_on not in ("cpu", "device"):
+            raise ValueError(f"render_on must be 'cpu' or 'device', got {render_on!r}")
+        if render_on == "device" and pathways is not None:
+            raise ValueError("render_on='device' renders single-pathway clips; use render_on='cpu' with pathways")
+        self.render_on = render_on
+        self.decode_cache = DecodedVideoCache(decode_cache_mb)
         if pathways is not None:
             pathways = tuple(int(p) for p in pathways)
             if not pathways or min(pathways) < 2:
@@ -220,9 +241,88 @@ class PairDataset(torch.utils.data.Dataset):
             if self.size is not None:
                 clip = resize_and_crop(clip, self.size)
             return clip, int(idx[0]), name
+        cached = self._cached_clip(j, source, name, rng) if not self.loop else None
+        if cached is not None:
+            frames, start, n = cached
+            self._note_window(name, n)
+            return frames, start, name
+        self.decode_cache.stats["window_reads"] += 1
         got = read_clip(source, t, window=self.window, rng=rng, size=self.size, name=name)
         self._note_window(name, got.num_source_frames)
         return got.frames, got.start, name
+
+    def _uses_here(self, j: int) -> float:
+        """Pairs expected to read video ``j`` in this process (a DataLoader worker gets 1/workers of them)."""
+        uses = len(range(j, self.num_pairs, self.videos.count))
+        info = torch.utils.data.get_worker_info()
+        return uses / (info.num_workers if info is not None else 1)
+
+    def _cached_clip(
+        self, j: int, source: Any, name: str, rng: np.random.Generator
+    ) -> tuple[np.ndarray, int, int] | None:
+        """The clip of video ``j`` sampled from its whole decode (decoded and kept on first use when that
+        pays, :class:`DecodedVideoCache`), its window start and the frame count it was sampled from; None to
+        read the file.
+
+        The same frames as :func:`read_clip`: indices are drawn from the announced frame count and, when
+        the video turns out shorter than announced, drawn again from the same generator state with the
+        true count, as :func:`read_clip` does."""
+        cache = self.decode_cache
+        if not cache.enabled or cache.declined(j):
+            return None
+        kept = cache.get(j)
+        if kept is None:
+            info = read_video_info(source, name=name)
+            side = self.size
+            frame_bytes = 3 * (side * side if side is not None else info.width * info.height)
+            if not cache.worth_keeping(j, info.num_frames, frame_bytes, self._uses_here(j), self.window):
+                return None
+            try:
+                whole = read_clip(source, None, size=self.size, name=name).frames
+            except ValueError:  # e.g. corrupt after the first frames: windows may still read; let read_clip say
+                cache.decline(j)
+                return None
+            cache.put(j, whole, info.num_frames)
+            kept = (whole, info.num_frames)
+        frames, announced = kept
+        state = copy.deepcopy(rng.bit_generator.state)
+        n = announced
+        idx = sample_indices(n, self.num_frames, self.window, rng)
+        if int(idx.max()) >= frames.shape[0]:  # shorter than announced: read_clip resamples from the true count
+            rng.bit_generator.state = state
+            n = frames.shape[0]
+            idx = sample_indices(n, self.num_frames, self.window, rng)
+        return frames[idx], int(idx[0]), n
+
+    def _deferred_item(
+        self, clip: np.ndarray, factor: int, rng: np.random.Generator, i: int, name: str, j: int, start: int
+    ) -> dict[str, Any]:
+        """Item of ``render_on="device"``: the clip and every draw of :func:`make_pair`, not rendered."""
+        style_a, style_b, params_a, params_b, perm = draw_pair(clip.shape[0], factor, rng, self.styles)
+        return {
+            "clip": torch.from_numpy(np.ascontiguousarray(clip)),
+            "factor": factor,
+            "index": i,
+            "video": name,
+            "video_index": j,
+            "style_a": _style_name(style_a),
+            "style_b": _style_name(style_b),
+            "start": start,
+            "permutation": torch.from_numpy(perm) if perm is not None else torch.arange(clip.shape[0]),
+            "params_a": params_a,
+            "params_b": params_b,
+        }
+
+    def render_batch(self, batch: dict[str, Any], device: Any = None) -> dict[str, Any]:
+        """Render a collated batch of ``render_on="device"`` items on ``device`` (batched torch ops,
+        :func:`hf_stadyn.pairs.torch_ops.render_pairs`): ``clip_a``/``clip_b`` ``(B, T, H, W, 3)`` uint8 on
+        ``device`` replace ``clip`` and the style parameters. A batch that already holds ``clip_a`` (the
+        default ``render_on="cpu"``) is returned unchanged."""
+        if "clip_a" in batch or "clip" not in batch:
+            return batch
+        from .torch_ops import render_pairs
+
+        return render_pairs(batch, self.styles, device)
 
     def fitted_window(self, num_source_frames: int) -> tuple[int, bool]:
         """``(window, looped)`` this dataset reads a video of ``num_source_frames`` frames with."""
@@ -281,6 +381,8 @@ class PairDataset(torch.utils.data.Dataset):
         if self.pathways is not None:
             t = one_clip.shape[0]
             clip = [one_clip[(np.arange(p) * t) // p] for p in self.pathways]
+        if self.render_on == "device":
+            return self._deferred_item(one_clip, factor, rng, i, name, j, start)
         pair = make_pair(clip, factor, rng, self.styles)
         if pair.permutation is None:
             perm: Any = (
