@@ -20,7 +20,7 @@ from pathlib import Path
 __all__ = ["build_parser", "main"]
 
 # Subcommand modules, in help order. A module that cannot be imported is reported, not hidden.
-_COMMANDS = ("probe", "compare", "synth", "train", "card", "register_metric")
+_COMMANDS = ("probe", "compare", "synth", "train", "card", "publish", "register_metric")
 
 
 class _Parser(argparse.ArgumentParser):
