@@ -162,7 +162,9 @@ def _layer_spec(model: nn.Module, layer: str) -> Any:
         block = _resolve_block(model, layer)
     except ValueError:
         known = ", ".join(specs) if specs else f"{PRE_CLASSIFIER!r} or a block such as 'block_3'"
-        raise ValueError(f"layer {layer!r} is not a layer of {type(model).__name__}; use one of: {known}.") from None
+        raise ValueError(
+            f"decorrelation layer {layer!r} is not a layer of {type(model).__name__}; use one of: {known}."
+        ) from None
     name = next(n for n, m in model.named_modules() if m is block)
     return LayerSpec(module=name, layout="tokens")
 
@@ -376,6 +378,10 @@ class StaticPairDecorrelation:
         self.config = config
         self.forward = forward if forward is not None else ShuffledForward(seed=config.seed)
         self.forward.require(config.layer, grad=config.shuffled_grad)
+
+    def check(self, model: nn.Module) -> None:
+        """Raise ``ValueError`` (one line, naming the known layers) if ``model`` has no layer ``config.layer``."""
+        _layer_spec(_unwrap(model), self.config.layer)
 
     def prepare(self, model: nn.Module, inputs: Mapping[str, Any], step: int | None = None) -> None:
         self.forward.prepare(model, inputs, step)

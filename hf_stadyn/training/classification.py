@@ -662,6 +662,10 @@ def run_classification(
     dec_cfg = _decorrelation_of(opts, training_args.seed)
     shuffle_uniform = float(getattr(opts, "shuffle_uniform", 0.0) or 0.0)
     debias_terms = debias_loss_terms(dec_cfg, shuffle_uniform, seed=training_args.seed)
+    for term in debias_terms:  # a bad layer name fails here, before any training
+        check = getattr(term, "check", None)
+        if callable(check):
+            check(model)
     record_debias_config(model, debias_settings(opts, dec_cfg, training_args.seed))
 
     # ---- bias tracking on fixed probe pairs (also refreshes StaticDropout)
