@@ -57,11 +57,12 @@ COMMANDS: dict[str, list[str]] = {
     # no --out: the smoke run must pick a temporary folder itself and leave docs/ground_truth.json alone
     "ground_truth_validation": ["scripts/ground_truth_validation.py", "--smoke"],
     "staticdropout_study": ["scripts/staticdropout_study.py", "--smoke", "--out", "{out}"],
+    "vis_ground_truth": ["scripts/vis_ground_truth.py", "--smoke", "--out", "{out}"],
 }
 # the slowest first, so that two workers finish together
 ORDER = ["staticdropout_study", "ground_truth_validation", "bench_probing", "avos_study", "train_default_model",
          "avos_real_video", "bench_metric", "bench_staticdropout", "bench_synth_learn", "bench_report",
-         "bench_synth", "bench_pairs"]  # fmt: skip
+         "bench_synth", "bench_pairs", "vis_ground_truth"]  # fmt: skip
 assert sorted(ORDER) == sorted(COMMANDS)
 RECORDED = [ROOT / "docs" / "ground_truth.json", ROOT / "docs" / "ground_truth.md"]
 
@@ -256,6 +257,19 @@ def check_staticdropout_study(r: Run) -> None:
     table = (r.out / "table.md").read_text()
     assert "| StaticDropout |" in table and "| reference: plain fine-tuning without shortcut |" in table
     assert (r.out / "runs" / "static_dropout_s0" / "run.json").is_file()
+
+
+def check_vis_ground_truth(r: Run) -> None:
+    d = _json(r.out / "results.json")
+    assert d["settings"]["smoke"] is True and len(d["history"]) == 1
+    for model in ("init", "trained"):
+        for clips in ("moving", "frozen"):
+            e = d["eval"][model][clips]
+            assert e["num_camouflaged"] + e["num_visible"] == e["num_instances"] > 0
+            assert all(0 <= e[k] <= 1 for k in ("AP", "AP50", "J", "recall50")), e
+    assert set(d["probe"]["trained"]) == set(d["probe"]["init"]) >= {"embeddings", "block_0", "block_3", "queries"}
+    assert "| trained | frozen |" in (r.out / "vis_ground_truth.md").read_text()
+    assert (r.out / "model" / "model.safetensors").is_file() and (r.out / "init" / "config.json").is_file()
 
 
 CHECKS: dict[str, Callable[[Run], None]] = {name: globals()[f"check_{name}"] for name in COMMANDS}
