@@ -5,6 +5,10 @@ Example::
     stadyn card runs/probe --output_dir cards/my-model --base_model org/base --license apache-2.0
     stadyn card runs/probe/report.json --push_to_hub --hub_model_id me/my-model
 
+``--push_to_hub`` never replaces the repo's README.md: our card is merged into it (the user's text
+survives, our block between hf-stadyn markers is updated) and only changed files are uploaded
+(:func:`hf_stadyn.hub.publish_folder`, the engine of ``stadyn publish``).
+
 Options follow the ``stadyn`` convention (``--snake_case``, ``--output_dir``, Trainer's ``--push_to_hub``,
 ``--hub_model_id``, ``--hub_token``, ``--hub_private_repo``); the previous release's names (``--out``,
 ``--base-model``, ``--model-name``, ``--scatter-layer``, ``--push REPO_ID``, ``--token``, ``--private``)
@@ -17,9 +21,6 @@ and :func:`hf_stadyn.hub.push_report`.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
-import os
 from pathlib import Path
 
 from hf_stadyn.cli._types import DeprecatedFlag, DeprecatedSwitch
@@ -47,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Write a model-card folder (README.md with the bias tables and model-index results, "
             "bias_report.json and the PNG figures) from a bias report written by `stadyn probe` or "
-            "BiasReport.save, and optionally upload it to a Hub model repo. Give --output_dir, "
+            "BiasReport.save, and optionally upload it to a Hub model repo (an existing README.md there is merged, "
+            "not replaced: its text survives, our block is updated). Give --output_dir, "
             "--push_to_hub --hub_model_id, or both. The report is checked (layers present, no NaN) and the "
             "folder checked writable before anything is written; the card is written in full or not at all. "
             "Old option names (--out, --base-model, --model-name, --scatter-layer, --push, --token, "
@@ -78,7 +80,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="draw the rho_S vs rho_D scatter for this layer (repeatable; default: the last layer)",
     )
-    p.add_argument("--license", metavar="ID", default=None, help="license of the model, e.g. apache-2.0")
+    p.add_argument(
+        "--license", metavar="ID", default=None, help="license of the model (default: apache-2.0, the license of "
+        "hf-stadyn's own checkpoints; give your model's)"
+    )  # fmt: skip
     p.add_argument("--push_to_hub", action="store_true", help="upload the card folder to the model repo --hub_model_id")
     p.add_argument(
         "--hub_model_id", metavar="REPO_ID", default=None, help="model repo to upload to, 'namespace/name' "
@@ -157,6 +162,7 @@ def _run(args: argparse.Namespace) -> int:
         "model_name": args.model_name,
         "layer": args.layer,
         "license": args.license,
+        "repo_id": args.hub_model_id if args.push_to_hub else None,
     }
     if args.output_dir is not None:
         try:
@@ -175,38 +181,15 @@ def _run(args: argparse.Namespace) -> int:
 
 def _push(report, args: argparse.Namespace, card_kwargs: dict):
     from hf_stadyn.hub import push_report
+    from hf_stadyn.hub.publish import hub_errors
 
-    try:
-        from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-    except ImportError:  # pragma: no cover - older huggingface_hub
-        from huggingface_hub.utils import HfHubHTTPError, OfflineModeIsEnabled  # type: ignore[no-redef]
-
-    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
-    network_errors: tuple[type[BaseException], ...] = (OSError,)
-    for mod in ("httpx2", "httpx"):  # huggingface_hub 2.x talks httpx2; 1.x httpx
-        with contextlib.suppress(ImportError, AttributeError):
-            network_errors += (importlib.import_module(mod).TransportError,)
-    try:
+    with hub_errors(args.hub_model_id):
         return push_report(
             args.hub_model_id,
             report,
             token=args.hub_token,
             private=True if args.hub_private_repo else None,
             scatter_layers=args.scatter_layers,
-            **card_kwargs,
+            card_repo_id=card_kwargs.get("repo_id"),
+            **{k: v for k, v in card_kwargs.items() if k != "repo_id"},
         )
-    except OfflineModeIsEnabled:
-        raise ValueError("cannot push: HF_HUB_OFFLINE is set; unset it (and check HF_ENDPOINT) to upload.") from None
-    except HfHubHTTPError as e:
-        status = getattr(getattr(e, "response", None), "status_code", None)
-        hint = {
-            401: "the token is missing or invalid: pass --hub_token or set HF_TOKEN (a write token)",
-            403: "the token may not write to this repo: use a write token of an account that owns it",
-            404: "the repo or namespace was not found: check the repo id",
-        }.get(int(status or 0), "check the repo id, the token and HF_ENDPOINT")
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ValueError(f"pushing to {args.hub_model_id} at {endpoint} failed ({first}); {hint}.") from None
-    except network_errors as e:  # connection refused, DNS failure, timeouts
-        raise ValueError(
-            f"cannot reach the Hub at {endpoint} to push {args.hub_model_id} ({e}); check the network and HF_ENDPOINT."
-        ) from None

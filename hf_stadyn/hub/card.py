@@ -4,6 +4,13 @@ The ``model-index`` results are written with ``huggingface_hub.EvalResult`` and
 ``task_type="video-classification"`` (``evaluate.push_to_hub`` rejects video tasks), one result per
 reported quantity of one layer (by default the last probed layer). The headline is the continuous share
 100 * pi_F with its interval (docs/method.md §3, §5); the paper's floored dims % follows it, labelled.
+Task accuracies (e.g. the trap's aligned and conflicting clips) come first when given.
+
+Cards are Hub-complete (docs/hub.md): license, datasets, base_model (when known), tags, pipeline_tag,
+library_name, top-level metrics, the model-index under a real dataset name (the StaDyn-Synth dataset id for
+synthetic pairs, the Hub id for a Hub dataset; pairs from local videos need ``dataset=``), usage, training,
+evaluation, limitations and citation. The body sits between :data:`~hf_stadyn.hub.sections.CARD_BEGIN` and
+``CARD_END`` so that :func:`~hf_stadyn.hub.merge_card` can update it inside a user's own card.
 """
 
 from __future__ import annotations
@@ -24,11 +31,29 @@ from hf_stadyn.report import DEFAULT_DPI, DIMS_LABEL, BiasReport
 from hf_stadyn.report.compare import share_interval
 from hf_stadyn.report.headline import SHARE_DIGITS, headline_markdown
 
+from .sections import (
+    CARD_BEGIN,
+    CARD_END,
+    PAPER_URL,
+    SOURCE_NAME,
+    STADYN_SYNTH_DATASET,
+    STADYN_SYNTH_NAME,
+    accuracy_section,
+    display_name,
+    limitations_section,
+    looks_like_hub_id,
+    training_section,
+    usage_section,
+)
+
 __all__ = [
     "CARD_REPORT_JSON",
+    "DEFAULT_LICENSE",
     "METRIC_PREFIX",
+    "accuracy_eval_results",
     "bias_eval_results",
     "bias_model_card",
+    "card_dataset",
     "check_card_folder",
     "write_model_card_folder",
 ]
@@ -38,6 +63,8 @@ logger = logging.getLogger(__name__)
 CARD_REPORT_JSON = "bias_report.json"
 METRIC_PREFIX = "static_dynamic_bias"
 TASK_TYPE = "video-classification"
+#: license written when none is given: hf-stadyn's own (Apache-2.0), under which its checkpoints are released.
+DEFAULT_LICENSE = "apache-2.0"
 _BASE_TAGS = ("video", "hf-stadyn", "static-dynamic-bias")
 _CITATION = """@article{kowal2022quantifying,
   title   = {Quantifying and Learning Static vs. Dynamic Information in Deep Spatiotemporal Networks},
@@ -58,6 +85,41 @@ def _check_report(report: Any) -> BiasReport:
     return report
 
 
+def card_dataset(report: BiasReport, dataset: str | None = None) -> tuple[str, str, str | None]:
+    """``(Hub dataset id, display name, config)`` the bias readings of ``report`` were made on.
+
+    ``dataset`` wins; else a Hub dataset recorded in ``report.pair_settings`` (``stadyn probe --dataset ID``);
+    else StaDyn-Synth (:data:`~hf_stadyn.hub.sections.STADYN_SYNTH_DATASET`, the source of ``stadyn probe``'s
+    synthetic pairs, with the split as config). Pairs from local videos or a local folder have no Hub name:
+    ``ValueError`` asking for ``dataset=`` (``--dataset``), never a local path in the card.
+    """
+    if dataset is not None:
+        if not looks_like_hub_id(dataset):
+            raise ValueError(f"dataset must be a Hub dataset id like 'namespace/name', got {dataset!r}.")
+        return dataset, dataset, None
+    ps = report.pair_settings
+    source, recorded = ps.get("source"), ps.get("dataset")
+    if isinstance(recorded, str) and recorded:
+        if looks_like_hub_id(recorded):
+            return recorded, recorded, None
+        raise ValueError(
+            f"the pairs of {report.model_id} came from the local dataset {recorded!r}, which has no Hub name; pass "
+            "dataset= (--dataset ID) naming the Hub dataset the videos belong to."
+        )
+    if source == "videos":
+        raise ValueError(
+            f"the pairs of {report.model_id} came from local video files, which have no Hub name; pass dataset= "
+            "(--dataset ID) naming the Hub dataset the videos belong to."
+        )
+    split = ps.get("split")
+    return STADYN_SYNTH_DATASET, STADYN_SYNTH_NAME, split if isinstance(split, str) and split else None
+
+
+def _synth_split(report: BiasReport, dataset_type: str) -> str | None:
+    """``stadyn probe`` renders its synthetic pairs from test clips (``train=False``): split ``test``."""
+    return "test" if dataset_type == STADYN_SYNTH_DATASET and report.pair_settings.get("source") else None
+
+
 def bias_eval_results(
     report: BiasReport,
     *,
@@ -75,15 +137,17 @@ def bias_eval_results(
     paper's floored ``dynamic_dims_percent`` and ``static_dims_percent`` (labelled "dims % (paper)",
     no interval) and, with a reference reading, ``dynamic_share_delta`` and ``static_share_delta``
     (trained minus reference, percentage points, with the paired or independent interval). The layer,
-    tau and pair counts go to ``metric_args`` too.
+    tau and pair counts go to ``metric_args`` too. The dataset is :func:`card_dataset`'s.
     """
     from huggingface_hub import EvalResult
 
     report = _check_report(report)
     name = report._check_layer(layer)
     lb = report.layers[name]
-    dataset_type = dataset or _setting(report, "dataset") or "custom"
-    ds_name = dataset_name or dataset_type
+    dataset_type, default_name, default_config = card_dataset(report, dataset)
+    ds_name = dataset_name or default_name
+    dataset_config = dataset_config or default_config
+    dataset_split = dataset_split or _synth_split(report, dataset_type)
     conf = f"{100 * lb.confidence:g}%"
     common_args: dict[str, Any] = {
         "layer": name,
@@ -133,11 +197,40 @@ def bias_eval_results(
             metric_name=label,
             metric_value=float(value),
             metric_args=args,
-            source_name="hf-stadyn",
-            source_url="https://arxiv.org/abs/2211.01783",
+            source_name=SOURCE_NAME,
+            source_url=PAPER_URL,
         )
         for key, label, value, args in quantities
     ]
+
+
+def accuracy_eval_results(
+    accuracies: Mapping[str, float], *, dataset: str = STADYN_SYNTH_DATASET, dataset_config: str | None = "trap"
+) -> list:
+    """``EvalResult`` entries (``metric_type="accuracy"``, value in [0, 1]) per split, e.g.
+    ``{"test_aligned": 0.97, "test_conflicting": 0.41}``; the dataset is the task's (default StaDyn-Synth's trap)."""
+    from huggingface_hub import EvalResult
+
+    out = []
+    for split, acc in accuracies.items():
+        if isinstance(acc, bool) or not isinstance(acc, (int, float)) or not 0.0 <= float(acc) <= 1.0:
+            raise ValueError(f"accuracy of split {split!r} must be a number in [0, 1], got {acc!r}.")
+        out.append(
+            EvalResult(
+                task_type=TASK_TYPE,
+                task_name="Video Classification",
+                dataset_type=dataset,
+                dataset_name=STADYN_SYNTH_NAME if dataset == STADYN_SYNTH_DATASET else dataset,
+                dataset_config=dataset_config,
+                dataset_split=str(split),
+                metric_type="accuracy",
+                metric_name=f"Accuracy ({split})",
+                metric_value=float(acc),
+                source_name=SOURCE_NAME,
+                source_url=PAPER_URL,
+            )
+        )
+    return out
 
 
 def bias_model_card(
@@ -159,23 +252,35 @@ def bias_model_card(
     command: str | None = None,
     figures: Mapping[str, str] | None = None,
     scatter_layers: Sequence[str] | None = None,
+    repo_id: str | None = None,
+    accuracies: Mapping[str, float] | None = None,
+    task_dataset: str | None = None,
+    task_config: str | None = None,
+    training: Mapping[str, Any] | None = None,
 ):
-    """A ``huggingface_hub.ModelCard`` with the bias table, figures, method notes and model-index.
+    """A Hub-complete ``huggingface_hub.ModelCard``: metadata, bias tables, figures, usage, training,
+    evaluation, limitations, citation and the model-index.
 
     Args:
         report: the model's :class:`~hf_stadyn.report.BiasReport`.
-        base_model: Hub id of the model this one was fine-tuned from (card metadata).
-        dataset: Hub id of the videos the pairs were made from (``datasets`` metadata and the
-            model-index dataset); default: ``report.pair_settings["dataset"]`` or ``"custom"``.
-        dataset_name, dataset_split, dataset_config: model-index dataset details.
-        model_name: name in the model-index and the title (default: ``report.model_id``).
+        base_model: Hub id of the model this one was fine-tuned from (default: ``training["base_model"]``).
+        dataset: Hub id of the videos the pairs were made from (default: :func:`card_dataset`).
+        dataset_name, dataset_split, dataset_config: model-index dataset details of the bias readings.
+        model_name: name in the model-index and the title (default: ``repo_id``, else ``report.model_id``
+            when it is a Hub id, else the last part of its local path).
         layer: layer whose values go to the model-index (default: the last probed layer).
         description: a paragraph about the model, placed under the title.
-        license, language, tags, library_name, pipeline_tag: card metadata.
+        license: default :data:`DEFAULT_LICENSE`. language, tags, library_name, pipeline_tag: card metadata.
         command: the command that produced the report (default: ``report.extra["command"]``).
         figures: ``{caption: relative path}`` of images to show; default: the PNGs that
             :func:`write_model_card_folder` writes next to the README. Pass ``{}`` for none.
         scatter_layers: layers with a rho scatter figure (default: the last layer).
+        repo_id: the Hub repo the card is for (usage code, title); default: unknown (a local folder).
+        accuracies: ``{split: accuracy in [0, 1]}`` of the task (default: ``training["accuracy"]`` or
+            ``report.extra["accuracy"]``), put first in the model-index.
+        task_dataset, task_config: the dataset of those accuracies (default: ``training["dataset"]`` when it
+            is a Hub id, else StaDyn-Synth's ``trap`` config).
+        training: the ``training.json`` record (command, seeds, data, base_model) for the Training section.
 
     Returns:
         ``huggingface_hub.ModelCard``; ``card.save(path)`` writes it, ``ModelCard.load`` reads back
@@ -184,11 +289,23 @@ def bias_model_card(
     from huggingface_hub import ModelCard, ModelCardData
 
     report = _check_report(report)
-    name = model_name or report.model_id
+    training = dict(training or report.extra.get("training") or {})
+    if repo_id is not None and not looks_like_hub_id(repo_id):
+        raise ValueError(f"repo_id must look like 'namespace/name', got {repo_id!r}.")
+    name = model_name or repo_id or display_name(report.model_id)
     if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
         raise ValueError(f"tags must be a list of strings, got {tags!r}.")
+    base_model = base_model or _str_or_none(training.get("base_model"))
+    if base_model is not None and not looks_like_hub_id(base_model):
+        raise ValueError(f"base_model must be a Hub model id like 'namespace/name', got {base_model!r}.")
+    accuracies = dict(accuracies or training.get("accuracy") or report.extra.get("accuracy") or {})
+    if task_dataset is None:
+        recorded = _str_or_none(training.get("dataset"))
+        task_dataset = recorded if looks_like_hub_id(recorded) else STADYN_SYNTH_DATASET
+        task_config = task_config or (training.get("dataset_config") or ("trap" if recorded is None else None))
     all_tags = list(dict.fromkeys([*_BASE_TAGS, *(tags or ())]))
-    eval_results = bias_eval_results(
+    eval_results = accuracy_eval_results(accuracies, dataset=task_dataset, dataset_config=task_config)
+    eval_results += bias_eval_results(
         report,
         layer=layer,
         dataset=dataset,
@@ -196,21 +313,43 @@ def bias_model_card(
         dataset_split=dataset_split,
         dataset_config=dataset_config,
     )
+    bias_dataset = eval_results[-1].dataset_type
+    datasets = list(dict.fromkeys([bias_dataset, *([task_dataset] if accuracies else [])]))
     data = ModelCardData(
         base_model=base_model,
-        datasets=[dataset] if dataset else None,
+        datasets=datasets,
         language=language,
-        license=license,
+        license=license or DEFAULT_LICENSE,
         library_name=library_name,
         pipeline_tag=pipeline_tag,
         tags=all_tags,
+        metrics=(["accuracy"] if accuracies else []) + [METRIC_PREFIX],
         model_name=name,
         eval_results=eval_results,
     )
     links = report.figure_files(scatter_layers) if figures is None else dict(figures)
     command = command if command is not None else _extra_str(report, "command")
-    body = _card_body(report, name, description, links, command, report._check_layer(layer), base_model, dataset)
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+    body = _card_body(
+        report,
+        name,
+        description,
+        links,
+        command,
+        report._check_layer(layer),
+        base_model,
+        bias_dataset,
+        repo_id=repo_id,
+        pipeline_tag=pipeline_tag,
+        training=training,
+        accuracies=accuracies,
+        task_dataset=task_dataset,
+        task_config=task_config,
+    )
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{CARD_BEGIN}\n{body}{CARD_END}\n")
+
+
+def _str_or_none(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
 
 
 def write_model_card_folder(
@@ -365,7 +504,14 @@ def _card_body(
     command: str | None,
     layer: str,
     base_model: str | None,
-    dataset: str | None,
+    dataset: str,
+    *,
+    repo_id: str | None = None,
+    pipeline_tag: str | None = None,
+    training: Mapping[str, Any] | None = None,
+    accuracies: Mapping[str, float] | None = None,
+    task_dataset: str | None = None,
+    task_config: str | None = None,
 ) -> str:
     lb = report.layers[layer]
     lines = [f"# {name}", ""]
@@ -373,15 +519,20 @@ def _card_body(
         lines += [description.strip(), ""]
     fine_tuned = f" (fine-tuned from [`{base_model}`](https://huggingface.co/{base_model}))" if base_model else ""
     lines += [
-        f"This card reports how much **static** (appearance) and **dynamic** (motion) information the layers of "
-        f"`{report.model_id}`{fine_tuned} encode, measured with "
-        "[hf-stadyn](https://arxiv.org/abs/2211.01783) (the estimator of Kowal et al., TPAMI).",
+        f"A video classification model{fine_tuned}, published with its static/dynamic bias report: how much "
+        f"**static** (appearance) and **dynamic** (motion) information the layers of `{report.model_id}` encode, "
+        f"measured with hf-stadyn (the estimator of Kowal et al., TPAMI, [arXiv:2211.01783]({PAPER_URL})).",
         "",
         f"At layer `{layer}`: {headline_markdown(lb)}.",
         "",
     ]
-    lines.append(report.to_markdown(figures=figures, heading_level=1, title=False))
-    lines += ["## How it was measured", ""]
+    lines += usage_section(repo_id, pipeline_tag)
+    lines += training_section(training, base_model)
+    lines += ["## Evaluation", ""]
+    if accuracies:
+        lines += accuracy_section(accuracies, task_dataset or STADYN_SYNTH_DATASET, task_config)
+    lines.append(report.to_markdown(figures=figures, heading_level=2, title=False))
+    lines += ["### How it was measured", ""]
     lines += [
         "- Pairs: a *dynamic* pair is one clip in two temporally consistent styles (motion shared, appearance "
         "changed); a *static* pair is a stylized clip and the same clip with its frames shuffled (appearance "
@@ -391,9 +542,8 @@ def _card_body(
         f"residual score fixed at 1; the headline, with its jackknife interval) and to the paper's {DIMS_LABEL} "
         "(floor(pi_F * C) / C).",
         f"- Pairs per factor at `{layer}`: {lb.num_pairs['dynamic']} dynamic, {lb.num_pairs['static']} static.",
+        f"- Videos: [`{dataset}`](https://huggingface.co/datasets/{dataset}).",
     ]
-    if dataset:
-        lines.append(f"- Videos: [`{dataset}`](https://huggingface.co/datasets/{dataset}).")
     if report.revision:
         lines.append(f"- Model revision: `{report.revision}`.")
     if report.reference is not None:
@@ -401,11 +551,14 @@ def _card_body(
         lines.append(f"- Reference reading: {desc}; see the deltas above.")
     lines.append("")
     if command:
-        lines += ["Reproduce with:", "", "```bash", command, "```", ""]
+        lines += ["Reproduce the report with:", "", "```bash", command, "```", ""]
     lines += [
         f"The full report (all layers, per-channel scores) is in [`{CARD_REPORT_JSON}`]({CARD_REPORT_JSON}); "
         "load it with `hf_stadyn.BiasReport.load`.",
         "",
+    ]
+    lines += limitations_section()
+    lines += [
         "## Citation",
         "",
         "```bibtex",
