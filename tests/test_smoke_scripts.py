@@ -49,6 +49,7 @@ COMMANDS: dict[str, list[str]] = {
     "bench_probing": ["tests/bench/bench_probing.py", "--smoke", "--json", "{out}/result.json"],
     "bench_report": ["tests/bench/bench_report.py", "--smoke", "--json", "{out}/result.json"],
     "bench_staticdropout": ["tests/bench/bench_staticdropout.py", "--smoke", "--json", "{out}/result.json"],
+    "bench_debias": ["tests/bench/bench_debias.py", "--smoke", "--json", "{out}/result.json"],
     "bench_synth": ["tests/bench/bench_synth.py", "--smoke", "--json", "{out}/result.json"],
     "bench_synth_learn": ["tests/bench/bench_synth_learn.py", "trap", "--smoke", "--json", "{out}/result.json"],
     "train_default_model": ["scripts/train_default_model.py", "--smoke", "--output_dir", "{out}/model"],
@@ -62,7 +63,7 @@ COMMANDS: dict[str, list[str]] = {
 # the slowest first, so that two workers finish together
 ORDER = ["staticdropout_study", "ground_truth_validation", "bench_probing", "avos_study", "train_default_model",
          "avos_real_video", "bench_metric", "bench_staticdropout", "bench_synth_learn", "bench_report",
-         "bench_synth", "bench_pairs", "vis_ground_truth"]  # fmt: skip
+         "bench_synth", "bench_pairs", "vis_ground_truth", "bench_debias"]  # fmt: skip
 assert sorted(ORDER) == sorted(COMMANDS)
 RECORDED = [ROOT / "docs" / "ground_truth.json", ROOT / "docs" / "ground_truth.md"]
 
@@ -172,6 +173,15 @@ def check_bench_staticdropout(r: Run) -> None:
     _positive_finite(d["step_seconds"], "step times")
     assert d["refresh_seconds"] > 0
     _positive_finite(d["ratios"], "bench_staticdropout")
+
+
+def check_bench_debias(r: Run) -> None:
+    d = _json(r.out / "result.json")
+    _positive_finite(d["step_seconds"], "step times")
+    _positive_finite(d["ratios"], "bench_debias")
+    extra = d["extra_forwards_per_step"]
+    assert extra["plain"] == 0 and extra["stillmix"] == 0, extra
+    assert extra["decorrelation_and_shuffle_uniform"] == 1, extra  # the two share one shuffled forward
 
 
 def check_bench_synth(r: Run) -> None:
