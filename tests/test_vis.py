@@ -112,6 +112,22 @@ def test_probe_end_to_end_one_forward_per_batch(folder, clips):
     assert result.settings["model_fingerprint"]
 
 
+def test_stadyn_probe_model_folder(folder, tmp_path):
+    """``stadyn probe --model FOLDER`` on a VidEoMT checkpoint: load_model dispatches to load_vis_adapter."""
+    from _media import write_motion_videos
+
+    from hf_stadyn.cli import main as stadyn
+
+    vids = write_motion_videos(tmp_path / "videos", 3, seed=1, num_frames=8, size=32)
+    out = tmp_path / "rep"
+    args = ["probe", "--model", str(folder), "--videos", str(vids), "--num_pairs", "8", "--batch_size", "4",
+            "--layers", "block_0,queries", "--no_reference", "--disable_tqdm", "--output_dir", str(out)]  # fmt: skip
+    assert stadyn(args) == 0
+    doc = json.loads((out / "report.json").read_text())
+    assert [lb["layer"] for lb in doc["layers"]] == ["block_0", "queries"]
+    assert doc["pair_settings"]["num_frames"] == T and doc["pair_settings"]["image_size"] == 16
+
+
 def test_load_vis_adapter_errors(tmp_path):
     with pytest.raises(ValueError, match="model_type 'videomae'"):
         from transformers import VideoMAEConfig
