@@ -4,9 +4,11 @@ Rules (docs/hub.md):
 
 * Body: the block between :data:`~hf_stadyn.hub.sections.CARD_BEGIN` and ``CARD_END`` is replaced by ours; a
   README without the markers keeps all its text and gets our block appended after it.
-* Metadata (YAML front matter): keys we set replace the user's (``model-index`` included, as it holds our
-  readings); list keys that name things (``tags``, ``datasets``, ``metrics``) are the union, the user's first;
-  every other key of the user's stays as it is.
+* Metadata (YAML front matter): a key the card has already keeps its value (the user's ``license``,
+  ``base_model``, ``pipeline_tag``, ... win over our defaults); keys it lacks are added; list keys that name
+  things (``tags``, ``datasets``, ``metrics``) are the union, the user's first; in ``model-index`` our results
+  (``source.name`` is hf-stadyn's :data:`~hf_stadyn.hub.sections.SOURCE_NAME`) replace the previous ones of
+  ours while the user's own results stay.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .sections import CARD_BEGIN, CARD_END
+from .sections import CARD_BEGIN, CARD_END, SOURCE_NAME
 
 __all__ = ["has_markers", "merge_card", "split_front_matter", "wrap_in_markers"]
 
@@ -89,12 +91,29 @@ def merge_card(existing: str | None, ours: str) -> str:
     merged = dict(meta)
     for key, value in our_meta.items():
         old = merged.get(key)
-        if key in _UNION_KEYS and isinstance(old, list) and isinstance(value, list):
-            merged[key] = list(dict.fromkeys([*old, *value]))
-        elif key in _UNION_KEYS and isinstance(old, str) and isinstance(value, list):
-            merged[key] = list(dict.fromkeys([old, *value]))
-        else:
+        if key == "model-index":
+            merged[key] = _merge_model_index(old, value)
+        elif key in _UNION_KEYS and isinstance(value, list) and isinstance(old, (list, str)):
+            merged[key] = list(dict.fromkeys([*([old] if isinstance(old, str) else old), *value]))
+        elif old is None or old == "" or old == []:
             merged[key] = value
     if merged == our_meta and new_body.strip() == our_body.strip():
         return ours
     return _join(merged, new_body)
+
+
+def _ours(result: Any) -> bool:
+    return isinstance(result, dict) and (result.get("source") or {}).get("name") == SOURCE_NAME
+
+
+def _merge_model_index(old: Any, new: Any) -> Any:
+    """The user's model-index results that are not ours, then ours; the entry keeps the user's name."""
+    if not isinstance(old, list) or not old or not isinstance(old[0], dict):
+        return new
+    if not isinstance(new, list) or not new or not isinstance(new[0], dict):
+        return old
+    entry = dict(old[0])
+    theirs = [r for r in entry.get("results") or [] if not _ours(r)]
+    entry["results"] = theirs + list(new[0].get("results") or [])
+    entry.setdefault("name", new[0].get("name"))
+    return [entry, *old[1:]]

@@ -227,6 +227,8 @@ def publish_folder(
             if exists:
                 result.oid, result.commit_url = head, _commit_url(api.endpoint, repo_type, repo_id, head)
             return result
+        if revision is not None and exists:  # a tag is never moved: refuse before committing anything
+            _check_tag(api, repo_id, repo_type, revision, head, bool(result.changes))
         if validate and readme.is_file() and endpoint is None:
             from huggingface_hub import RepoCard
 
@@ -266,6 +268,15 @@ def _status(e: BaseException) -> int | None:
 
 def _commit_url(endpoint: str, repo_type: str, repo_id: str, sha: str | None) -> str | None:
     return None if sha is None else f"{endpoint.rstrip('/')}/{_PREFIX[repo_type]}{repo_id}/commit/{sha}"
+
+
+def _check_tag(api: Any, repo_id: str, repo_type: str, tag: str, head: str | None, changes: bool) -> None:
+    for t in api.list_repo_refs(repo_id, repo_type=repo_type).tags:
+        if t.name == tag and (changes or t.target_commit != head):
+            raise ValueError(
+                f"tag {tag!r} of {repo_id} already points at commit {t.target_commit[:12]}, and this publish would "
+                "make another; tags are not moved: choose a new --revision (nothing was uploaded)."
+            )
 
 
 def _tag(api: Any, repo_id: str, repo_type: str, tag: str, sha: str | None) -> str:
