@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_MODEL_DIR", "SUPPORTED_MODEL_TYPES", "check_model_folder", "load_model"]  # noqa: F822 (module __getattr__)
+__all__ = ["DEFAULT_MODEL_DIR", "SUPPORTED_MODEL_TYPES", "check_model_folder", "load_model", "loadable_model_types"]  # noqa: F822 (module __getattr__)
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +55,16 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, revision: str |
     each value came from. Without a processor file the class defaults and the config apply (source
     ``"class defaults"``).
 
+    Architectures (:func:`loadable_model_types`): hf_stadyn's own classes (VideoMAE, TimeSformer, AVOS),
+    every other architecture of transformers' ``AutoModelForVideoClassification`` mapping, their bare
+    encoders and the video towers of X-CLIP and PE-video (:mod:`hf_stadyn.models.generic`: layers and
+    layouts from the config, checked here against one forward on zero clips), and VidEoMT
+    (:mod:`hf_stadyn.models.vis`). docs/architectures.md lists them.
+
     Raises:
-        ValueError: the checkpoint's ``model_type`` is not one hf_stadyn wraps (probe it with
-            ``hf_stadyn.probing.FeatureProbe`` and a layer mapping instead).
+        ValueError: the checkpoint's ``model_type`` is not one hf_stadyn probes (probe the module with
+            ``stadyn probe --model_factory`` / :class:`hf_stadyn.probing.ModuleAdapter` instead), or its
+            probed shapes differ from its config's.
         FileNotFoundError: a local path that does not exist or has no config.json.
     """
     from transformers import AutoConfig
@@ -100,12 +107,18 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, revision: str |
             f"cannot load model {src!r} (revision {revision or 'main'}) from the Hub at {endpoint}: not found or not "
             f"accessible; check the id and revision, or set HF_TOKEN for a private repo ({_first_line(e)})"
         ) from None
+    from . import generic
+
     table = _classes()
-    cls = table.get(config.model_type)
+    vis = config.model_type in generic.VIS_MODEL_TYPES
+    cls = table.get(config.model_type) or generic.probe_class_for(config)
+    if vis:
+        cls = _vis_class(config)
     if cls is None:
         raise ValueError(
-            f"model {src!r} has model_type {config.model_type!r}; hf_stadyn wraps {sorted(table)}. "
-            "For other architectures use hf_stadyn.probing.FeatureProbe with a {module_name: layout} mapping."
+            f"model {src!r} has model_type {config.model_type!r}; hf_stadyn probes {sorted(loadable_model_types())}. "
+            "For another torch module use stadyn probe --model_factory file.py:build --layers name:layout,... "
+            "(or hf_stadyn.probing.ModuleAdapter)."
         )
     kwargs.setdefault("use_safetensors", True)
     try:
@@ -126,16 +139,53 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, revision: str |
             f"model {src!r}: its safetensors weights cannot be read ({_first_line(e)}); the file is truncated or "
             "corrupt: download or save it again."
         ) from None
+    if vis:
+        model = _vis_adapter(model)
     if callable(getattr(model, "set_probe_processor", None)):
         from .processor import read_processor_config
 
-        settings = read_processor_config(src, revision=revision)
+        upstream = isinstance(model, generic.UpstreamVideoProbingMixin)
+        settings = (generic.read_probe_processor if upstream else read_processor_config)(src, revision=revision)
         model.set_probe_processor(settings)
         if settings is None:
             logger.info("%s has no processor file; inputs use the class defaults (docs/method.md §1.1)", src)
         else:
             logger.info("%s: inputs prepared as its %s says", src, settings["file"])
+        if upstream:  # layers and layouts from the config, checked against one real forward
+            model.check_probe_layers()
     return model.eval()
+
+
+def loadable_model_types() -> tuple[str, ...]:
+    """Every ``model_type`` :func:`load_model` accepts: hf_stadyn's classes (:data:`SUPPORTED_MODEL_TYPES`),
+    the upstream video architectures of :mod:`hf_stadyn.models.generic` and the VIS models."""
+    from hf_stadyn.models.registry import supported_model_types
+
+    from . import generic
+
+    return (*supported_model_types(), *generic.generic_model_types(), *generic.VIS_MODEL_TYPES)
+
+
+def _vis_class(config: Any) -> Any:
+    """The transformers class of a VIS checkpoint (VidEoMT: ``VideomtForUniversalSegmentation``)."""
+    import transformers
+
+    archs = [a for a in (getattr(config, "architectures", None) or []) if hasattr(transformers, a)]
+    if archs:
+        return getattr(transformers, archs[0])
+    return transformers.AutoModelForUniversalSegmentation._model_mapping[type(config)]
+
+
+def _vis_adapter(model: Any) -> Any:
+    """The probe adapter of a VIS model: :func:`hf_stadyn.models.vis.load_vis_adapter` (helper module)."""
+    try:
+        from .vis import load_vis_adapter
+    except ImportError:
+        raise ValueError(
+            f"{type(model).__name__}: VIS probing (hf_stadyn.models.vis) is not available yet in this hf_stadyn; "
+            "probe its encoder with --model_factory and explicit --layers meanwhile."
+        ) from None
+    return load_vis_adapter(model)
 
 
 def _first_line(e: BaseException) -> str:

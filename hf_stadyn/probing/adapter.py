@@ -28,7 +28,15 @@ from torch import nn
 
 from .hooks import LayerSpec, _resolve_layers
 
-__all__ = ["ModuleAdapter", "ProbeAdapter", "adapter_for", "select_layer_specs"]
+__all__ = [
+    "ModuleAdapter",
+    "ProbeAdapter",
+    "adapter_for",
+    "default_forward_fn",
+    "load_factory",
+    "parse_layer_layouts",
+    "select_layer_specs",
+]
 
 
 @runtime_checkable
@@ -106,6 +114,188 @@ class ModuleAdapter:
         from .mixin import clip_pairs_for_spec
 
         return clip_pairs_for_spec(self.probe_input_spec(), videos, **kwargs)
+
+    def probe_layers(self) -> dict[str, Any]:
+        """``{layer: layout}`` of the probed layers."""
+        return {name: spec.layout for name, spec in self._specs.items()}
+
+    # ------------------------------------------------------------------ model factories
+    factory: str | None = None
+
+    @classmethod
+    def from_factory(
+        cls, factory: str, layers: str | Mapping[str, Any] | Sequence[str] | None = None, *, seed: int | None = None
+    ) -> ModuleAdapter:
+        """Build a model with a user's factory function and probe it: ``"path/to/file.py:build"``.
+
+        This EXECUTES the file's Python code (as ``python path/to/file.py`` would): only give files you
+        wrote or reviewed. The file defines:
+
+        - the factory (``build`` here): no arguments, returns the ``nn.Module`` to probe (built and
+          loaded however the user likes);
+        - ``INPUT_SPEC``: ``{"num_frames": T, "image_size": S, "mean": [...], "std": [...]}`` (mean and
+          std of ``x / 255``; default ImageNet's), unless the module has ``probe_input_spec()``;
+        - optionally ``forward_fn(clips)``: uint8 clips ``(B, T, H, W, 3)`` -> the module's input;
+          default :func:`default_forward_fn`: normalised ``(B, 3, T, H, W)`` float clips (the 3D-CNN
+          convention).
+
+        Args:
+            factory: ``"file.py:function"``.
+            layers: ``"name:layout,name:layout"`` (module names of ``model.named_modules()`` and
+                :class:`~hf_stadyn.probing.Layout` values), a ``{name: layout}`` mapping, or names of the
+                model's own probe layers when it has them.
+            seed: ``torch.manual_seed`` before the factory runs (the reference at initialisation).
+
+        Raises:
+            ValueError / FileNotFoundError: one line naming the file, the function or the layer.
+        """
+        if isinstance(layers, str):
+            layers = parse_layer_layouts(layers)  # checked before the file runs
+        module, ns = load_factory(factory, seed=seed)
+        if layers is None:
+            if not callable(getattr(module, "probe_layer_specs", None)):
+                raise ValueError(
+                    f"--model_factory {factory}: give the layers to probe, --layers name:layout,... (module names of "
+                    "the model and layouts such as cthw, tokens)."
+                )
+            layers = list(module.probe_layer_specs())
+        spec = ns.get("INPUT_SPEC")
+        if spec is None and not callable(getattr(module, "probe_input_spec", None)):
+            raise ValueError(
+                f"--model_factory {factory}: the file defines no INPUT_SPEC = {{'num_frames': T, 'image_size': S, "
+                "'mean': [...], 'std': [...]}} and the model has no probe_input_spec(); add one."
+            )
+        input_spec = _factory_input_spec(spec, factory) if spec is not None else dict(module.probe_input_spec())
+        fn = ns.get("forward_fn")
+        if fn is not None and not callable(fn):
+            raise ValueError(f"--model_factory {factory}: forward_fn in the file is not a function.")
+        forward = fn if fn is not None else default_forward_fn(input_spec)
+        adapter = cls(module, layers, forward, input_spec=input_spec)
+        adapter.factory = factory
+        return adapter
+
+    def rebuild_reference(self, seed: int) -> ModuleAdapter:
+        """The reference at initialisation: the factory file's ``build_reference()`` (the same architecture,
+        not trained), run under ``torch.manual_seed(seed)``, with the same layers, input and forward_fn.
+
+        Raises:
+            ValueError: not made by :meth:`from_factory`, or the file has no ``build_reference``.
+        """
+        if self.factory is None:
+            raise ValueError("rebuild_reference() needs an adapter made by ModuleAdapter.from_factory.")
+        path = self.factory.rpartition(":")[0]
+        try:
+            module, _ = load_factory(f"{path}:build_reference", seed=seed)
+        except ValueError as e:
+            raise ValueError(
+                f"--reference with --model_factory needs a function build_reference() in {path} (the same "
+                f"architecture at initialisation); add one or pass --no_reference ({e})"
+            ) from None
+        adapter = type(self)(module, dict(self._specs), self.forward_fn, input_spec=self._input_spec)
+        adapter.factory = f"{path}:build_reference"
+        return adapter
+
+
+def parse_layer_layouts(text: str) -> dict[str, str]:
+    """``"layer1:cthw,layer2:cthw"`` -> ``{"layer1": "cthw", "layer2": "cthw"}`` (layouts checked).
+
+    Raises:
+        ValueError: an item without ``:layout``, an unknown layout or a repeated name.
+    """
+    from .layouts import parse_layout
+
+    out: dict[str, str] = {}
+    for item in (t.strip() for t in str(text).split(",")):
+        if not item:
+            continue
+        name, sep, lay = item.rpartition(":")
+        if not sep or not name.strip():
+            raise ValueError(f"--layers item {item!r} has no layout; write name:layout (e.g. layer3:cthw).")
+        name = name.strip()
+        if name in out:
+            raise ValueError(f"--layers names {name!r} twice; give each module once.")
+        out[name] = parse_layout(lay, name=f"layout of layer {name!r}").value
+    if not out:
+        raise ValueError("--layers is empty; give name:layout pairs, e.g. layer3:cthw,layer4:cthw.")
+    return out
+
+
+def load_factory(factory: str, *, seed: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Run ``"file.py:function"`` (executing the file, see :meth:`ModuleAdapter.from_factory`).
+
+    Returns:
+        ``(module, the file's namespace)``.
+    """
+    import importlib.util
+    import os
+    from pathlib import Path
+
+    path_text, sep, func = str(factory).rpartition(":")
+    if not sep or not path_text or not func.isidentifier():
+        raise ValueError(f"--model_factory {factory!r} must be path/to/file.py:function (e.g. my_models.py:build).")
+    path = Path(path_text).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--model_factory: {path_text} is not a file; give the Python file that builds the model."
+        )
+    name = f"stadyn_model_factory_{abs(hash(os.fspath(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"--model_factory: {path_text} cannot be imported as a Python file.")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    build = getattr(mod, func, None)
+    if not callable(build):
+        found = [k for k, v in vars(mod).items() if callable(v) and not k.startswith("_")]
+        raise ValueError(f"--model_factory: {path_text} has no function {func!r} (functions found: {found}).")
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            model = build()
+    else:
+        model = build()
+    if not isinstance(model, nn.Module):
+        raise ValueError(
+            f"--model_factory: {func}() in {path_text} returned {type(model).__name__}, not a torch.nn.Module."
+        )
+    return model.eval(), vars(mod)
+
+
+def _factory_input_spec(spec: Any, factory: str) -> dict[str, Any]:
+    from .mixin import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    if not isinstance(spec, Mapping) or "num_frames" not in spec or "image_size" not in spec:
+        raise ValueError(f"--model_factory {factory}: INPUT_SPEC must be a dict with num_frames and image_size.")
+    given = {k: "INPUT_SPEC" for k in ("num_frames", "image_size", "mean", "std") if k in spec}
+    mean = tuple(float(v) for v in spec.get("mean", IMAGENET_DEFAULT_MEAN))
+    std = tuple(float(v) for v in spec.get("std", IMAGENET_DEFAULT_STD))
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise ValueError(f"--model_factory {factory}: INPUT_SPEC mean/std need 3 values each, std > 0.")
+    size = spec["image_size"]
+    out = {
+        "num_frames": int(spec["num_frames"]),
+        "image_size": int(size) if isinstance(size, int) else tuple(int(v) for v in size),
+        "mean": mean,
+        "std": std,
+        "window": spec.get("window"),
+    }
+    sources = {k: given.get(k, "class defaults (ImageNet)") for k in ("num_frames", "image_size", "mean", "std")}
+    out["processor"] = {"source": f"model factory {factory}", "mean": list(mean), "std": list(std),
+                        "num_frames": out["num_frames"], "image_size": spec["image_size"], "sources": sources,
+                        "notes": []}  # fmt: skip
+    return out
+
+
+def default_forward_fn(spec: Mapping[str, Any]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """uint8 clips ``(B, T, H, W, 3)`` -> ``(B, 3, T, H, W)`` float, ``(x / 255 - mean) / std`` (3D CNNs)."""
+    from .mixin import clips_to_pixel_values
+
+    mean, std = tuple(spec["mean"]), tuple(spec["std"])
+
+    def forward_fn(clips: torch.Tensor) -> torch.Tensor:
+        return clips_to_pixel_values(clips, mean, std).transpose(1, 2).contiguous()
+
+    return forward_fn
 
 
 def adapter_for(

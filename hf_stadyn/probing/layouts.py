@@ -13,6 +13,11 @@ layout         activation shape       pooled ``(B, C)``
                                       which matters for uses such as reshaping tokens to grids)
 ``frames``     ``(B * T, C, H, W)``   per-frame maps of a clip model, pooled per clip: mean over
                                       T, H, W (needs ``num_frames=T``)
+``frame_tokens`` ``(B * T, N, C)``    per-frame token sequences of a clip model (a frame ViT run on
+                                      the T frames stacked along the batch, e.g. X-CLIP's vision
+                                      tower, VideoPrism's spatial blocks), pooled per clip: mean
+                                      over T and the N tokens, CLS tokens included (needs
+                                      ``num_frames=T``)
 ``chw``        ``(B, C, H, W)``       per-frame maps of a two-stream model, pooled per frame: mean
                                       over H, W
 ``vector``     ``(B, C)``             already pooled (e.g. the classifier input); returned as is
@@ -44,6 +49,7 @@ class Layout(str, Enum):
     TOKENS = "tokens"
     TOKENS_CLS = "tokens_cls"
     FRAMES = "frames"
+    FRAME_TOKENS = "frame_tokens"
     CHW = "chw"
     VECTOR = "vector"
 
@@ -57,6 +63,7 @@ _NDIM = {
     Layout.TOKENS: 3,
     Layout.TOKENS_CLS: 3,
     Layout.FRAMES: 4,
+    Layout.FRAME_TOKENS: 3,
     Layout.CHW: 4,
     Layout.VECTOR: 2,
 }
@@ -66,6 +73,7 @@ _SHAPE_TEXT = {
     Layout.TOKENS: "(B, N, C)",
     Layout.TOKENS_CLS: "(B, 1 + N, C)",
     Layout.FRAMES: "(B * T, C, H, W)",
+    Layout.FRAME_TOKENS: "(B * T, N, C)",
     Layout.CHW: "(B, C, H, W)",
     Layout.VECTOR: "(B, C)",
 }
@@ -90,8 +98,8 @@ def pool(x: torch.Tensor, layout: Layout | str, num_frames: int | None = None) -
     Args:
         x: the activation, shaped as ``layout`` says (see the module docstring).
         layout: a :class:`Layout` or its string value.
-        num_frames: frames per clip ``T``; required by ``"frames"`` (``x.shape[0]`` must be a
-            multiple of it), ignored otherwise.
+        num_frames: frames per clip ``T``; required by ``"frames"`` and ``"frame_tokens"``
+            (``x.shape[0]`` must be a multiple of it), ignored otherwise.
 
     Returns:
         ``(B, C)`` float32 tensor on ``x``'s device (``B`` is the number of clips, or of frames for
@@ -129,17 +137,20 @@ def pool(x: torch.Tensor, layout: Layout | str, num_frames: int | None = None) -
         # storage would otherwise stay alive with the pooled features
         return x.to(torch.float32, copy=True)
     # FRAMES: (B * T, C, H, W) -> (B, T, C, H, W) -> mean over T, H, W
+    # FRAME_TOKENS: (B * T, N, C) -> (B, T * N, C) -> mean over T and N (rows b * T + t belong to clip b)
     if num_frames is None or int(num_frames) < 1:
         raise ValueError(
-            "layout 'frames' (B * T, C, H, W) needs num_frames=T (frames per clip) to pool per clip; "
+            f"layout {layout.value!r} {_SHAPE_TEXT[layout]} needs num_frames=T (frames per clip) to pool per clip; "
             f"got num_frames={num_frames!r}."
         )
     t = int(num_frames)
     if x.shape[0] % t:
         raise ValueError(
-            f"layout 'frames' got {x.shape[0]} frames, not a multiple of num_frames={t}; the module must see "
-            "whole clips of T frames stacked along the batch axis (B * T)."
+            f"layout {layout.value!r} got {x.shape[0]} frames, not a multiple of num_frames={t}; the module must "
+            "see whole clips of T frames stacked along the batch axis (B * T)."
         )
+    if layout is Layout.FRAME_TOKENS:
+        return x.reshape(x.shape[0] // t, t * x.shape[1], x.shape[2]).mean(dim=1, dtype=torch.float32)
     return x.reshape(x.shape[0] // t, t, *x.shape[1:]).mean(dim=(1, 3, 4), dtype=torch.float32)
 
 
