@@ -68,8 +68,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model",
         default=None,
-        help="Hub model id or local folder (VideoMAE, TimeSformer or a hf-stadyn two-stream AVOS model); "
+        help="Hub model id or local folder of any video architecture hf-stadyn probes (VideoMAE, TimeSformer, ViViT, "
+        "V-JEPA 2, VideoPrism, X-CLIP, PE-video, VidEoMT, a hf-stadyn two-stream AVOS model; docs/architectures.md); "
         "default: the embedded model",
+    )
+    p.add_argument(
+        "--model_factory",
+        default=None,
+        metavar="FILE.py:FUNCTION",
+        help="probe any torch module: FUNCTION() in FILE.py returns it (with --layers name:layout,...; the file "
+        "defines INPUT_SPEC and optionally forward_fn, see examples/probe_custom_3dcnn.py). SECURITY: this RUNS "
+        "FILE.py's code, as python FILE.py would; give only your own or reviewed files",
     )
     p.add_argument("--revision", default=None, help="Hub revision of --model (default: main)")
     src = p.add_mutually_exclusive_group()
@@ -90,7 +99,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--synth_clips", type=positive_int, default=128, help="StaDyn-Synth clips for --synth (default: %(default)s)"
     )
-    p.add_argument("--layers", default=None, help="comma-separated layer names (default: all probe layers)")
+    p.add_argument(
+        "--layers",
+        default=None,
+        help="comma-separated layer names (default: all probe layers); with --model_factory name:layout pairs, "
+        "module names and layouts (cthw, thwc, tokens, tokens_cls, frames, frame_tokens, vector), e.g. "
+        "layer3:cthw,layer4:cthw",
+    )
     p.add_argument(
         "--num_pairs",
         type=int,
@@ -214,6 +229,8 @@ def _check_args(args: argparse.Namespace) -> None:
     def bad(msg: str) -> None:
         raise ValueError(msg)
 
+    if args.model is not None and getattr(args, "model_factory", None) is not None:
+        bad("--model and --model_factory exclude each other; give one model")
     args.num_pairs_default = args.num_pairs is None
     if args.num_pairs is None:
         embedded_default = args.model is None and not (args.videos or args.dataset)
@@ -422,13 +439,56 @@ def _check_sources(args: argparse.Namespace) -> None:
 
 
 def _reference_model(model: Any, seed: int):
-    """The same architecture at initialisation (seeded), for the reference reading."""
+    """The same architecture at initialisation (seeded), for the reference reading; its inputs are prepared
+    as the model's (the checkpoint's processor settings)."""
     import torch
 
+    from hf_stadyn.probing.adapter import ModuleAdapter
+
+    if isinstance(model, ModuleAdapter):
+        return model.rebuild_reference(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         ref = type(model)(model.config)
+    if callable(getattr(ref, "set_probe_processor", None)):
+        ref.set_probe_processor(getattr(model, "probe_processor", None))
     return ref.eval()
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, str]:
+    """The model to probe (``--model`` / the embedded default, or ``--model_factory``) and its report id."""
+    from hf_stadyn.models.auto import load_model
+
+    if getattr(args, "model_factory", None):
+        from hf_stadyn.probing.adapter import ModuleAdapter
+
+        # the factory builds (or loads) the model as it likes; --seed seeds only the reference (build_reference)
+        return ModuleAdapter.from_factory(args.model_factory, args.layers), args.model_factory
+    if args.model is None:
+        return load_model(None), "hf-stadyn/embedded-default (tiny VideoMAE, StaDyn-Synth motion)"
+    return load_model(args.model, revision=args.revision), str(args.model)
+
+
+def _engine_args(model: Any) -> tuple[Any, dict[str, Any]]:
+    """``probe()``'s model and the keyword arguments that go with it (a factory's module, layers, forward_fn)."""
+    from hf_stadyn.probing.adapter import ModuleAdapter
+
+    if isinstance(model, ModuleAdapter):
+        return model.model, {"layers": model.probe_layer_specs(), "forward_fn": model.forward_fn}
+    return model, {}
+
+
+def _model_settings(model: Any, layers: list[str] | None) -> dict[str, Any]:
+    """The family's name and the probed layers' layouts, for the report (docs/architectures.md)."""
+    from hf_stadyn.models.generic import model_family
+    from hf_stadyn.probing.adapter import ModuleAdapter
+
+    if isinstance(model, ModuleAdapter):
+        family = f"{type(model.model).__name__} (model factory)"
+    else:
+        family = model_family(model)
+    specs = model.probe_layer_specs()
+    return {"model_family": family, "layouts": {k: str(specs[k].layout) for k in (layers or specs) if k in specs}}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -437,15 +497,12 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from accelerate import Accelerator
 
-    from hf_stadyn.models.auto import load_model
-
-    embedded = args.model is None
+    embedded = args.model is None and not getattr(args, "model_factory", None)
     if args.disable_tqdm:
         import transformers
 
         transformers.utils.logging.disable_progress_bar()
-    model = load_model(args.model, revision=args.revision)
-    model_id = "hf-stadyn/embedded-default (tiny VideoMAE, StaDyn-Synth motion)" if embedded else str(args.model)
+    model, model_id = _load(args)
     spec = model.probe_input_spec()
     two_stream = "streams" in spec
     if two_stream and args.num_pairs_default:
@@ -465,6 +522,8 @@ def run(args: argparse.Namespace) -> int:
 
         pairs = AppearanceFreePairs(pairs, seed=args.seed, members="b")
     layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
+    if getattr(args, "model_factory", None):
+        layers = None  # the factory's adapter holds the --layers mapping
     if layers is not None:
         unknown = [name for name in layers if name not in model.probe_layers()]
         if unknown:
@@ -499,7 +558,7 @@ def run(args: argparse.Namespace) -> int:
 #: options that change the numbers, in the order the recorded command lists them (report.json's
 #: ``extra.command``); output folder, progress, resume, batch size and workers never change them.
 _NUMBER_OPTIONS = (
-    "model", "revision", "videos", "dataset", "video_column", "split", "synth", "synth_clips", "layers", "num_pairs",
+    "model", "model_factory", "revision", "videos", "dataset", "video_column", "split", "synth", "synth_clips", "layers", "num_pairs",
     "window", "loop", "dynamic_pairs", "skip_bad_videos", "seed", "threshold", "bf16", "fp16", "reference",
 )  # fmt: skip
 
@@ -540,12 +599,14 @@ def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, laye
         resume=args.resume, save_every_pairs=args.save_every_pairs,
         run_identity={"command": canonical_command(args), "model": model_id, "revision": args.revision},
     )  # fmt: skip
-    result = probe(model, pairs, checkpoint_dir=state / "model", **common)
+    target, engine_kw = _engine_args(model)
+    result = probe(target, pairs, checkpoint_dir=state / "model", **{**common, **engine_kw})
     reference = None
     reference_info: dict[str, Any] | None = None
     want_ref = args.reference if args.reference is not None else embedded
     if want_ref:
-        ref = probe(_reference_model(model, args.seed), pairs, checkpoint_dir=state / "reference", **common)
+        ref_target, ref_kw = _engine_args(_reference_model(model, args.seed))
+        ref = probe(ref_target, pairs, checkpoint_dir=state / "reference", **{**common, **ref_kw})
         reference = ref.layers
         reference_info = {
             "kind": "same architecture at initialisation",
@@ -559,6 +620,7 @@ def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, laye
         "image_size": spec["image_size"],
         **_window_settings(args, spec, pairs),
         "processor": spec.get("processor"),
+        **_model_settings(model, layers),
         "fingerprint": result.settings.get("pair_fingerprint"),
         "model_fingerprint": result.settings.get("model_fingerprint"),
         "chunking": result.settings.get("chunking"),
