@@ -173,6 +173,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also probe the same architecture at initialisation (default: on for the embedded model only)",
     )
     ref.add_argument("--no_reference", dest="reference", action="store_false", help="do not probe the reference")
+    p.add_argument(
+        "--target_ci",
+        type=float,
+        default=None,
+        metavar="W",
+        help="stop once every probed layer's shares are known to +-W points (95 %%, sequential rule over fixed looks, "
+        "docs/method.md §5); --num_pairs is then the most pairs probed; the report says why and when it stopped",
+    )
+    p.add_argument(
+        "--stop_layers",
+        default=None,
+        help="comma-separated layers that must meet --target_ci (default: every probed layer)",
+    )
     p.add_argument("--output_dir", "-o", default="stadyn-report", help="output folder (default: %(default)s)")
     p.add_argument(
         "--resume_from_checkpoint",
@@ -248,6 +261,10 @@ def _check_args(args: argparse.Namespace) -> None:
         bad(f"--window must be 'auto' or >= 1, got {args.window}")
     if not -1.0 <= args.threshold <= 1.0:
         bad(f"--threshold must lie in [-1, 1], got {args.threshold}")
+    if args.target_ci is not None and not 0.0 < args.target_ci < 100.0:
+        bad(f"--target_ci must be a half-width in share points in (0, 100), got {args.target_ci}")
+    if args.stop_layers is not None and args.target_ci is None:
+        bad("--stop_layers needs --target_ci (the half-width those layers must reach)")
     resume = args.resume_from_checkpoint
     if resume is not None and resume not in ("last", "true", "True") and Path(resume) != Path(args.output_dir):
         bad(
@@ -560,6 +577,7 @@ def run(args: argparse.Namespace) -> int:
 _NUMBER_OPTIONS = (
     "model", "model_factory", "revision", "videos", "dataset", "video_column", "split", "synth", "synth_clips", "layers", "num_pairs",
     "window", "loop", "dynamic_pairs", "skip_bad_videos", "seed", "threshold", "bf16", "fp16", "reference",
+    "target_ci", "stop_layers",
 )  # fmt: skip
 
 
@@ -587,9 +605,20 @@ def canonical_command(args: argparse.Namespace) -> str:
     return " ".join(words)
 
 
+def _print_estimate(info: dict[str, Any]) -> None:
+    """The engine's cost estimate after the first batches: on stderr when the rest takes 20 s or more."""
+    from hf_stadyn.probing.engine import _estimate_message
+
+    line = _estimate_message(info)
+    if info["seconds_left"] >= 20:
+        print(f"stadyn probe: {line}", file=sys.stderr)
+    else:
+        logger.info(line)
+
+
 def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, layers, accelerator, out: Path) -> int:
     from hf_stadyn.models.auto import DEFAULT_MODEL_DIR
-    from hf_stadyn.probing.engine import probe
+    from hf_stadyn.probing.engine import probe_models
     from hf_stadyn.report import BiasReport
 
     state = out / _STATE_DIR
@@ -600,13 +629,25 @@ def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, laye
         run_identity={"command": canonical_command(args), "model": model_id, "revision": args.revision},
     )  # fmt: skip
     target, engine_kw = _engine_args(model)
-    result = probe(target, pairs, checkpoint_dir=state / "model", **{**common, **engine_kw})
+    models = {"model": target}
+    want_ref = args.reference if args.reference is not None else embedded
+    if want_ref:  # read in the same data pass as the model (docs/scaling.md "Reference in one pass")
+        models["reference"] = _engine_args(_reference_model(model, args.seed))[0]
+    if args.target_ci is not None:
+        common["target_ci"] = args.target_ci
+        if args.stop_layers:
+            common["stop_layers"] = [x.strip() for x in args.stop_layers.split(",") if x.strip()]
+    name = model_id.split(" (")[0]
+    name = name if len(name) <= 40 else f"...{name[-37:]}"
+    desc = f"probing {name}" + (" + reference (one pass)" if want_ref else "")
+    results = probe_models(models, pairs, checkpoint_dir=state, desc=desc, on_estimate=_print_estimate,
+                           **{**common, **engine_kw})  # fmt: skip
+    result = results["model"]
+    used = result.num_pairs  # fewer than --num_pairs when --target_ci stopped the run
     reference = None
     reference_info: dict[str, Any] | None = None
-    want_ref = args.reference if args.reference is not None else embedded
     if want_ref:
-        ref_target, ref_kw = _engine_args(_reference_model(model, args.seed))
-        ref = probe(ref_target, pairs, checkpoint_dir=state / "reference", **{**common, **ref_kw})
+        ref = results["reference"]
         reference = ref.layers
         reference_info = {
             "kind": "same architecture at initialisation",
@@ -615,10 +656,10 @@ def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, laye
         }
     pair_settings = {
         **source,
-        "num_pairs": args.num_pairs,
+        "num_pairs": used,
         "num_frames": spec["num_frames"],
         "image_size": spec["image_size"],
-        **_window_settings(args, spec, pairs),
+        **_window_settings(argparse.Namespace(**{**vars(args), "num_pairs": used}), spec, pairs),
         "processor": spec.get("processor"),
         **_model_settings(model, layers),
         "fingerprint": result.settings.get("pair_fingerprint"),
@@ -632,6 +673,8 @@ def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, laye
         "threshold": args.threshold,
         "mixed_precision": args.mixed_precision,
     }
+    if result.settings.get("stopping") is not None:  # only with --target_ci: other reports keep their bytes
+        pair_settings["stopping"] = result.settings["stopping"]
     report = BiasReport.from_results(
         result.layers,
         model_id=model_id,
@@ -648,9 +691,15 @@ def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, laye
         last = report.last_layer
         lb = result.layers[last]
         print(
-            f"probed {args.num_pairs} pairs ({lb.num_pairs['dynamic']} dynamic, {lb.num_pairs['static']} static) "
+            f"probed {used} pairs ({lb.num_pairs['dynamic']} dynamic, {lb.num_pairs['static']} static) "
             f"on {len(result.layers)} layers of {model_id}"
         )
+        stopping = result.settings.get("stopping")
+        if stopping is not None:
+            print(
+                f"stopping rule (--target_ci {args.target_ci:g}): {stopping['stopped']['reason']} after {used} of at "
+                f"most {args.num_pairs} pairs"
+            )
         for line in report.summary_lines():  # the same table as report.md (share % with intervals first)
             print(line)
         for note in result.settings.get("interval_notes", []):
