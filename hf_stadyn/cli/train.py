@@ -318,8 +318,16 @@ def _datasets(data_args: Any, seed: int, progress: bool) -> tuple[Any, dict[str,
         )  # fmt: skip
     else:
         path = Path(data)
+        from hf_stadyn.hub.sections import looks_like_hub_id
+
+        if not path.exists() and looks_like_hub_id(data):  # a Hub dataset id (e.g. StaDyn-Synth, docs/hub.md)
+            from hf_stadyn.hub.data import hub_dataset_folder
+
+            path = hub_dataset_folder(data, name="--data")
         if not path.exists():
-            raise FileNotFoundError(f"--data {data} does not exist; give 'synth', a class-folder tree or a dataset.")
+            raise FileNotFoundError(
+                f"--data {data} does not exist; give 'synth', a class-folder tree, a dataset or a Hub dataset id."
+            )
         is_hf = _is_table_data(path)
         common = dict(num_frames=data_args.num_frames, size=data_args.size, eval_fraction=data_args.eval_fraction,
                       window=data_args.window, seed=seed)  # fmt: skip
