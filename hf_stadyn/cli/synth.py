@@ -12,6 +12,11 @@ _EPILOG = """examples:
   stadyn synth --output_dir trap_train --split trap --trap_share 0.99 --trap_cue invariant
   stadyn synth --output_dir trap_test --split trap --test --test_variant conflicting
   stadyn synth --output_dir moca_like --split motion --camouflage --objects 2
+  stadyn synth --push_to_hub me/stadyn-synth --num_clips 2000 --num_test_clips 500
+
+--push_to_hub ID renders every split (configs motion [default], appearance, trap with train /
+test_aligned / test_conflicting / test_random), masks included, pushes them with datasets' push_to_hub
+and writes the dataset card (no --output_dir needed; --split, --test and --test_variant are not used).
 
 options follow the stadyn convention (--snake_case, --output_dir, --disable_tqdm); the dashed names of
 the previous release (--out, --num-clips, --frames, --trap-share, --cue, --test-variant, --no-progress)
@@ -108,6 +113,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fps", type=float, default=8.0, help="frame rate of the mp4 files (default: %(default)s)")
     p.add_argument("--crf", type=int, default=18, help="libx264 quality 0-51, 0 = lossless luma (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.add_argument(
+        "--push_to_hub", metavar="ID", default=None, help="push every split to the Hub dataset repo ID (see below)"
+    )
+    p.add_argument(
+        "--num_test_clips", type=positive_int, default=None, help="with --push_to_hub: clips per test split "
+        "(default: num_clips / 4)"
+    )  # fmt: skip
+    p.add_argument("--hub_token", metavar="TOKEN", default=None, help="with --push_to_hub: Hub token (default: "
+                   "HF_TOKEN or the logged-in token)")  # fmt: skip
+    p.add_argument("--hub_private_repo", action="store_true", help="with --push_to_hub: create the repo private")
     p.add_argument("--disable_tqdm", action="store_true", help="hide the progress bar")
     p.add_argument("--no-progress", dest="disable_tqdm", action=DeprecatedSwitch, new="--disable_tqdm",
                    help=argparse.SUPPRESS)  # fmt: skip
@@ -133,8 +148,10 @@ def _old(p: argparse.ArgumentParser, old: str, dest: str, new: str, kind: Any, c
 def run(args: argparse.Namespace) -> int:
     from hf_stadyn.synth import SynthConfig, generate, load_synth
 
+    if args.push_to_hub:
+        return _push(args)
     if not args.output_dir:
-        raise ValueError("--output_dir is required: the folder to write the clips to.")
+        raise ValueError("--output_dir is required: the folder to write the clips to (or --push_to_hub ID).")
     from hf_stadyn.cli._types import check_output_dir
 
     check_output_dir(args.output_dir)
@@ -167,3 +184,49 @@ def run(args: argparse.Namespace) -> int:
     ds = load_synth(out)
     print(f"wrote {len(ds)} {args.split} clips ({'test' if args.test else 'train'}) to {out}")
     return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    """``--push_to_hub ID``: every split to a Hub dataset repo (hf_stadyn.synth.hub)."""
+    import sys
+
+    from hf_stadyn.hub.publish import _check_repo_id, hub_errors
+    from hf_stadyn.synth import SynthConfig
+    from hf_stadyn.synth.hub import push_synth_to_hub
+
+    _check_repo_id(args.push_to_hub, "--push_to_hub")
+    if not args.verbose:
+        import datasets
+
+        datasets.utils.logging.set_verbosity_error()
+        if args.disable_tqdm:
+            datasets.utils.logging.disable_progress_bar()
+    motions = tuple(m.strip() for m in str(args.motions).split(",") if m.strip())
+    config = SynthConfig(
+        num_frames=args.num_frames, size=args.size, motions=motions, num_appearances=args.appearances,
+        speed=args.speed, noise=args.noise, camouflage=args.camouflage, num_objects=args.objects,
+    )  # fmt: skip
+    with hub_errors(args.push_to_hub):
+        url = push_synth_to_hub(
+            args.push_to_hub, args.num_clips, args.num_test_clips, config, args.seed, trap_share=args.trap_share,
+            trap_cue=args.trap_cue, fps=args.fps, crf=args.crf, token=args.hub_token,
+            private=True if args.hub_private_repo else None, command=_command(sys.argv[1:]),
+            progress=not args.disable_tqdm,
+        )  # fmt: skip
+    print(f"pushed StaDyn-Synth (motion, appearance, trap) to dataset repo {args.push_to_hub}: {url}")
+    return 0
+
+
+def _command(argv: list[str]) -> list[str]:
+    """The command line for the dataset card, without a --hub_token value."""
+    out, skip = ["stadyn"], False
+    for tok in argv:
+        if skip:
+            skip = False
+            continue
+        if tok == "--hub_token":
+            skip = True
+            continue
+        if not tok.startswith("--hub_token="):
+            out.append(tok)
+    return out
