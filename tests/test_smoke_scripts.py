@@ -51,6 +51,7 @@ COMMANDS: dict[str, list[str]] = {
     "bench_staticdropout": ["tests/bench/bench_staticdropout.py", "--smoke", "--json", "{out}/result.json"],
     "bench_debias": ["tests/bench/bench_debias.py", "--smoke", "--json", "{out}/result.json"],
     "bench_synth": ["tests/bench/bench_synth.py", "--smoke", "--json", "{out}/result.json"],
+    "bench_architectures": ["tests/bench/bench_architectures.py", "--smoke", "--json", "{out}/result.json"],
     "bench_synth_learn": ["tests/bench/bench_synth_learn.py", "trap", "--smoke", "--json", "{out}/result.json"],
     "train_default_model": ["scripts/train_default_model.py", "--smoke", "--output_dir", "{out}/model"],
     "avos_real_video": ["scripts/avos_real_video.py", "--smoke", "--out", "{out}"],
@@ -63,7 +64,7 @@ COMMANDS: dict[str, list[str]] = {
 # the slowest first, so that two workers finish together
 ORDER = ["staticdropout_study", "ground_truth_validation", "bench_probing", "avos_study", "train_default_model",
          "avos_real_video", "bench_metric", "bench_staticdropout", "bench_synth_learn", "bench_report",
-         "bench_synth", "bench_pairs", "vis_ground_truth", "bench_debias"]  # fmt: skip
+         "bench_synth", "bench_pairs", "vis_ground_truth", "bench_debias", "bench_architectures"]  # fmt: skip
 assert sorted(ORDER) == sorted(COMMANDS)
 RECORDED = [ROOT / "docs" / "ground_truth.json", ROOT / "docs" / "ground_truth.md"]
 
@@ -182,6 +183,17 @@ def check_bench_debias(r: Run) -> None:
     extra = d["extra_forwards_per_step"]
     assert extra["plain"] == 0 and extra["stillmix"] == 0, extra
     assert extra["decorrelation_and_shuffle_uniform"] == 1, extra  # the two share one shuffled forward
+
+
+def check_bench_architectures(r: Run) -> None:
+    d = _json(r.out / "result.json")
+    names = [row["architecture"] for row in d["rows"]]
+    assert {"ViViT", "V-JEPA 2", "VideoPrism", "X-CLIP video tower", "VideoMAE (embedded default, trained)"} <= set(
+        names
+    )
+    for row in d["rows"]:
+        assert row["layers"][-1] == row["last_layer"] and 0 < row["share_dynamic"] < 100, row
+    _positive_finite(d["ratios"], "bench_architectures")
 
 
 def check_bench_synth(r: Run) -> None:
