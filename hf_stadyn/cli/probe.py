@@ -673,8 +673,26 @@ def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, laye
         "threshold": args.threshold,
         "mixed_precision": args.mixed_precision,
     }
-    if result.settings.get("stopping") is not None:  # only with --target_ci: other reports keep their bytes
-        pair_settings["stopping"] = result.settings["stopping"]
+    extra: dict[str, Any] = {"command": canonical_command(args)}
+    stopping = result.settings.get("stopping")
+    if stopping is not None:  # only with --target_ci: other reports keep their bytes
+        last = stopping["history"][-1]
+        keep = (
+            "rule",
+            "target_ci",
+            "layers",
+            "min_pairs",
+            "growth",
+            "max_pairs",
+            "looks",
+            "look_confidence",
+            "stopped",
+        )
+        pair_settings["stopping"] = {
+            **{k: stopping[k] for k in keep},
+            "half_widths": {m: last[m]["half_widths"] for m in results},  # at the stop, per model and layer
+        }
+        extra["stopping_history"] = stopping["history"]  # every look's half-widths and sequential intervals
     report = BiasReport.from_results(
         result.layers,
         model_id=model_id,
@@ -683,7 +701,7 @@ def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, laye
         seed=args.seed,
         reference=reference,
         reference_info=reference_info,
-        extra={"command": canonical_command(args)},
+        extra=extra,
     )
     if accelerator.is_main_process:
         files = report.save(out)
@@ -694,11 +712,11 @@ def _probe_and_report(args, model, model_id, embedded, spec, pairs, source, laye
             f"probed {used} pairs ({lb.num_pairs['dynamic']} dynamic, {lb.num_pairs['static']} static) "
             f"on {len(result.layers)} layers of {model_id}"
         )
-        stopping = result.settings.get("stopping")
         if stopping is not None:
             print(
                 f"stopping rule (--target_ci {args.target_ci:g}): {stopping['stopped']['reason']} after {used} of at "
-                f"most {args.num_pairs} pairs"
+                f"most {args.num_pairs} pairs; the sequential 95 % intervals at the stop (report.json "
+                "extra.stopping_history) hold whatever look it stopped at; the table's are a plain run's of these pairs"
             )
         for line in report.summary_lines():  # the same table as report.md (share % with intervals first)
             print(line)
