@@ -5,6 +5,9 @@ training clip is re-rendered in a random style of the pair stylizers (:mod:`hf_s
 one set of style parameters for all its frames (temporally consistent: motion is untouched). The
 draw for clip ``i`` in epoch ``e`` comes from ``numpy.random.SeedSequence(seed, spawn_key=(e, i))``, so
 a run is reproducible and a resumed run sees the same augmented clips.
+
+:class:`AugmentedDataset` also takes :class:`~hf_stadyn.debias.StillMixAugment` (re-exported here: a
+still frame of another training clip blended into each clip, label kept; docs/debiasing.md).
 """
 
 from __future__ import annotations
