@@ -137,3 +137,18 @@ def test_engine_stops_at_a_look_with_the_numbers_of_a_plain_run_and_resumes(tmp_
     # resuming the finished (stopped) state redoes the look at its pair count and stops again
     again = probe(model, pairs, LAYERS, target_ci=rule, checkpoint_dir=ckpt, resume=True, **kw)
     assert json.dumps(again.settings) == json.dumps(stopped.settings)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--target_ci", "0"], "--target_ci must be"), (["--target_ci", "150"], "--target_ci must be"),
+     (["--stop_layers", "block_3"], "--stop_layers needs --target_ci")],
+)  # fmt: skip
+def test_stadyn_probe_refuses_bad_stopping_options_in_one_line(args, message, tmp_path, capsys):
+    """Checked before any model or video is loaded: exit 2 and one line naming the option."""
+    from hf_stadyn.cli import main
+
+    assert main(["probe", *args, "--output_dir", str(tmp_path / "out"), "--disable_tqdm"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "out").exists()
