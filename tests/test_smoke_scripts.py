@@ -52,6 +52,7 @@ COMMANDS: dict[str, list[str]] = {
     "bench_debias": ["tests/bench/bench_debias.py", "--smoke", "--json", "{out}/result.json"],
     "bench_synth": ["tests/bench/bench_synth.py", "--smoke", "--json", "{out}/result.json"],
     "bench_architectures": ["tests/bench/bench_architectures.py", "--smoke", "--json", "{out}/result.json"],
+    "bench_stopping": ["tests/bench/bench_stopping.py", "--smoke", "--json", "{out}/result.json"],
     "bench_synth_learn": ["tests/bench/bench_synth_learn.py", "trap", "--smoke", "--json", "{out}/result.json"],
     "train_default_model": ["scripts/train_default_model.py", "--smoke", "--output_dir", "{out}/model"],
     "avos_real_video": ["scripts/avos_real_video.py", "--smoke", "--out", "{out}"],
@@ -64,7 +65,8 @@ COMMANDS: dict[str, list[str]] = {
 # the slowest first, so that two workers finish together
 ORDER = ["staticdropout_study", "ground_truth_validation", "bench_probing", "avos_study", "train_default_model",
          "avos_real_video", "bench_metric", "bench_staticdropout", "bench_synth_learn", "bench_report",
-         "bench_synth", "bench_pairs", "vis_ground_truth", "bench_debias", "bench_architectures"]  # fmt: skip
+         "bench_synth", "bench_pairs", "vis_ground_truth", "bench_debias", "bench_architectures",
+         "bench_stopping"]  # fmt: skip
 assert sorted(ORDER) == sorted(COMMANDS)
 RECORDED = [ROOT / "docs" / "ground_truth.json", ROOT / "docs" / "ground_truth.md"]
 
@@ -279,6 +281,17 @@ def check_staticdropout_study(r: Run) -> None:
     table = (r.out / "table.md").read_text()
     assert "| StaticDropout |" in table and "| reference: plain fine-tuning without shortcut |" in table
     assert (r.out / "runs" / "static_dropout_s0" / "run.json").is_file()
+
+
+def check_bench_stopping(r: Run) -> None:
+    d = _json(r.out / "result.json")
+    assert d["smoke"] is True and d["max_pairs"] == 160
+    assert [row["target_ci"] for row in d["rows"]] == [8.0, 4.0]
+    for row in d["rows"]:
+        assert 4 <= row["pairs"] <= 160 and row["reason"] and row["agrees_with_fixed"] in (True, False)
+    _positive_finite(d["ratios"], "bench_stopping")
+    sim = d["simulation"]["4.0"]
+    assert 0 <= sim["rule"]["coverage_sequential"] <= 1 and 0 <= sim["naive"]["coverage_ordinary"] <= 1
 
 
 def check_vis_ground_truth(r: Run) -> None:
