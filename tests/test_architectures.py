@@ -246,3 +246,33 @@ def test_model_factory_errors_are_one_line(tmp_path, capsys):
         assert len([line for line in err.splitlines() if line.strip()]) == 1, err
     assert stadyn([*base, "--model", "x", "--model_factory", f"{bad}:build"]) != 0
     assert "exclude each other" in capsys.readouterr().err
+
+
+def test_model_factory_per_frame_layouts_pool_per_clip(tmp_path):
+    """A frame encoder (B * T frames along the batch): 'frames' / 'frame_tokens' layers pool per clip of the
+    INPUT_SPEC's T frames (a bug: B * T rows, one per frame, reach the estimator)."""
+    f = tmp_path / "frames.py"
+    f.write_text(
+        "import torch\n"
+        "INPUT_SPEC = {'num_frames': 4, 'image_size': 16}\n"
+        "class Tok(torch.nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return x.flatten(2).transpose(1, 2)\n"
+        "class M(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv = torch.nn.Conv2d(3, 6, 3)\n"
+        "        self.tok = Tok()\n"
+        "    def forward(self, x):\n"
+        "        return self.tok(self.conv(x))\n"
+        "def build():\n    return M()\n"
+        "def forward_fn(clips):\n"
+        "    return clips.flatten(0, 1).permute(0, 3, 1, 2).float() / 255\n"
+    )
+    adapter = ModuleAdapter.from_factory(f"{f}:build", "conv:frames,tok:frame_tokens")
+    pairs = adapter.pairs_from_videos(_clips(3, t=4, size=16), seed=0, num_pairs=8)
+    res = probe(adapter.model, pairs, layers=adapter.probe_layer_specs(), forward_fn=adapter.forward_fn,
+                batch_size=4, progress=False, place=False)  # fmt: skip
+    assert list(res.layers) == ["conv", "tok"]
+    for lb in res.layers.values():
+        assert lb.num_channels == 6 and lb.num_pairs["dynamic"] + lb.num_pairs["static"] == 8

@@ -90,7 +90,11 @@ class ModuleAdapter:
             raise ValueError("forward_fn must be callable: uint8 clips (B, T, H, W, 3) -> the model's input.")
         self.model = model
         self.forward_fn = forward_fn
-        self._specs = _resolve_layers(model, layers, layout=None, num_frames=None, select=None)
+        frames = input_spec.get("num_frames") if input_spec is not None else None
+        # per-frame layouts ("frames", "frame_tokens") pool per clip of the input's T frames
+        self._specs = _resolve_layers(
+            model, layers, layout=None, num_frames=int(frames) if frames else None, select=None
+        )
         self._input_spec = dict(input_spec) if input_spec is not None else None
 
     def probe_layer_specs(self) -> dict[str, LayerSpec]:
