@@ -262,7 +262,7 @@ def simulate_stopping(
             else:
                 ivs = jackknife_intervals(*state, conf)
                 hw = max(t_quantile(conf, k - 1) * ivs[q].stderr for q in SHARE_QUANTITIES) if ivs else math.inf
-                stop = hw <= naive_target or li == len(looks) - 1
+                stop = hw <= float(naive_target) or li == len(looks) - 1
                 ordinary = {q: [ivs[q].low, ivs[q].high] for q in SHARE_QUANTITIES} if ivs else {}
                 d = None
             if not stop:

@@ -611,7 +611,7 @@ def probe_models(
         if checkpoint_dir is None:
             return
         for e in entries:
-            meta = {
+            meta: dict[str, Any] = {
                 "done": done,
                 "chunking": chunking,
                 "estimator_state_version": STATE_VERSION,
