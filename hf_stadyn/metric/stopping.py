@@ -227,12 +227,14 @@ def simulate_stopping(
     sigma = rng.uniform(0.6, 1.2, c)
     v = float((alpha**2 + beta**2 + sigma**2).sum())
     truth = 100.0 * np.array(shares_from_scores(float((beta**2).sum() / v), float((alpha**2).sum() / v)))
+    naive_w = math.inf
     if rule is not None:
         looks, k, conf = rule.looks(), rule.num_chunks, rule.confidence
         max_pairs = looks[-1]
     else:
         if naive_target is None:
             raise ValueError("simulate_stopping(None, ...) needs naive_target (the naive rule's half-width).")
+        naive_w = float(naive_target)
         k, conf, max_pairs = 10, 0.95, 3000
         looks = list(range(20, max_pairs, naive_every)) + [max_pairs]
     cover_seq = cover_ord = 0.0
@@ -262,7 +264,7 @@ def simulate_stopping(
             else:
                 ivs = jackknife_intervals(*state, conf)
                 hw = max(t_quantile(conf, k - 1) * ivs[q].stderr for q in SHARE_QUANTITIES) if ivs else math.inf
-                stop = hw <= float(naive_target) or li == len(looks) - 1
+                stop = hw <= naive_w or li == len(looks) - 1
                 ordinary = {q: [ivs[q].low, ivs[q].high] for q in SHARE_QUANTITIES} if ivs else {}
                 d = None
             if not stop:
