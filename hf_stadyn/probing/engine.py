@@ -33,8 +33,9 @@ current batch on SIGTERM, and on any interruption or error once probing began; o
 identity (pairs, :func:`model_fingerprint`, number-relevant settings, the caller's ``run_identity``)
 must match, else ValueError names every difference.
 
-(Over 500 lines on purpose: the one loop, its resume identity and its signal handling live together,
-so the rules that keep a resumed run identical sit next to the loop they protect.)
+(Over 500 lines on purpose: the one loop, its resume identity, its signal handling, the stopping rule's
+looks and the models of one pass live together, so the rules that keep a resumed, sharded or stopped run
+identical sit next to the loop they protect.)
 """
 
 from __future__ import annotations
