@@ -135,7 +135,7 @@ def test_hook_features_equal_the_pooled_hidden_states(name, folders):
         torch.testing.assert_close(feats[layer], want, rtol=1e-5, atol=1e-5, msg=f"{name} {layer}")
 
 
-@pytest.mark.parametrize("name", ["vivit", "vjepa2_encoder", "videoprism", "xclip"])
+@pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_probe_end_to_end_one_forward_per_batch(name, folders):
     model = load_model(folders[name])
     calls = []

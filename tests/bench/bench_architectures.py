@@ -14,8 +14,8 @@ read back with ``load_model`` (as ``stadyn probe --model DIR`` does), then:
   plus the trained row: the embedded default (a tiny VideoMAE trained on StaDyn-Synth motion) on its pairs;
 - probing throughput relative to the bare forward: the same batch of 2B = 16 clips through the plain
   forward and through the probing forward (hooks pooling every probe layer, ``extract_features``), the
-  two routes interleaved round by round (15 rounds; machine load affects them alike), the median time of
-  each; ratio = forward time / probing time (1.0 = probing every layer is free);
+  two routes run in each of 31 rounds, in alternating order (machine load affects them alike); ratio =
+  the median over rounds of forward time / probing time (1.0 = probing every layer is free);
 - pairs/s of the whole engine (``probe()``: pairs made, normalised, one forward per batch, estimator).
 
 ``--smoke``: 16 pairs of 8 clips, B = 2, 2 rounds (numbers meaningless; it checks the benchmark runs).
@@ -89,7 +89,8 @@ def synth_clips(spec: dict, num_clips: int) -> list:
 
 
 def time_routes(model, batch_pairs: int, rounds: int, spec: dict) -> dict[str, float]:
-    """Median seconds of the bare forward and of the probing forward on the same 2B clips."""
+    """Median seconds of the bare forward and of the probing forward on the same 2B clips, and the median
+    of the per-round ratios (paired: each round runs both routes, in alternating order)."""
     from hf_stadyn.probing import extract_features
     from hf_stadyn.probing.hooks import eval_mode
 
@@ -99,18 +100,18 @@ def time_routes(model, batch_pairs: int, rounds: int, spec: dict) -> dict[str, f
     clips = torch.randint(0, 256, (2 * batch_pairs, t, h, w, 3), generator=g, dtype=torch.uint8)
     inputs = model.probe_inputs({"clip_a": clips[:batch_pairs], "clip_b": clips[batch_pairs:]})
     specs = model.probe_layer_specs()
+    routes = {"forward": lambda: model(**inputs), "probe": lambda: extract_features(model, inputs, specs)}
     times: dict[str, list[float]] = {"forward": [], "probe": []}
     with eval_mode(model), torch.inference_mode():
-        model(**inputs)  # warm-up
-        extract_features(model, inputs, specs)
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            model(**inputs)
-            times["forward"].append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            extract_features(model, inputs, specs)
-            times["probe"].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+        for fn in routes.values():  # warm-up
+            fn()
+        for i in range(rounds):
+            for name in ("forward", "probe") if i % 2 == 0 else ("probe", "forward"):
+                t0 = time.perf_counter()
+                routes[name]()
+                times[name].append(time.perf_counter() - t0)
+    ratio = statistics.median(f / p for f, p in zip(times["forward"], times["probe"]))
+    return {**{f"{k}_s": statistics.median(v) for k, v in times.items()}, "throughput_ratio": ratio}
 
 
 def reading(model, clips: list, num_pairs: int, batch_pairs: int) -> dict:
@@ -144,7 +145,7 @@ def main() -> int:
     parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    num_pairs, num_clips, batch, rounds = (16, 8, 2, 2) if args.smoke else (256, 64, 8, 15)
+    num_pairs, num_clips, batch, rounds = (16, 8, 2, 2) if args.smoke else (256, 64, 8, 31)
 
     from hf_stadyn.models.auto import load_model
     from hf_stadyn.models.generic import model_family
@@ -160,9 +161,10 @@ def main() -> int:
             row = {"architecture": name, "family": model_family(model), "class": type(model).__name__,
                    "trained": trained, "num_frames": spec["num_frames"], "image_size": spec["image_size"],
                    "parameters": sum(p.numel() for p in model.parameters())}  # fmt: skip
-            row.update(reading(model, synth_clips(spec, num_clips), num_pairs, batch))
-            row.update({f"{k}_s": v for k, v in time_routes(model, batch, rounds, spec).items()})
-            row["throughput_ratio"] = row["forward_s"] / row["probe_s"]
+            clips = synth_clips(spec, num_clips)
+            reading(model, clips[:8], 16, batch)  # warm-up: first-call costs stay out of pairs/s
+            row.update(reading(model, clips, num_pairs, batch))
+            row.update(time_routes(model, batch, rounds, spec))
             rows.append(row)
             print(f"{name}: done", file=sys.stderr)
 
@@ -170,15 +172,16 @@ def main() -> int:
         print("SMOKE RUN: tiny sizes, the numbers are meaningless (it checks that the benchmark runs).")
     print(
         f"{num_pairs} pairs of {num_clips} StaDyn-Synth motion clips per model, seed 0; timing: {2 * batch} clips, "
-        f"{rounds} interleaved rounds, {args.threads} thread(s)"
+        f"{rounds} paired rounds (median ratio), {args.threads} thread(s)"
     )
     print("| architecture | class | trained | last layer | dynamic % [95% CI] | static % [95% CI] | "
-          "probing / bare forward throughput | pairs/s |")  # fmt: skip
-    print("|---|---|---|---|---:|---:|---:|---:|")
+          "bare forward ms | probing / bare forward throughput | pairs/s |")  # fmt: skip
+    print("|---|---|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['architecture']} | {r['class']} | {'yes' if r['trained'] else 'init'} | {r['last_layer']} | "
-            f"{fmt(r, 'dynamic')} | {fmt(r, 'static')} | {r['throughput_ratio']:.2f} | {r['pairs_per_s']:.0f} |"
+            f"{fmt(r, 'dynamic')} | {fmt(r, 'static')} | {1000 * r['forward_s']:.1f} | {r['throughput_ratio']:.2f} | "
+            f"{r['pairs_per_s']:.0f} |"
         )
     if args.json:
         doc = {
