@@ -115,7 +115,8 @@ def _markdown(res: dict[str, Any]) -> str:
             f"{ci(tr, 's_static')} | {diff(d, 's_dynamic')} | {diff(d, 's_static')} |"
         )
     s = res["settings"]
-    lines += ["", f"Command: `{s['command']}`; {s['seconds_total']:.0f} s on {s['threads']} thread(s).", ""]
+    lines += ["", f"Command: `{s['command']}`; {s['seconds_total']:.0f} s wall, {s['cpu_seconds_total']:.0f} s CPU, "
+              f"{s['threads']} thread(s).", ""]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     from hf_stadyn.synth import SynthConfig, SynthDataset
     from hf_stadyn.training.vis import VisTrainingConfig, evaluate_vis, tiny_videomt_config, train_vis
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     common = dict(num_objects=args.num_objects)
     train = SynthDataset("motion", args.train_clips, SynthConfig(**common, camouflage_share=args.train_camouflage),
                          seed=args.seed, instance_masks=True).to_tensors()  # fmt: skip
@@ -192,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                  "num_upscale_blocks", "num_register_tokens")},
             "num_parameters": sum(p.numel() for p in model.parameters()),
             "seconds_render": t_render, "seconds_train": t_train, "seconds_probe": t_probe,
-            "seconds_total": time.perf_counter() - start, "torch": torch.__version__,
+            "seconds_total": time.perf_counter() - start, "cpu_seconds_total": time.process_time() - cpu_start,
+            "torch": torch.__version__,
             "python": platform.python_version(),
         },
         "history": history,
