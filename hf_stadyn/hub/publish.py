@@ -175,6 +175,12 @@ def publish_folder(
             from .space import prepare_space
 
             prepare_space(stage, repo_id, api.endpoint, branch or "main", wheel=wheel)
+            if private:
+                logger.warning(
+                    "a private Space cannot download its own wheel during its build (the builder sends no token); "
+                    "publish %s public, or give its requirements.txt another hf-stadyn source (docs/hub.md)",
+                    repo_id,
+                )
         readme = stage / "README.md"
         if readme.is_file():  # our block between markers, so a later publish updates it in place
             meta, body = split_front_matter(readme.read_text(encoding="utf-8"))
@@ -234,7 +240,11 @@ def publish_folder(
 
             RepoCard(readme.read_text(encoding="utf-8")).validate(repo_type=repo_type)
         if not exists:
-            api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+            extra: dict[str, Any] = {}
+            if repo_type == "space":
+                sdk = split_front_matter(readme.read_text(encoding="utf-8"))[0].get("sdk") if readme.is_file() else None
+                extra["space_sdk"] = sdk or "gradio"
+            api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **extra)
         if result.changes:
             ops = [
                 CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(stage / path)) for path, _ in result.changes
