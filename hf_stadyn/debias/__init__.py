@@ -16,7 +16,7 @@
 - :func:`record_debias_config` / :func:`get_debias_config`: the settings in the checkpoint config.
 """
 
-from .config import DECORRELATION_FORMS, DecorrelationConfig
+from .config import DECORRELATION_FORMS, DecorrelationConfig, get_debias_config, record_debias_config
 from .losses import (
     ShuffledForward,
     ShuffledOutputs,
@@ -24,8 +24,6 @@ from .losses import (
     StaticPairDecorrelation,
     debias_loss_terms,
     decorrelation_penalty,
-    get_debias_config,
-    record_debias_config,
     static_pair_score,
 )
 from .static_dropout import (

@@ -28,7 +28,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import weakref
@@ -40,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import DEBIAS_CONFIG_KEY, PRE_CLASSIFIER, DecorrelationConfig
+from .config import PRE_CLASSIFIER, DecorrelationConfig
 
 __all__ = [
     "ShuffleUniformPenalty",
@@ -49,8 +48,6 @@ __all__ = [
     "StaticPairDecorrelation",
     "debias_loss_terms",
     "decorrelation_penalty",
-    "get_debias_config",
-    "record_debias_config",
     "static_pair_score",
 ]
 
@@ -464,50 +461,3 @@ def debias_loss_terms(
     if shuffle_uniform > 0:
         terms.append(ShuffleUniformPenalty(float(shuffle_uniform), forward=shared))
     return terms
-
-
-# ====================================================================== checkpoint config
-def record_debias_config(model: nn.Module, settings: Mapping[str, Any] | None) -> None:
-    """Record the debiasing settings in ``model.config`` so that ``save_pretrained`` writes them.
-
-    hf_stadyn configs: ``config.stadyn["debias"]``; any other config: ``config.debias``. ``None`` (or
-    ``{}``) removes them. Plain transformers ignores the entry when it loads the checkpoint.
-    """
-    config = getattr(model, "config", None)
-    if config is None:
-        return
-    value = _plain(dict(settings)) if settings else None
-    if hasattr(config, "stadyn"):
-        stadyn = dict(config.stadyn or {})
-        if value is None:
-            stadyn.pop(DEBIAS_CONFIG_KEY, None)
-        else:
-            stadyn[DEBIAS_CONFIG_KEY] = value
-        config.stadyn = stadyn or None
-    elif value is not None:
-        setattr(config, DEBIAS_CONFIG_KEY, value)
-    elif hasattr(config, DEBIAS_CONFIG_KEY):
-        setattr(config, DEBIAS_CONFIG_KEY, None)
-
-
-def get_debias_config(model_or_config: Any) -> dict[str, Any] | None:
-    """The debiasing settings recorded by :func:`record_debias_config` (a model or its config), or None."""
-    config = getattr(model_or_config, "config", model_or_config)
-    stadyn = getattr(config, "stadyn", None)
-    if isinstance(stadyn, Mapping) and stadyn.get(DEBIAS_CONFIG_KEY) is not None:
-        return dict(stadyn[DEBIAS_CONFIG_KEY])
-    entry = getattr(config, DEBIAS_CONFIG_KEY, None)
-    return dict(entry) if isinstance(entry, Mapping) else None
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready copy (dataclasses to dicts, numpy scalars to Python)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _plain(dataclasses.asdict(value))
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
