@@ -24,6 +24,7 @@ _EPILOG = """examples:
   stadyn probe --model ./my-videomae --videos clips/ --num_pairs 3000 --output_dir report/
   stadyn probe --model MCG-NJU/videomae-base-finetuned-kinetics --dataset ./my_dataset --video_column video
   stadyn probe ... --resume_from_checkpoint                 # continue an interrupted run in --output_dir
+  stadyn probe --model_factory my_cnn.py:build --layers layer3:cthw,layer4:cthw --videos clips/   # any torch module
 
 options follow the stadyn convention (--snake_case, --output_dir, --disable_tqdm, --use_cpu, --bf16/--fp16);
 the names of the previous release (--output, --num-pairs, --batch-size, --no-progress, --device,
