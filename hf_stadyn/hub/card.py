@@ -303,6 +303,7 @@ def bias_model_card(
         recorded = _str_or_none(training.get("dataset"))
         task_dataset = recorded if looks_like_hub_id(recorded) else STADYN_SYNTH_DATASET
         task_config = task_config or (training.get("dataset_config") or ("trap" if recorded is None else None))
+    task_dataset = task_dataset or STADYN_SYNTH_DATASET
     all_tags = list(dict.fromkeys([*_BASE_TAGS, *(tags or ())]))
     eval_results = accuracy_eval_results(accuracies, dataset=task_dataset, dataset_config=task_config)
     eval_results += bias_eval_results(

@@ -22,7 +22,7 @@ def hub_dataset_folder(repo_id: str, *, name: str = "--data", config: str | None
 
     from hf_stadyn.video.sources import _load_hub_dataset
 
-    ds = _load_hub_dataset(repo_id, None, name) if config is None else datasets.load_dataset(repo_id, config)
+    ds = _load_hub_dataset(repo_id, None, name)  # type: ignore[arg-type]  # None: every split if config is None else datasets.load_dataset(repo_id, config)
     if isinstance(ds, datasets.Dataset):
         ds = datasets.DatasetDict({"train": ds})
     out = Path(tempfile.mkdtemp(prefix="stadyn-hub-data-"))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]  # PyYAML comes with huggingface_hub / datasets
 
 from .sections import CARD_BEGIN, CARD_END, SOURCE_NAME
 

@@ -249,14 +249,14 @@ def publish_folder(
             ops = [
                 CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(stage / path)) for path, _ in result.changes
             ]
-            info = api.create_commit(
+            commit = api.create_commit(
                 repo_id,
                 ops,
                 commit_message=commit_message or "Publish with hf-stadyn",
                 repo_type=repo_type,
                 revision=branch,
             )
-            result.oid, result.commit_url = info.oid, info.commit_url
+            result.oid, result.commit_url = commit.oid, commit.commit_url
         else:
             head = head or api.repo_info(repo_id, repo_type=repo_type, revision=branch).sha
             result.oid, result.commit_url = head, _commit_url(api.endpoint, repo_type, repo_id, head)
