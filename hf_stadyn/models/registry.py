@@ -159,7 +159,11 @@ def registered_models() -> dict[str, ModelRegistration]:
 
 
 def supported_model_types() -> tuple[str, ...]:
-    """Every ``model_type`` :func:`~hf_stadyn.models.auto.load_model` accepts (ours and upstream ones)."""
+    """Every ``model_type`` of hf_stadyn's own classes (ours and the upstream ones they read).
+
+    :func:`~hf_stadyn.models.auto.load_model` accepts these and, through :mod:`hf_stadyn.models.generic`,
+    the other upstream video architectures: :func:`hf_stadyn.models.auto.loadable_model_types` lists all.
+    """
     return tuple(t for e in _REGISTRY.values() for t in e.model_types)
 
 
