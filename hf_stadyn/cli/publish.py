@@ -98,6 +98,13 @@ def _run(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         raise FileNotFoundError(f"FOLDER {args.folder} does not exist or is not a folder; give the folder to publish.")
     repo_type = args.repo_type or detect_repo_type(folder)
+    scripts = [f.stem for f in folder.glob("*.py") if f.stem != "app" and (folder / "README.md").is_file()]
+    name = args.repo_id.split("/")[1]
+    if repo_type == "space" and "static_dynamic_bias" in scripts and name != "static_dynamic_bias":
+        print(
+            f"note: evaluate.load('{args.repo_id}') looks for {name}.py in the Space; name the Space "
+            "static_dynamic_bias so that evaluate.load('<owner>/static_dynamic_bias') finds the metric script."
+        )
     with tempfile.TemporaryDirectory(prefix="stadyn-publish-cli-") as tmp:
         src = folder
         if repo_type == "model" and (folder / "bias_report.json").is_file():
