@@ -60,11 +60,12 @@ COMMANDS: dict[str, list[str]] = {
     # no --out: the smoke run must pick a temporary folder itself and leave docs/ground_truth.json alone
     "ground_truth_validation": ["scripts/ground_truth_validation.py", "--smoke"],
     "staticdropout_study": ["scripts/staticdropout_study.py", "--smoke", "--out", "{out}"],
+    "debias_study": ["scripts/debias_study.py", "--smoke", "--out", "{out}"],
     "vis_ground_truth": ["scripts/vis_ground_truth.py", "--smoke", "--out", "{out}"],
 }
 # the slowest first, so that two workers finish together
-ORDER = ["staticdropout_study", "ground_truth_validation", "bench_probing", "avos_study", "train_default_model",
-         "avos_real_video", "bench_metric", "bench_staticdropout", "bench_synth_learn", "bench_report",
+ORDER = ["debias_study", "staticdropout_study", "ground_truth_validation", "bench_probing", "avos_study",
+         "train_default_model", "avos_real_video", "bench_metric", "bench_staticdropout", "bench_synth_learn", "bench_report",
          "bench_synth", "bench_pairs", "vis_ground_truth", "bench_debias", "bench_architectures",
          "bench_stopping"]  # fmt: skip
 assert sorted(ORDER) == sorted(COMMANDS)
@@ -305,6 +306,31 @@ def check_vis_ground_truth(r: Run) -> None:
     assert set(d["probe"]["trained"]) == set(d["probe"]["init"]) >= {"embeddings", "block_0", "block_3", "queries"}
     assert "| trained | frozen |" in (r.out / "vis_ground_truth.md").read_text()
     assert (r.out / "model" / "model.safetensors").is_file() and (r.out / "init" / "config.json").is_file()
+
+
+def check_debias_study(r: Run) -> None:
+    d = _json(r.out / "results.json")
+    assert d["smoke"] is True and d["seeds"] == 1
+    runs = d["runs"]
+    methods_a = sorted(row["method"] for row in runs if row["setting"] == "a" and row["shortcut"])
+    assert methods_a == sorted(["plain", "static_dropout", "stylize", "stillmix", "shuffle_uniform", "decor_cosine",
+                                "decor_cross_cov"])  # fmt: skip
+    assert any(not row["shortcut"] for row in runs)  # the reference fine-tune without shortcut
+    for key in ("a", "c", "ts"):
+        assert d["settings"][key]["complete"], key
+    assert "static_dropout" in {row["method"] for row in runs if row["setting"] == "ts"}
+    for row in runs:
+        accs = [v for k, v in row.items() if k.endswith("_accuracy")] + list(row["loophole"].values())
+        assert accs and all(0 <= v <= 1 for v in accs), row["name"]
+        assert math.isfinite(row["seconds_per_step"]) and row["seconds_per_step"] > 0
+        if row["setting"] == "c":
+            assert row["history"] and "eval/motion_test/accuracy" in row["history"][-1]
+    assert d["tuning"]["chosen"]["decor_cosine"]["params"]["weight"] > 0
+    table = (r.out / "table.md").read_text()
+    for s in ("| decorrelation (cosine) |", "| StillMix |", "Goal of issue 14 point 3", "Paired differences",
+              "Loophole measures", "### (c) appearance-pre-trained"):  # fmt: skip
+        assert s in table, s
+    assert (r.out / "a" / "runs" / "decor_cross_cov_s0" / "run.json").is_file()
 
 
 CHECKS: dict[str, Callable[[Run], None]] = {name: globals()[f"check_{name}"] for name in COMMANDS}
