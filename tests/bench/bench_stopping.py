@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that the benchmark runs")
     ap.add_argument("--json", default=None, help="write the figures to this file")
     ap.add_argument("--max_pairs", type=int, default=None, help="the fixed run's pairs (default 3000; smoke 160)")
+    ap.add_argument(
+        "--probe_args", default="", help='more stadyn probe options for every run, e.g. "--synth_clips 1024"'
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     from hf_stadyn.metric.stopping import StoppingRule, simulate_stopping
@@ -71,10 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     common = ["--num_pairs", str(max_pairs), "--seed", "0"]
     if smoke:
         common += ["--synth_clips", "16", "--layers", "block_3"]
+    common += args.probe_args.split()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         fixed, fixed_s = _probe(Path(tmp) / "fixed", common)
-        print(f"fixed: {max_pairs} pairs in {fixed_s:.1f} s (model + reference, one pass)")
+        print(f"fixed: {max_pairs} pairs in {fixed_s:.1f} s ({' '.join(common)})")
         for w in targets:
             rep, sec = _probe(Path(tmp) / f"ci{w}", [*common, "--target_ci", str(w)])
             stop = rep["pair_settings"]["stopping"]
@@ -113,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {
         "smoke": smoke,
         "max_pairs": max_pairs,
+        "probe_args": common,
         "fixed_seconds": fixed_s,
         "rows": rows,
         "simulation": sim,
