@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="write the figures to this file")
     ap.add_argument("--max_pairs", type=int, default=None, help="the fixed run's pairs (default 3000; smoke 160)")
     ap.add_argument(
-        "--probe_args", default="", help='more stadyn probe options for every run, e.g. "--synth_clips 1024"'
+        "--probe_args",
+        default="",
+        help='more stadyn probe options for every run, e.g. --probe_args="--synth_clips 1024" (with =)',
     )
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
