@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help='more stadyn probe options for every run, e.g. --probe_args="--synth_clips 1024" (with =)',
     )
+    ap.add_argument("--stop_layers", default=None, help="--stop_layers of the target runs (default: every layer)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     from hf_stadyn.metric.stopping import StoppingRule, simulate_stopping
@@ -82,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         fixed, fixed_s = _probe(Path(tmp) / "fixed", common)
         print(f"fixed: {max_pairs} pairs in {fixed_s:.1f} s ({' '.join(common)})")
         for w in targets:
-            rep, sec = _probe(Path(tmp) / f"ci{w}", [*common, "--target_ci", str(w)])
+            stop_layers = ["--stop_layers", args.stop_layers] if args.stop_layers else []
+            rep, sec = _probe(Path(tmp) / f"ci{w}", [*common, "--target_ci", str(w), *stop_layers])
             stop = rep["pair_settings"]["stopping"]
             worst = max(v for part in stop["half_widths"].values() for v in part.values() if v is not None)
             agree, cases = _agree(fixed, rep)
@@ -120,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         "smoke": smoke,
         "max_pairs": max_pairs,
         "probe_args": common,
+        "stop_layers": args.stop_layers,
         "fixed_seconds": fixed_s,
         "rows": rows,
         "simulation": sim,
