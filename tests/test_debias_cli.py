@@ -1,7 +1,7 @@
 """``stadyn train`` with the debiasers of docs/debiasing.md: a folder of real labelled videos (mp4, decoded
 as any user's) trained 1 epoch with ``--decorrelate`` + ``--shuffle_uniform`` + ``--augment stillmix``
 (the CI smoke of issue 14 point 4) records its settings in the checkpoint; bad values are one line and
-exit 2 before anything is written."""
+exit 2 before anything is written; two processes (accelerate launch, gloo DDP) train with the shuffled forward."""
 
 from __future__ import annotations
 
@@ -85,3 +85,32 @@ def test_bad_debias_values_are_one_line_exit_2(args, phrase, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("stadyn train"), lines
     assert phrase in lines[0], lines[0]
     assert not (out / "model").exists() and not list(out.glob("checkpoint-*")) if out.exists() else True
+
+
+def test_two_processes_train_with_the_shared_shuffled_forward(tmp_path):
+    """``accelerate launch`` with 2 CPU processes (gloo DDP): the extra shuffled forward through the DDP wrapper
+    before one backward trains (a DDP that refused a second forward per step would fail here), the data is
+    sharded (2 steps for 16 clips at 4 per process, not 4) and one process reports. About 27 s of CPU (two
+    processes importing torch and transformers); minutes of wall time on a loaded machine."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    args = ["--output_dir", str(tmp_path / "run"), *TINY, "--train_clips", "16", "--test_clips", "4",
+            "--synth_motions", "left,right", "--synth_appearances", "2", "--no_track_bias", "--decorrelate", "1",
+            "--shuffle_uniform", "0.5"]  # fmt: skip
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", port,
+           "-m", "hf_stadyn", "train", "--task", "classification", *args]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": port, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}  # fmt: skip
+    res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("trained videomae") == 1, res.stdout
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["steps_done"] == 2
+    assert all("loss_decorrelation" in e for e in results["log_history"] if "loss" in e)
