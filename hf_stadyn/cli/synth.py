@@ -114,13 +114,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--crf", type=int, default=18, help="libx264 quality 0-51, 0 = lossless luma (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument(
-        "--push_to_hub", metavar="ID", default=None, help="push every split to the Hub dataset repo ID (see below)"
+        "--push_to_hub", metavar="ID", default="", help="push every split to the Hub dataset repo ID (see below)"
     )
     p.add_argument(
-        "--num_test_clips", type=positive_int, default=None, help="with --push_to_hub: clips per test split "
+        "--num_test_clips", type=positive_int, default=0, help="with --push_to_hub: clips per test split "
         "(default: num_clips / 4)"
     )  # fmt: skip
-    p.add_argument("--hub_token", metavar="TOKEN", default=None, help="with --push_to_hub: Hub token (default: "
+    p.add_argument("--hub_token", metavar="TOKEN", default="", help="with --push_to_hub: Hub token (default: "
                    "HF_TOKEN or the logged-in token)")  # fmt: skip
     p.add_argument("--hub_private_repo", action="store_true", help="with --push_to_hub: create the repo private")
     p.add_argument("--disable_tqdm", action="store_true", help="hide the progress bar")
@@ -208,8 +208,8 @@ def _push(args: argparse.Namespace) -> int:
     )  # fmt: skip
     with hub_errors(args.push_to_hub):
         url = push_synth_to_hub(
-            args.push_to_hub, args.num_clips, args.num_test_clips, config, args.seed, trap_share=args.trap_share,
-            trap_cue=args.trap_cue, fps=args.fps, crf=args.crf, token=args.hub_token,
+            args.push_to_hub, args.num_clips, args.num_test_clips or None, config, args.seed,
+            trap_share=args.trap_share, trap_cue=args.trap_cue, fps=args.fps, crf=args.crf, token=args.hub_token or None,
             private=True if args.hub_private_repo else None, command=_command(sys.argv[1:]),
             progress=not args.disable_tqdm,
         )  # fmt: skip
