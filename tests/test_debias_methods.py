@@ -321,3 +321,31 @@ def test_resumed_run_with_decorrelation_and_stillmix_gives_the_same_weights(tmp_
     la = [(h["step"], h["loss_decorrelation"]) for h in full.log_history if "loss" in h]
     lb = [(h["step"], h["loss_decorrelation"]) for h in rest.log_history if "loss" in h and h["step"] > 3]
     assert lb == la[3:]
+
+
+def test_plain_transformers_model_through_hooks_and_config_debias(tmp_path):
+    """A plain transformers VideoMAE (no hf_stadyn probe specs): the classifier input and a block are found
+    through hooks; the settings go to ``config.debias`` and survive save_pretrained / from_pretrained."""
+    from transformers import VideoMAEConfig, VideoMAEForVideoClassification
+
+    from hf_stadyn.debias import record_debias_config
+
+    torch.manual_seed(0)
+    cfg = VideoMAEConfig(num_labels=3, num_frames=4, image_size=16, patch_size=8, tubelet_size=2, hidden_size=32,
+                         num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)  # fmt: skip
+    model = VideoMAEForVideoClassification(cfg).train()
+    assert not hasattr(model.config, "stadyn")
+    for layer in ("pre_classifier", "block_1"):
+        term = StaticPairDecorrelation(DecorrelationConfig(layer=layer))
+        inputs = _inputs(5)
+        out, (value,) = _step(model, [term], inputs)
+        feats = term.forward(model, inputs, out)
+        assert feats.clip[layer].shape == (6, 32) and torch.isfinite(value)
+        value.backward()
+        term.forward.remove()
+    record_debias_config(model, {"decorrelation": DecorrelationConfig(weight=3.0).to_dict()})
+    model.save_pretrained(tmp_path / "plain")
+    back = VideoMAEForVideoClassification.from_pretrained(tmp_path / "plain")
+    assert get_debias_config(back)["decorrelation"]["weight"] == 3.0
+    record_debias_config(back, None)
+    assert get_debias_config(back) is None
