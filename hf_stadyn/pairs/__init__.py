@@ -8,6 +8,7 @@ from .core import (
     STATIC,
     Pair,
     TwoStreamPair,
+    draw_pair,
     make_pair,
     make_two_stream_pair,
     parse_factor,
@@ -16,6 +17,7 @@ from .core import (
 )
 from .dataset import VIDEO_EXTENSIONS, PairDataset, TwoStreamPairDataset, list_videos
 from .probe_pairs import ProbePairs
+from .streaming import StreamingPairDataset
 from .styles import (
     DEFAULT_STYLES,
     StyleLike,
@@ -38,10 +40,12 @@ __all__ = [
     "Pair",
     "PairDataset",
     "ProbePairs",
+    "StreamingPairDataset",
     "StyleLike",
     "Stylizer",
     "TwoStreamPair",
     "TwoStreamPairDataset",
+    "draw_pair",
     "get_style",
     "list_styles",
     "list_videos",

@@ -42,11 +42,12 @@ def default_num_workers(cores: int | None = None) -> int:
 
 
 def pair_worker_init(worker_id: int) -> None:
-    """``worker_init_fn`` of pair loaders: one torch and one OpenCV thread per worker process."""
-    import cv2
+    """``worker_init_fn`` of pair loaders: one torch thread per worker process.
 
+    OpenCV's thread pool is left alone: ``cv2.setNumThreads`` in a forked worker whose parent had started
+    the pool can wait forever for threads the child does not have (seen here: intermittent hangs).
+    """
     torch.set_num_threads(1)
-    cv2.setNumThreads(1)
 
 
 def pair_loader_options(num_workers: int | str | None = 0, device: Any = None) -> dict[str, Any]:
