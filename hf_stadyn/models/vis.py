@@ -83,7 +83,7 @@ class VisProbeModel(nn.Module):
 
     def __init__(self, model: nn.Module, *, num_frames: int | None = None, per_query: bool | Sequence[int] = False):
         super().__init__()
-        config = getattr(model, "config", None)
+        config: Any = getattr(model, "config", None)
         missing = [a for a in ("num_hidden_layers", "num_blocks", "num_queries") if not hasattr(config, a)]
         if missing or not isinstance(getattr(model, "layers", None), nn.ModuleList):
             raise ValueError(
@@ -109,7 +109,7 @@ class VisProbeModel(nn.Module):
                     f"per_query indices {bad} out of range: the model has {q_total} queries (0..{q_total - 1})."
                 )
         self.per_query = queries
-        self.num_layers = len(model.layers)
+        self.num_layers = len(model.layers)  # type: ignore[arg-type]
         self.query_start = self.num_layers - int(config.num_blocks)
         names = ["embeddings", *(f"block_{i}" for i in range(self.num_layers)), "queries"]
         self.taps = nn.ModuleDict({n: nn.Identity() for n in names})
@@ -130,8 +130,9 @@ class VisProbeModel(nn.Module):
 
             return fn
 
-        handles = [self.model.embeddings.register_forward_hook(hook("embeddings"))]
-        handles += [layer.register_forward_hook(hook(f"block_{i}")) for i, layer in enumerate(self.model.layers)]
+        model: Any = self.model
+        handles = [model.embeddings.register_forward_hook(hook("embeddings"))]
+        handles += [layer.register_forward_hook(hook(f"block_{i}")) for i, layer in enumerate(model.layers)]
         try:
             yield
         finally:
@@ -277,7 +278,7 @@ def load_vis_adapter(
 
         from .processor import read_processor_config
 
-        model = VideomtForUniversalSegmentation.from_pretrained(src, revision=revision, use_safetensors=True)
+        model = VideomtForUniversalSegmentation.from_pretrained(src, revision=revision or "main", use_safetensors=True)
         if settings is None:
             settings = read_processor_config(src, revision=revision)
     model_type = getattr(getattr(model, "config", None), "model_type", None)

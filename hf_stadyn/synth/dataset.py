@@ -234,7 +234,7 @@ class SynthDataset(torch.utils.data.Dataset):
             frames[i], masks[i] = clip.frames, clip.masks
             ints[i] = (cls["label"], cls["motion"], cls["appearance"])
             agrees[i] = cls["cue_agrees"]
-            if inst is not None and camo is not None:
+            if inst is not None and camo is not None and clip.instances is not None:
                 inst[i], camo[i] = clip.instances, _camouflaged(clip, self.config)
         out = {
             "frames": torch.from_numpy(frames),

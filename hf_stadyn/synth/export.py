@@ -187,7 +187,7 @@ def generate(
             clip, cls = ds.clip(i)
             video_rel, mask_rel = f"videos/clip_{i:06d}.mp4", f"masks/clip_{i:06d}.npz"
             write_video(tmp / video_rel, clip.frames, fps=fps, crf=crf, options=_X264_REPRODUCIBLE)
-            if instance_masks:
+            if instance_masks and clip.instances is not None:
                 np.savez_compressed(tmp / mask_rel, mask=clip.masks, instances=clip.instances)
             else:
                 np.savez_compressed(tmp / mask_rel, mask=clip.masks)

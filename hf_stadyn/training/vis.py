@@ -323,10 +323,13 @@ def evaluate_vis(
     from .seg_metrics import region_iou
 
     scores, masks = predict_instances(model, frames, batch_size)
-    gts, js, hits, camo = [], [], [], []
+    gts: list[np.ndarray] = []
+    js: list[float] = []
+    hits: list[bool] = []
+    camo: list[bool] = []
     for i in range(len(frames)):
-        gt, objs = instance_targets(instances[i])
-        gt = gt.numpy().astype(bool)
+        gt_t, objs = instance_targets(instances[i])
+        gt = gt_t.numpy().astype(bool)
         gts.append(gt)
         keep = np.where(scores[i] >= score_threshold)[0]
         j = np.zeros(len(gt))
