@@ -407,7 +407,10 @@ FAMILIES: dict[str, VideoFamily] = {
 }  # fmt: skip
 
 #: Families hf_stadyn wraps with its own classes (names only; see hf_stadyn.models.registry).
-_OWN_FAMILY_NAMES = {"videomae": "VideoMAE", "timesformer": "TimeSformer", "avos": "AVOS (two-stream)"}
+_OWN_FAMILY_NAMES = {
+    "videomae": "VideoMAE", "timesformer": "TimeSformer", "avos": "AVOS (two-stream)",
+    VIS_MODEL_TYPES[0]: "VidEoMT (VIS)",
+}  # fmt: skip
 _FORWARD_MIXINS: dict[str, type] = {
     "xclip": _XCLIPVideoForward, "xclip_vision_model": _XCLIPVideoForward,
     "pe_video": _PeVideoForward,
@@ -429,7 +432,8 @@ def model_family(model: Any) -> str:
     fam = getattr(model, "stadyn_family", None)
     if isinstance(fam, VideoFamily):
         return fam.name
-    model_type = str(getattr(getattr(model, "config", None), "model_type", "") or "")
+    config = getattr(model, "config", None) or getattr(getattr(model, "model", None), "config", None)  # adapters
+    model_type = str(getattr(config, "model_type", "") or "")
     key = model_type.removeprefix("stadyn_")
     return _OWN_FAMILY_NAMES.get(key, type(model).__name__)
 
