@@ -53,6 +53,7 @@ COMMANDS: dict[str, list[str]] = {
     "bench_synth": ["tests/bench/bench_synth.py", "--smoke", "--json", "{out}/result.json"],
     "bench_architectures": ["tests/bench/bench_architectures.py", "--smoke", "--json", "{out}/result.json"],
     "bench_stopping": ["tests/bench/bench_stopping.py", "--smoke", "--json", "{out}/result.json"],
+    "bench_fullsize": ["tests/bench/bench_fullsize.py", "--smoke", "--json", "{out}/result.json"],
     "bench_synth_learn": ["tests/bench/bench_synth_learn.py", "trap", "--smoke", "--json", "{out}/result.json"],
     "train_default_model": ["scripts/train_default_model.py", "--smoke", "--output_dir", "{out}/model"],
     "avos_real_video": ["scripts/avos_real_video.py", "--smoke", "--out", "{out}"],
@@ -67,7 +68,7 @@ COMMANDS: dict[str, list[str]] = {
 ORDER = ["debias_study", "staticdropout_study", "ground_truth_validation", "bench_probing", "avos_study",
          "train_default_model", "avos_real_video", "bench_metric", "bench_staticdropout", "bench_synth_learn", "bench_report",
          "bench_synth", "bench_pairs", "vis_ground_truth", "bench_debias", "bench_architectures",
-         "bench_stopping"]  # fmt: skip
+         "bench_stopping", "bench_fullsize"]  # fmt: skip
 assert sorted(ORDER) == sorted(COMMANDS)
 RECORDED = [ROOT / "docs" / "ground_truth.json", ROOT / "docs" / "ground_truth.md"]
 
@@ -163,6 +164,20 @@ def check_bench_probing(r: Run) -> None:
     (mode,) = d["videomae"]["memory"]  # smoke: one fresh child process, the hooks route
     mem = d["videomae"]["memory"][mode]
     assert mode == "hooks" and mem["held_mb"] > 0 and math.isfinite(mem["extra_peak_mb"]), mem
+
+
+def check_bench_fullsize(r: Run) -> None:
+    d = _json(r.out / "result.json")
+    assert d["smoke"] is True and d["source"].startswith("synthetic")
+    for kind in ("videomae", "timesformer"):
+        res = d[kind]
+        _positive_finite({p: t["probe_over_bare_throughput"] for p, t in res["timings"].items()}, f"{kind} probe/bare")
+        assert set(res["timings"]) == {"no", "bf16"} and res["bf16_over_fp32_throughput"] > 0
+        assert set(res["data_path"]["workers"]) == {"0", "1"}
+        _positive_finite({w: row["pairs_per_s"] for w, row in res["data_path"]["workers"].items()}, f"{kind} workers")
+        assert res["data_path"]["device_render_pairs_per_s"] > 0 and res["peak_rss_mb"] > 0
+        assert sum(res["time_split"]["percent"].values()) == pytest.approx(100)
+        assert res["train_step_s"] > 0 and "all" in res["bf16_readings_agree"]
 
 
 def check_bench_report(r: Run) -> None:
