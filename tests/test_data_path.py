@@ -200,3 +200,25 @@ def test_default_worker_count() -> None:
 def test_media_helper_is_real_video(videos: list[str]) -> None:
     """The fixture's files are real encoded mp4s (decoded by PyAV), not arrays."""
     assert all(Path(v).suffix == ".mp4" and Path(v).stat().st_size > 0 for v in videos)
+
+
+def test_probe_with_device_rendering_equals_cpu(videos: list[str]) -> None:
+    """probe() on a render_on='device' dataset (the engine calls render_batch per batch) gives the CPU
+    dataset's report exactly, pair fingerprint included, with the exactly-equal styles."""
+    from hf_stadyn.models import StadynVideoMAEConfig, StadynVideoMAEForVideoClassification
+    from hf_stadyn.probing import probe
+
+    torch.manual_seed(0)
+    cfg = StadynVideoMAEConfig(
+        num_labels=2, num_frames=4, image_size=32, patch_size=16, tubelet_size=2, hidden_size=32,
+        num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+    )  # fmt: skip
+    model = StadynVideoMAEForVideoClassification(cfg).eval()
+    kw = dict(num_frames=4, size=32, window=16, num_pairs=12, seed=2, styles=EXACT)
+    runs = [
+        probe(model, PairDataset(videos, render_on=where, **kw), batch_size=4, num_chunks=3, progress=False, cpu=True)
+        for where in ("cpu", "device")
+    ]
+    assert runs[0].settings == runs[1].settings
+    for name, layer in runs[0].layers.items():
+        assert runs[1].layers[name].to_dict() == layer.to_dict(), name
