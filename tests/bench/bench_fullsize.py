@@ -174,11 +174,11 @@ def model_bench(kind: str, args: argparse.Namespace, videos: list[str], device: 
     spec = model.probe_input_spec()
     print(f"\n{kind}: hidden {model.config.hidden_size}, {model.config.num_hidden_layers} blocks, "
           f"{spec['num_frames']} x {spec['image_size']} px, {args.num_pairs} pairs, batch {args.batch_size}")  # fmt: skip
-    res: dict = {"data_path": data_path(videos, spec, args.num_pairs, args.workers, device)}
+    res: dict = {"data_path": data_path(videos, spec, args.num_pairs, args.workers, device) if args.workers else {}}
     ds = PairDataset(videos, num_frames=spec["num_frames"], size=spec["image_size"], num_pairs=args.num_pairs)
     items = Items([ds[i] for i in range(args.num_pairs)])
     batches = [collate_pairs(items.items[k : k + args.batch_size]) for k in range(0, len(items), args.batch_size)]
-    precisions = ["bf16"] if args.bf16_only else ["no", "bf16"]
+    precisions = ["bf16"] if args.bf16_only else args.precisions.split(",")
     timings: dict = {p: {"bare": [], "probe": []} for p in precisions}
     readings: dict = {}
     est_s: dict = {}
@@ -199,6 +199,10 @@ def model_bench(kind: str, args: argparse.Namespace, videos: list[str], device: 
             _sync(device)
             timings[p]["probe"].append(time.perf_counter() - t0)
             readings[p] = r
+            print(
+                f"  [{p:>4}] round: bare {timings[p]['bare'][-1]:.2f} s, probed {timings[p]['probe'][-1]:.2f} s",
+                flush=True,
+            )
         # the estimator's share of the probed run: update_layers on the features of the batches
         from hf_stadyn.metric import StaticDynamicEstimator
 
@@ -232,6 +236,9 @@ def model_bench(kind: str, args: argparse.Namespace, videos: list[str], device: 
     p0 = precisions[0]
     dp = res["data_path"]
     n = args.num_pairs
+    if not dp:  # --num_workers "" (no data-path rows): the split without the data path
+        dp = {"decode_ms_per_pair_cache": 0.0, "pairs_ms_per_pair_cache": 0.0, "decode_ms_per_pair_no_cache": 0.0,
+              "device_render_pairs_per_s": float("nan"), "cpu_render_pairs_per_s": float("nan")}  # fmt: skip
     split = {"decode_s": dp["decode_ms_per_pair_cache"] * n / 1e3, "pairs_s": dp["pairs_ms_per_pair_cache"] * n / 1e3,
              "forward_s": out_t[p0]["bare_s"], "estimator_s": est_s[p0],
              "rest_s": max(0.0, out_t[p0]["probe_s"] - out_t[p0]["bare_s"] - est_s[p0])}  # fmt: skip
@@ -313,18 +320,19 @@ def main() -> None:
     ap.add_argument("--models", default="videomae,timesformer")
     ap.add_argument("--num_pairs", type=int, default=6, help="pairs (seed 0: 6 gives both factors >= 2)")
     ap.add_argument("--batch_size", type=int, default=3, help="pairs per forward (2 x clips)")
-    ap.add_argument("--num_workers", default="0,1,2", help="DataLoader worker counts of the data-path rows")
+    ap.add_argument("--num_workers", default="0,1,2", help="DataLoader worker counts of the data-path rows ('' = none)")
     ap.add_argument("--repeats", type=int, default=1, help="interleaved rounds (bare, probed) per precision")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the main process")
     ap.add_argument("--bf16_only", action="store_true", help="skip fp32 (GPU check)")
+    ap.add_argument("--precisions", default="no,bf16", help="autocast precisions to time: no (fp32), bf16")
     ap.add_argument("--train_steps", type=int, default=0)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     if args.smoke:
         args.num_pairs, args.batch_size, args.num_workers, args.train_steps = 8, 4, "0,1", max(args.train_steps, 1)
         print("SMOKE RUN: tiny configs and synthetic clips; the numbers are meaningless")
-    args.workers = [int(w) for w in args.num_workers.split(",")]
+    args.workers = [int(w) for w in args.num_workers.split(",") if w.strip()]
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     from accelerate import Accelerator
