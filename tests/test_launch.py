@@ -16,6 +16,7 @@ starts ONE process (several CPU processes need ``--mpirun_hostfile``), so a test
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -140,3 +141,97 @@ def test_sigint_then_resume_gives_the_same_bytes(videos, reference, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert (out / "report.json").read_bytes() == reference
     assert not state.exists()
+
+
+_ENGINE_WORKER = """
+import json, sys
+import numpy as np, torch
+from hf_stadyn.metric.stopping import StoppingRule
+from hf_stadyn.models import StadynVideoMAEForVideoClassification, tiny_videomae_config
+from hf_stadyn.pairs import ProbePairs
+from hf_stadyn.probing.engine import probe_models
+
+
+def run(accelerator, target, batch):
+    torch.set_num_threads(1)
+    models = {}
+    for name, seed in (("model", 0), ("reference", 1)):
+        torch.manual_seed(seed)
+        models[name] = StadynVideoMAEForVideoClassification(tiny_videomae_config(3, num_frames=4, image_size=32))
+    clips = np.random.default_rng(0).integers(0, 255, size=(12, 4, 32, 32, 3), dtype=np.uint8)
+    pairs = ProbePairs(list(clips), num_pairs=121, seed=3)
+    rule = StoppingRule(target_ci=target, max_pairs=4, min_pairs=24, growth=1.5)
+    out = probe_models(models, pairs, ["block_1", "pre_classifier"], batch_size=batch, progress=False,
+                       accelerator=accelerator, target_ci=rule)
+    doc = {name: {"layers": {k: v.to_dict() for k, v in r.layers.items()}, "settings": r.settings}
+           for name, r in out.items()}
+    return json.loads(json.dumps(doc, default=lambda a: np.asarray(a).tolist()))
+
+
+if __name__ == "__main__":
+    import torch.distributed as dist
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=True)  # the gloo process group
+    doc = run(accelerator, float(sys.argv[2]), int(sys.argv[3]))
+    if accelerator.is_main_process:
+        with open(sys.argv[1], "w") as fh:
+            json.dump(doc, fh)
+    dist.barrier()
+    dist.destroy_process_group()
+"""
+
+
+def test_engine_stopping_rule_and_one_pass_reference_on_two_processes_equal_one(tmp_path):
+    """probe_models (model + reference in one pass) with a stopping rule that stops at an inner look, on 2 gloo
+    processes (torch.distributed.run) and on 1 (in this process): the same stop, pairs, fingerprint and readings
+    (to 1e-9: the two shards' float64 sums are added in another order than one process's).
+
+    Bugs caught: a look taken by one rank and not the other (a hang, caught by the timeout) or at different pair
+    counts (121 pairs: the ranks hold 61 and 60), ranks deciding differently, statistics of one rank only in the
+    decision, pairs past the stop counted on one rank, the reference's statistics synced into the model's."""
+    import runpy
+
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    worker = tmp_path / "worker.py"
+    worker.write_text(_ENGINE_WORKER)
+    run = runpy.run_path(str(worker), run_name="engine_worker")["run"]
+
+    def here(target: float, batch: int) -> dict:
+        AcceleratorState._reset_state(reset_partial_state=True)
+        try:
+            return run(Accelerator(cpu=True), target, batch)
+        finally:
+            AcceleratorState._reset_state(reset_partial_state=True)
+
+    probe_all = here(0.01, 8)  # never met: every look's half-widths
+    hist = probe_all["model"]["settings"]["stopping"]["history"]
+    widths = [max(max(h[m]["half_widths"].values()) for m in ("model", "reference")) for h in hist]
+    target = widths[2] * 1.0001
+    look = next(i for i, w in enumerate(widths) if w <= target)
+    assert look < len(hist) - 1, widths
+    one = here(target, 5)
+    env = {**_env(), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = tmp_path / "two.json"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+           str(worker), str(out), repr(target), "4"]  # fmt: skip
+    res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=_TIMEOUT)
+    assert res.returncode == 0, res.stderr[-3000:]
+    two = json.loads(out.read_text())
+    for name in ("model", "reference"):
+        s1, s2 = one[name]["settings"], two[name]["settings"]
+        assert s1["stopping"]["stopped"] == s2["stopping"]["stopped"] == {
+            "reason": "target met", "look": look, "num_pairs": hist[look]["num_pairs"]
+        }  # fmt: skip
+        assert s2["num_processes"] == 2 and s1["num_processes"] == 1
+        assert s1["pair_fingerprint"] == s2["pair_fingerprint"] and s1["num_pairs"] == s2["num_pairs"]
+        for layer, exp in one[name]["layers"].items():
+            got = two[name]["layers"][layer]
+            assert got["num_pairs"] == exp["num_pairs"] and got["categories"] == exp["categories"]
+            for key in ("s_dynamic", "s_static"):
+                assert got[key] == pytest.approx(exp[key], rel=1e-9), (name, layer, key)
+            for key, iv in exp["intervals"].items():
+                assert got["intervals"][key]["stderr"] == pytest.approx(iv["stderr"], rel=1e-9), (name, layer)
+    assert one["model"]["settings"]["model_fingerprint"] != one["reference"]["settings"]["model_fingerprint"]
