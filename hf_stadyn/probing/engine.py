@@ -599,12 +599,9 @@ def probe_models(
     subset = torch.utils.data.Subset(pairs, my_indices[done:])
     from hf_stadyn.pairs.loading import pair_loader_options
 
-    options = pair_loader_options(num_workers, device)
-    # not pair_worker_init: cv2.setNumThreads in a forked worker, once the parent has used OpenCV's thread
-    # pool (a first run in the same process decoded videos), waits forever on the pool's condition variable
-    options.pop("worker_init_fn", None)
     loader = torch.utils.data.DataLoader(
-        subset, batch_sampler=_batches_cut_at(len(subset), cuts, batch_size), collate_fn=collate_pairs, **options,
+        subset, batch_sampler=_batches_cut_at(len(subset), cuts, batch_size), collate_fn=collate_pairs,
+        **pair_loader_options(num_workers, device),
     )  # fmt: skip
     render = getattr(pairs, "render_batch", None)  # styles/shuffles on the model's device (opt-in datasets)
 
