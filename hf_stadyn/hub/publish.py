@@ -106,12 +106,14 @@ def detect_repo_type(folder: Path) -> str:
 def _check_repo_id(repo_id: Any, flag: str = "repo_id") -> str:
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-    if not isinstance(repo_id, str) or not looks_like_hub_id(repo_id):
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise ValueError(f"{flag} must look like 'namespace/name', got {repo_id!r}.")
     try:
         validate_repo_id(repo_id)
     except HFValidationError as e:
         raise ValueError(f"{flag} {repo_id!r} is not a valid Hub repo id: {e}") from None
+    if not looks_like_hub_id(repo_id):
+        raise ValueError(f"{flag} {repo_id!r} is not a valid Hub repo id; use 'namespace/name'.")
     return repo_id
 
 
