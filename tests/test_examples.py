@@ -22,7 +22,13 @@ import hf_stadyn
 from hf_stadyn.models.auto import DEFAULT_MODEL_DIR
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-SCRIPTS = ("probe_model_folder.py", "finetune_with_bias_tracking.py", "trainer_static_dropout.py", "avos_two_stream.py")
+SCRIPTS = (
+    "probe_model_folder.py",
+    "finetune_with_bias_tracking.py",
+    "trainer_static_dropout.py",
+    "avos_two_stream.py",
+    "probe_custom_3dcnn.py",
+)
 
 
 def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -126,10 +126,10 @@ def _resolve_layers(
                 "Module names are those of model.named_modules()."
             )
         frames = spec.num_frames if spec.num_frames is not None else num_frames
-        if spec.layout is Layout.FRAMES and frames is None:
+        if spec.layout in (Layout.FRAMES, Layout.FRAME_TOKENS) and frames is None:
             raise ValueError(
-                f"layer {name!r} has layout 'frames' (B * T, C, H, W) but no num_frames; pass num_frames=T so "
-                "per-frame maps can be pooled per clip."
+                f"layer {name!r} has the per-frame layout {spec.layout.value!r} but no num_frames; pass num_frames=T "
+                "so per-frame features can be pooled per clip."
             )
         out[name] = replace(
             spec,
