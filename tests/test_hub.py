@@ -93,7 +93,7 @@ def test_card_model_index_round_trips(tmp_path, report):
     m0 = _metrics(card0)
     assert len(m0) == 6 and card0.data.model_name == "my-model"
     assert m0["static_dynamic_bias/s_static"].metric_value == plain.layers["block.0"].s_static
-    assert m0["static_dynamic_bias/s_static"].dataset_type == "custom"
+    assert m0["static_dynamic_bias/s_static"].dataset_type == "hf-stadyn/stadyn-synth"
 
 
 def test_card_body_and_folder(tmp_path, report):
