@@ -9,7 +9,7 @@
 """
 
 from .adapter import ModuleAdapter, ProbeAdapter, adapter_for
-from .engine import ProbeResult, collate_pairs, probe
+from .engine import ProbeResult, collate_pairs, probe, probe_models
 from .hooks import FeatureProbe, LayerSpec, eval_mode, extract_features, parse_autocast_dtype
 from .layouts import Layout, Selector, first_tensor, parse_layout, pool
 from .mixin import (
@@ -50,5 +50,6 @@ __all__ = [
     "parse_layout",
     "pool",
     "probe",
+    "probe_models",
     "two_stream_inputs",
 ]
