@@ -33,7 +33,7 @@ motion share of the feature variance and of the head's logits).
 Outputs in --out (default outputs/debias_study): <setting>/pretrained/, <setting>/runs/<name>/run.json (the
 cache: a rerun computes only what is missing), results.json, table.md::
 
-    PYTHONPATH=. OMP_NUM_THREADS=1 python scripts/debias_study.py --jobs 2          # full run (hours on 2 cores)
+    PYTHONPATH=. OMP_NUM_THREADS=1 python scripts/debias_study.py --jobs 4          # full run (hours on 2 cores)
     PYTHONPATH=. python scripts/debias_study.py --summary-only                      # tables from the cache
     PYTHONPATH=. python scripts/debias_study.py --smoke --out /tmp/debias_smoke     # seconds; numbers meaningless
 """
