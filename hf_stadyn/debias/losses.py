@@ -33,7 +33,7 @@ import math
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -136,7 +136,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
         if isinstance(inner, nn.Module):
             model = inner
         elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
-            model = model._orig_mod
+            model = cast(nn.Module, model._orig_mod)
         else:
             break
         seen += 1

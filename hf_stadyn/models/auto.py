@@ -111,7 +111,7 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, revision: str |
 
     table = _classes()
     vis = config.model_type in generic.VIS_MODEL_TYPES
-    cls = table.get(config.model_type) or generic.probe_class_for(config)
+    cls: Any = table.get(config.model_type) or generic.probe_class_for(config)
     if vis:
         cls = _vis_class(config)
     if cls is None:

@@ -128,9 +128,14 @@ def _is_classifier(model: nn.Module) -> bool:
     return isinstance(getattr(model, "classifier", None), nn.Module)
 
 
+def _config(model: nn.Module) -> Any:
+    """The model's transformers config (``model.config``), typed as Any for attribute access."""
+    return model.config
+
+
 # ------------------------------------------------------------------------------------------ ViViT
 def _vivit_layers(model: nn.Module, p: str) -> dict[str, LayerSpec]:
-    cfg = model.config
+    cfg: Any = model.config
     out = {"embeddings": LayerSpec(module=f"{p}embeddings", layout=Layout.TOKENS_CLS)}
     out.update(_blocks(p, "layers", cfg.num_hidden_layers, Layout.TOKENS_CLS))
     if _is_classifier(model):
@@ -141,10 +146,10 @@ def _vivit_layers(model: nn.Module, p: str) -> dict[str, LayerSpec]:
 
 
 def _vivit_shapes(model: nn.Module, b: int, t: int, h: int, w: int) -> Shapes:
-    cfg = model.config
+    cfg: Any = model.config
     tt, ph, pw = (int(v) for v in cfg.tubelet_size)
     n, c = 1 + (t // tt) * (h // ph) * (w // pw), cfg.hidden_size
-    out = {name: (b, n, c) for name in ["embeddings", *[f"block_{i}" for i in range(cfg.num_hidden_layers)]]}
+    out: Shapes = {name: (b, n, c) for name in ["embeddings", *[f"block_{i}" for i in range(cfg.num_hidden_layers)]]}
     if _is_classifier(model):
         out["pre_classifier"] = (b, c)
     else:
@@ -154,7 +159,7 @@ def _vivit_shapes(model: nn.Module, b: int, t: int, h: int, w: int) -> Shapes:
 
 # ------------------------------------------------------------------------------------------ V-JEPA 2
 def _vjepa2_layers(model: nn.Module, p: str) -> dict[str, LayerSpec]:
-    cfg = model.config
+    cfg: Any = model.config
     out = {"embeddings": LayerSpec(module=f"{p}encoder.embeddings", layout=Layout.TOKENS)}
     out.update(_blocks(p, "encoder.layer", cfg.num_hidden_layers, Layout.TOKENS))
     if _is_classifier(model):  # the attentive pooler's output, the classifier input
@@ -165,10 +170,10 @@ def _vjepa2_layers(model: nn.Module, p: str) -> dict[str, LayerSpec]:
 
 
 def _vjepa2_shapes(model: nn.Module, b: int, t: int, h: int, w: int) -> Shapes:
-    cfg = model.config
+    cfg: Any = model.config
     ps = int(cfg.patch_size if isinstance(cfg.patch_size, int) else cfg.patch_size[0])
     n, c = (max(t, cfg.tubelet_size) // cfg.tubelet_size) * (h // ps) * (w // ps), cfg.hidden_size
-    out = {name: (b, n, c) for name in ["embeddings", *[f"block_{i}" for i in range(cfg.num_hidden_layers)]]}
+    out: Shapes = {name: (b, n, c) for name in ["embeddings", *[f"block_{i}" for i in range(cfg.num_hidden_layers)]]}
     if _is_classifier(model):
         out["pre_classifier"] = (b, c)
     else:
@@ -194,7 +199,7 @@ def _videoprism_grid(cfg: Any, t: int, h: int, w: int) -> tuple[int, int]:
 
 
 def _videoprism_layers(model: nn.Module, p: str) -> dict[str, LayerSpec]:
-    cfg = model.config
+    cfg: Any = model.config
     t = int(cfg.num_frames) // int(cfg.tubelet_size[0])
     h, w = _hw(cfg.image_size)
     _, patches = _videoprism_grid(cfg, int(cfg.num_frames), h, w)
@@ -214,7 +219,7 @@ def _videoprism_layers(model: nn.Module, p: str) -> dict[str, LayerSpec]:
 
 
 def _videoprism_shapes(model: nn.Module, b: int, t: int, h: int, w: int) -> Shapes:
-    cfg = model.config
+    cfg: Any = model.config
     tt, patches = _videoprism_grid(cfg, t, h, w)
     c = cfg.hidden_size
     out: Shapes = {"embeddings": (b * tt, patches, c)}
@@ -269,7 +274,7 @@ def _xclip_shapes(model: nn.Module, b: int, t: int, h: int, w: int) -> Shapes:
     out: Shapes = {"embeddings": (b * t, n, c)}
     out.update({f"block_{i}": (b * t, n, c) for i in range(vc.num_hidden_layers)})
     if hasattr(model, "mit"):
-        d = model.config.projection_dim
+        d = _config(model).projection_dim
         out.update({f"mit_block_{i}": (b, t, d) for i in range(vc.mit_num_hidden_layers)})
         out["video_embeds"] = (b, d)
     else:
@@ -299,7 +304,7 @@ def _pe_encoder(cfg: Any) -> Any:
 
 def _pe_layers(model: nn.Module, p: str) -> dict[str, LayerSpec]:
     enc = "video_encoder." if hasattr(model, "video_encoder") else ""
-    ec = _pe_encoder(model.config)
+    ec = _pe_encoder(_config(model))
     out = {
         "frame_embeddings": LayerSpec(module=f"{enc}embedder", layout=Layout.TOKENS),
         "embeddings": LayerSpec(module=f"{enc}patch_embedder", layout=Layout.TOKENS_CLS),
@@ -317,12 +322,12 @@ def _cls_token(output: Any) -> torch.Tensor:
 
 
 def _pe_shapes(model: nn.Module, b: int, t: int, h: int, w: int) -> Shapes:
-    ec = _pe_encoder(model.config)
+    ec = _pe_encoder(_config(model))
     c = ec.hidden_size
     out: Shapes = {"frame_embeddings": (b, t, c), "embeddings": (b, 1 + t, c)}
     out.update({f"block_{i}": (b, 1 + t, c) for i in range(ec.num_hidden_layers)})
     if hasattr(model, "video_encoder"):
-        out["video_embeds"] = (b, model.config.text_config.hidden_size)
+        out["video_embeds"] = (b, _config(model).text_config.hidden_size)
     else:
         out["encoder_output"] = (b, c)
     return out
@@ -606,7 +611,7 @@ def probe_class_for(config: Any) -> type | None:
         import transformers
 
         upstream = getattr(transformers, upstream_name)
-        bases = (UpstreamVideoProbingMixin, upstream)
+        bases: tuple[type, ...] = (UpstreamVideoProbingMixin, upstream)
         if fam.model_type in _FORWARD_MIXINS:
             bases = (UpstreamVideoProbingMixin, _FORWARD_MIXINS[fam.model_type], upstream)
         attrs = {

@@ -173,8 +173,8 @@ def _cartoon(clips: torch.Tensor, params: Sequence[Mapping[str, Any]]) -> torch.
     grey = _grey(clips).reshape(b * t, 1, h, w).to(torch.float32)
     g = torch.as_tensor(_GAUSS_Q8, dtype=torch.float32, device=dev)
     gp = F.pad(grey, (5, 5, 5, 5), mode="reflect")
-    horiz = sum(gp[:, :, :, j : j + w] * g[j] for j in range(11))  # integers < 2^24: exact in float32
-    both = sum(horiz[:, :, i : i + h, :] * g[i] for i in range(11))
+    horiz = torch.stack([gp[:, :, :, j : j + w] * g[j] for j in range(11)]).sum(0)  # integers < 2^24: exact
+    both = torch.stack([horiz[:, :, i : i + h, :] * g[i] for i in range(11)]).sum(0)
     blurred = torch.floor((both + 32768.0) / 65536.0)
     lap = _correlate(
         F.pad(blurred, (1, 1, 1, 1), mode="reflect"),

@@ -20,7 +20,7 @@ Implementations:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 import torch
@@ -162,14 +162,16 @@ class ModuleAdapter:
                     f"--model_factory {factory}: give the layers to probe, --layers name:layout,... (module names of "
                     "the model and layouts such as cthw, tokens)."
                 )
-            layers = list(module.probe_layer_specs())
+            layers = list(cast(Any, module).probe_layer_specs())
         spec = ns.get("INPUT_SPEC")
         if spec is None and not callable(getattr(module, "probe_input_spec", None)):
             raise ValueError(
                 f"--model_factory {factory}: the file defines no INPUT_SPEC = {{'num_frames': T, 'image_size': S, "
                 "'mean': [...], 'std': [...]}} and the model has no probe_input_spec(); add one."
             )
-        input_spec = _factory_input_spec(spec, factory) if spec is not None else dict(module.probe_input_spec())
+        input_spec = (
+            _factory_input_spec(spec, factory) if spec is not None else dict(cast(Any, module).probe_input_spec())
+        )
         fn = ns.get("forward_fn")
         if fn is not None and not callable(fn):
             raise ValueError(f"--model_factory {factory}: forward_fn in the file is not a function.")

@@ -128,7 +128,7 @@ def _resolve_layers(
         frames = spec.num_frames if spec.num_frames is not None else num_frames
         if spec.layout in (Layout.FRAMES, Layout.FRAME_TOKENS) and frames is None:
             raise ValueError(
-                f"layer {name!r} has the per-frame layout {spec.layout.value!r} but no num_frames; pass num_frames=T "
+                f"layer {name!r} has the per-frame layout {Layout(spec.layout).value!r} but no num_frames; pass num_frames=T "
                 "so per-frame features can be pooled per clip."
             )
         out[name] = replace(
