@@ -272,27 +272,38 @@ class DecorrelationConfig:
 
 
 # ====================================================================== checkpoint config
+def set_config_entry(model: Any, key: str, value: Any) -> None:
+    """Write ``value`` (None removes it) as our entry ``key`` of ``model.config``.
+
+    hf_stadyn configs hold our settings in their ``stadyn`` dict field (``config.stadyn[key]``); any other
+    config gets an attribute ``config.<key>``, which ``save_pretrained`` writes and plain transformers ignores.
+    """
+    config = getattr(model, "config", None)
+    if config is None:
+        return
+    if hasattr(config, "stadyn"):
+        stadyn = dict(config.stadyn or {})
+        if value is None:
+            stadyn.pop(key, None)
+        else:
+            stadyn[key] = value
+        config.stadyn = stadyn or None
+    elif value is not None:
+        setattr(config, key, value)
+    elif hasattr(config, key):
+        try:
+            delattr(config, key)
+        except AttributeError:  # pragma: no cover
+            setattr(config, key, None)
+
+
 def record_debias_config(model: Any, settings: Mapping[str, Any] | None) -> None:
     """Record the debiasing settings in ``model.config`` so that ``save_pretrained`` writes them.
 
     hf_stadyn configs: ``config.stadyn["debias"]``; any other config: ``config.debias``. ``None`` (or
     ``{}``) removes them. Plain transformers ignores the entry when it loads the checkpoint.
     """
-    config = getattr(model, "config", None)
-    if config is None:
-        return
-    value = _plain(dict(settings)) if settings else None
-    if hasattr(config, "stadyn"):
-        stadyn = dict(config.stadyn or {})
-        if value is None:
-            stadyn.pop(DEBIAS_CONFIG_KEY, None)
-        else:
-            stadyn[DEBIAS_CONFIG_KEY] = value
-        config.stadyn = stadyn or None
-    elif value is not None:
-        setattr(config, DEBIAS_CONFIG_KEY, value)
-    elif hasattr(config, DEBIAS_CONFIG_KEY):
-        setattr(config, DEBIAS_CONFIG_KEY, None)
+    set_config_entry(model, DEBIAS_CONFIG_KEY, _plain(dict(settings)) if settings else None)
 
 
 def get_debias_config(model_or_config: Any) -> dict[str, Any] | None:

@@ -33,7 +33,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import CONFIG_KEY, PRE_CLASSIFIER, SELECTIONS, StaticDropoutConfig, select_static_channels
+from .config import (
+    CONFIG_KEY,
+    PRE_CLASSIFIER,
+    SELECTIONS,
+    StaticDropoutConfig,
+    select_static_channels,
+    set_config_entry,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
@@ -262,24 +269,7 @@ def _config_entry(model: nn.Module) -> dict[str, Any] | None:
 
 
 def _record_config(model: nn.Module, cfg: StaticDropoutConfig | None) -> None:
-    config = getattr(model, "config", None)
-    if config is None:
-        return
-    value = cfg.to_dict() if cfg is not None else None
-    if hasattr(config, "stadyn"):  # hf_stadyn configs: a dict field for our settings
-        stadyn = dict(config.stadyn or {})
-        if value is None:
-            stadyn.pop(CONFIG_KEY, None)
-        else:
-            stadyn[CONFIG_KEY] = value
-        config.stadyn = stadyn or None
-    elif value is not None:
-        setattr(config, CONFIG_KEY, value)
-    elif hasattr(config, CONFIG_KEY):
-        try:
-            delattr(config, CONFIG_KEY)
-        except AttributeError:  # pragma: no cover
-            setattr(config, CONFIG_KEY, None)
+    set_config_entry(model, CONFIG_KEY, cfg.to_dict() if cfg is not None else None)
 
 
 def remove_static_dropout(model: nn.Module) -> None:
