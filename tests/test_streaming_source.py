@@ -9,6 +9,8 @@ list (``len()``); a resume through the engine that does not give the uninterrupt
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -135,3 +137,40 @@ def test_probe_streamed_and_resume(parquet, tmp_path) -> None:
     assert resumed.settings == whole.settings
     for name, layer in whole.layers.items():
         assert resumed.layers[name].to_dict() == layer.to_dict(), name
+
+
+def test_cli_streaming_reads_the_same_pairs_as_the_python_api(parquet, tmp_path, capsys) -> None:
+    """``stadyn probe --dataset FILE.parquet --streaming`` probes the StreamingPairDataset the Python API builds
+    (the model's frames, size and window, --seed, --pairs_per_video): equal shares; the report records the
+    streamed source; a stream too short for the pairs, --streaming without --dataset, and --pairs_per_video
+    without --streaming are refused before probing (exit 2, one line, nothing written)."""
+    from hf_stadyn import load_model
+    from hf_stadyn.cli import main as stadyn
+    from hf_stadyn.report import BiasReport
+
+    def argv(dataset: bool = True, num_pairs: int = 12, out: Path = tmp_path / "out") -> list[str]:
+        src = ["--dataset", str(parquet)] if dataset else []
+        return ["probe", *src, "--streaming", "--pairs_per_video", "2", "--num_pairs", str(num_pairs), "--seed", "3",
+                "--disable_tqdm", "--output_dir", str(out)]  # fmt: skip
+
+    out = tmp_path / "out"
+    assert stadyn(argv()) == 0
+    report = BiasReport.load(out / "report.json")
+    assert report.pair_settings["streaming"] is True and report.pair_settings["stream_rows"] == 6
+    model = load_model()
+    spec = model.probe_input_spec()
+    pairs = StreamingPairDataset(_stream(parquet), num_pairs=12, pairs_per_video=2, num_frames=spec["num_frames"],
+                                 size=spec["image_size"], window=int(spec.get("window") or 64), seed=3)  # fmt: skip
+    want = probe(model, pairs, batch_size=4, progress=False, cpu=True)
+    for name, layer in want.layers.items():
+        assert report.layers[name].share == pytest.approx(layer.share, abs=1e-9), name
+    capsys.readouterr()
+    bad = tmp_path / "bad"
+    for args, words in ((argv(num_pairs=40, out=bad), "streams 6 videos"),
+                        (argv(dataset=False, out=bad), "--streaming reads a --dataset")):  # fmt: skip
+        assert stadyn(args) == 2
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err, err
+        assert not bad.exists()
+    no_stream = ["probe", "--dataset", str(parquet), "--pairs_per_video", "2", "--output_dir", str(tmp_path / "b2")]
+    assert stadyn(no_stream) == 2 and "--pairs_per_video applies to --streaming" in capsys.readouterr().err

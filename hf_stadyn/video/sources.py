@@ -416,14 +416,14 @@ def _offline() -> bool:
     return os.environ.get("HF_DATASETS_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _load_hub_dataset(hub_id: str, split: str, name: str) -> Any:
-    """``datasets.load_dataset(hub_id, split=split)`` with one-line errors for offline mode, network
+def _load_hub_dataset(hub_id: str, split: str, name: str, **kwargs: Any) -> Any:
+    """``datasets.load_dataset(hub_id, split=split, **kwargs)`` with one-line errors for offline mode, network
     failures and unknown ids."""
     import datasets
 
     what = f"{name} {hub_id}"
     try:
-        return datasets.load_dataset(hub_id, split=split)
+        return datasets.load_dataset(hub_id, split=split, **kwargs)
     except ConnectionError as e:  # datasets: "Couldn't reach '<id>' on the Hub (...)", offline or not
         if _offline():
             raise ConnectionError(
@@ -504,6 +504,58 @@ def load_video_dataset(
             "name the video column with video_column= (--video_column)"
         )
     return ds
+
+
+def open_video_stream(
+    path_or_id: str | os.PathLike, *, split: str = "train", video_column: str = "video", name: str = "dataset"
+) -> Any:
+    """A ``datasets.IterableDataset`` of videos (``streaming=True``), read row by row, never materialised
+    (what ``stadyn probe --dataset X --streaming`` reads; pairs from it: :class:`~hf_stadyn.pairs.StreamingPairDataset`).
+
+    Args:
+        path_or_id: a Hub dataset id, a local ``.parquet`` file, or a local folder of Parquet files (all
+            ``*.parquet`` under it, in sorted order: the row order, hence the pairs, is fixed).
+        split: the split of a Hub dataset. video_column: the column that must hold the videos.
+        name: how error messages call the input.
+
+    Raises:
+        FileNotFoundError: a local path that does not exist or holds no Parquet file; an unknown Hub id.
+        ConnectionError: offline or unreachable Hub. ValueError: no ``video_column``.
+
+    The stream's ``stadyn_num_rows`` is its row count where it is known without reading it (Parquet footers,
+    the Hub dataset's metadata), else None.
+    """
+    import datasets
+
+    path = Path(path_or_id).expanduser()
+    if path.exists() or isinstance(path_or_id, os.PathLike) or _looks_local(str(path_or_id)):
+        files = sorted(str(f) for f in path.rglob("*.parquet")) if path.is_dir() else [str(path)]
+        if not path.exists():
+            raise FileNotFoundError(f"{name} {path_or_id}: no such file or folder; give a Parquet file or folder, or "
+                                    "a Hub dataset id like 'user/name'")  # fmt: skip
+        if not files or (path.is_file() and path.suffix.lower() != ".parquet"):
+            raise FileNotFoundError(
+                f"{name} {path_or_id}: no Parquet file to stream; give a folder of .parquet files or a Hub id, or "
+                "drop --streaming to read a save_to_disk folder"
+            )
+        stream = datasets.load_dataset("parquet", data_files=files, split="train", streaming=True)
+        import pyarrow.parquet as pq
+
+        rows: int | None = sum(pq.ParquetFile(f).metadata.num_rows for f in files)  # footers only
+    else:
+        stream = _load_hub_dataset(str(path_or_id), split, name, streaming=True)
+        splits = getattr(stream.info, "splits", None) or {}
+        rows = splits[split].num_examples if split in splits and splits[split].num_examples else None
+    stream.stadyn_num_rows = rows  # rows known without reading the stream (Parquet footers, Hub metadata), or None
+    columns = list(stream.features) if stream.features is not None else None
+    if columns is None:  # features unknown until read: the first row tells (one row, not the stream)
+        columns = list(next(iter(stream.take(1)), {}))
+    if video_column not in columns:
+        raise ValueError(
+            f"{name} {path_or_id} has no column {video_column!r} (columns: {columns}); "
+            "name the video column with video_column= (--video_column)"
+        )
+    return stream
 
 
 def load_local_dataset(path: str | os.PathLike) -> Any:
