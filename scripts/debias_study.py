@@ -765,6 +765,9 @@ def main(argv: list[str] | None = None) -> int:
                     "methods needed)")  # fmt: skip
     ap.add_argument("--summary-only", action="store_true", help="write table.md / results.json from the cache")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one seed: seconds (numbers meaningless)")
+    ap.add_argument("--only", default=None, metavar="NAME[,NAME]", help="only these evaluation runs (e.g. "
+                    "stillmix_s0; names as in <setting>/runs/), after the pre-training and tuning they depend on; "
+                    "rebuilds a released checkpoint (model_cards/*/training.json); no summary is written")  # fmt: skip
     args = ap.parse_args(argv)
     args.settings = [k.strip() for k in args.settings.split(",") if k.strip()]
     bad = [k for k in args.settings if k not in SETTINGS]
@@ -791,6 +794,18 @@ def main(argv: list[str] | None = None) -> int:
     tuning = tune(out, pool, args.smoke) if not args.summary_only else json.loads((out / "tuning.json").read_text())
     logger.info("chosen: %s", {m: c["params"] for m, c in tuning["chosen"].items()})
     calls = evaluation_calls(str(out), args.smoke, args.seeds, tuning["chosen"], args.settings, args.ts_seeds)
+    if args.only is not None:
+        only = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = sorted(set(only) - {c[2] for c in calls})
+        if unknown:
+            ap.error(f"--only: no run named {', '.join(unknown)} in settings {','.join(args.settings)}; names look "
+                     f"like {calls[0][2]}")  # fmt: skip
+        runs = [c for c in calls if c[2] in only]
+        pool.map(_pretrain_job, [(str(out), k, args.smoke) for k in dict.fromkeys(c[1] for c in runs)])
+        for c, f in zip(runs, pool.submit(fine_tune, runs), strict=True):
+            f.result()
+            print(Path(c[0]) / c[1] / "runs" / c[2], flush=True)
+        return 0
     if not args.summary_only:
         # one queue in priority order: (a)'s runs, the other settings' pre-training, their runs, the references
         first = [c for c in calls if c[1] == args.settings[0] and len(c) == 7]
