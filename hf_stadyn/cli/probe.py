@@ -8,6 +8,7 @@ initialisation, and writes ``stadyn-report/`` (report.json, report.md, PNG figur
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import shutil
 import sys
@@ -97,6 +98,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--video_column", default="video", help="video column of --dataset, file paths or bytes (default: %(default)s)"
     )
     p.add_argument("--split", default="train", help="split of a Hub --dataset (default: %(default)s)")
+    p.add_argument(
+        "--streaming",
+        action="store_true",
+        help="read --dataset as a stream (datasets' streaming=True: a Hub id, or a local folder / file of Parquet), "
+        "never materialised: pairs come from its first rows in order, deterministic from --seed, resumable "
+        "(docs/scaling.md)",
+    )
+    p.add_argument(
+        "--pairs_per_video",
+        type=positive_int,
+        default=None,
+        help="with --streaming: consecutive pairs that share one streamed video, decoded once (default: 4)",
+    )
     p.add_argument(
         "--synth_clips", type=positive_int, default=128, help="StaDyn-Synth clips for --synth (default: %(default)s)"
     )
@@ -258,6 +272,16 @@ def _check_args(args: argparse.Namespace) -> None:
             f"--num_pairs {args.num_pairs} is more than this machine's memory carries ({limit}); "
             "give fewer pairs (3000 is the default)"
         )
+    if args.pairs_per_video is not None and not args.streaming:
+        bad("--pairs_per_video applies to --streaming; give --streaming or drop it")
+    if args.streaming:
+        if not args.dataset:
+            bad("--streaming reads a --dataset as a stream; give --dataset ID_OR_FOLDER")
+        if args.skip_bad_videos:
+            bad("--skip_bad_videos needs the whole dataset checked first, which --streaming avoids; drop one of them")
+        if args.dynamic_pairs == "appearance-free":
+            bad("--dynamic_pairs appearance-free is not available with --streaming; drop one of them")
+        args.pairs_per_video = args.pairs_per_video or 4
     if args.window != "auto" and args.window < 1:
         bad(f"--window must be 'auto' or >= 1, got {args.window}")
     if not -1.0 <= args.threshold <= 1.0:
@@ -321,17 +345,23 @@ def _check_factor_counts(pairs: Any, num_pairs: int) -> None:
 
 
 def _synth_config(args: argparse.Namespace, t: int, size: int):
-    """StaDyn-Synth scene settings: the embedded model's own training classes, else the defaults."""
+    """StaDyn-Synth scene settings: the model's own training classes (``synth_config`` in the ``training.json``
+    next to the weights: the embedded default and the released checkpoints in model_cards/), else the defaults."""
     import json
 
     from hf_stadyn.models.auto import DEFAULT_MODEL_DIR
     from hf_stadyn.synth import SynthConfig
 
     extra: dict[str, Any] = {}
-    info = DEFAULT_MODEL_DIR / "training.json"
-    if args.model is None and info.is_file():
-        extra = json.loads(info.read_text()).get("synth_config", {})
-        extra = {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
+    folder = DEFAULT_MODEL_DIR if args.model is None else Path(args.model)
+    info = folder / "training.json"
+    if info.is_file():
+        try:
+            extra = json.loads(info.read_text()).get("synth_config") or {}
+        except (json.JSONDecodeError, AttributeError):
+            extra = {}
+        known = {f.name for f in dataclasses.fields(SynthConfig)} - {"num_frames", "size"}
+        extra = {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items() if k in known}
     return SynthConfig(num_frames=t, size=size, **extra)
 
 
@@ -358,6 +388,31 @@ def _pairs(args: argparse.Namespace, model: Any, spec: dict[str, Any]):
             "source": "videos",
             "videos": [str(p) for p in paths],
             "skipped_videos": args.skipped_videos,
+        }
+    if args.dataset and args.streaming:
+        from hf_stadyn.pairs import StreamingPairDataset
+
+        if two_stream:
+            raise ValueError("--streaming gives clip pairs; a two-stream model reads frame pairs: drop --streaming")
+        w = int(args.window) if args.window != "auto" else int(spec.get("window") or 64)
+        rows = getattr(args.loaded_dataset, "stadyn_num_rows", None)
+        need = -(-args.num_pairs // args.pairs_per_video)
+        if rows is not None and rows < need:
+            raise ValueError(
+                f"--dataset {args.dataset} streams {rows} videos; --num_pairs {args.num_pairs} with "
+                f"--pairs_per_video {args.pairs_per_video} needs {need}: lower --num_pairs or raise --pairs_per_video"
+            )
+        pairs = StreamingPairDataset(
+            args.loaded_dataset, args.num_pairs, pairs_per_video=args.pairs_per_video, num_frames=t, size=size,
+            window=w, seed=args.seed, video_column=args.video_column,
+        )  # fmt: skip
+        return pairs, {
+            "source": "dataset",
+            "dataset": args.dataset,
+            "video_column": args.video_column,
+            "streaming": True,
+            "pairs_per_video": args.pairs_per_video,
+            "stream_rows": pairs.num_videos,
         }
     if args.dataset:
         ds = args.loaded_dataset
@@ -398,6 +453,11 @@ def _window_kwargs(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str, 
 
 def _window_settings(args: argparse.Namespace, spec: dict[str, Any], pairs: Any) -> dict[str, Any]:
     """What the report records about the temporal window (requested, policy, fitted per video, looped count)."""
+    if getattr(args, "streaming", False) and "streams" not in spec:
+        return {
+            "window": int(pairs.window),
+            "window_policy": "streamed: 'auto' is the model's window or 64, fitted to each video as it is read",
+        }
     if "streams" in spec or not hasattr(pairs, "window_summary"):
         return {"window": None, "window_policy": "per-frame pairs (no temporal window)"}
     summary = pairs.window_summary(args.num_pairs)
@@ -449,7 +509,13 @@ def _check_sources(args: argparse.Namespace) -> None:
         source = paths[0] if len(paths) == 1 and Path(paths[0]).is_dir() else paths
         kept, args.skipped_videos = check_video_source(source, skip_bad=args.skip_bad_videos, progress=progress)
         args.video_files = kept  # the folder or list as given, or the videos left after skipping
-    if args.dataset:
+    if args.dataset and args.streaming:
+        from hf_stadyn.video.sources import open_video_stream
+
+        args.loaded_dataset = open_video_stream(
+            args.dataset, split=args.split, video_column=args.video_column, name="--dataset"
+        )
+    elif args.dataset:
         ds = load_video_dataset(args.dataset, split=args.split, video_column=args.video_column, name="--dataset")
         args.loaded_dataset, args.skipped_videos = check_video_source(
             ds, video_column=args.video_column, skip_bad=args.skip_bad_videos, progress=progress
