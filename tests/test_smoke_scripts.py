@@ -54,6 +54,7 @@ COMMANDS: dict[str, list[str]] = {
     "bench_architectures": ["tests/bench/bench_architectures.py", "--smoke", "--json", "{out}/result.json"],
     "bench_stopping": ["tests/bench/bench_stopping.py", "--smoke", "--json", "{out}/result.json"],
     "bench_fullsize": ["tests/bench/bench_fullsize.py", "--smoke", "--json", "{out}/result.json"],
+    "bench_processes": ["tests/bench/bench_processes.py", "--smoke", "--json", "{out}/result.json"],
     "bench_synth_learn": ["tests/bench/bench_synth_learn.py", "trap", "--smoke", "--json", "{out}/result.json"],
     "train_default_model": ["scripts/train_default_model.py", "--smoke", "--output_dir", "{out}/model"],
     "avos_real_video": ["scripts/avos_real_video.py", "--smoke", "--out", "{out}"],
@@ -68,7 +69,7 @@ COMMANDS: dict[str, list[str]] = {
 ORDER = ["debias_study", "staticdropout_study", "ground_truth_validation", "bench_probing", "avos_study",
          "train_default_model", "avos_real_video", "bench_metric", "bench_staticdropout", "bench_synth_learn", "bench_report",
          "bench_synth", "bench_pairs", "vis_ground_truth", "bench_debias", "bench_architectures",
-         "bench_stopping", "bench_fullsize"]  # fmt: skip
+         "bench_stopping", "bench_fullsize", "bench_processes"]  # fmt: skip
 assert sorted(ORDER) == sorted(COMMANDS)
 RECORDED = [ROOT / "docs" / "ground_truth.json", ROOT / "docs" / "ground_truth.md"]
 
@@ -178,6 +179,13 @@ def check_bench_fullsize(r: Run) -> None:
         assert res["data_path"]["device_render_pairs_per_s"] > 0 and res["peak_rss_mb"] > 0
         assert sum(res["time_split"]["percent"].values()) == pytest.approx(100)
         assert res["train_step_s"] > 0 and "all" in res["bf16_readings_agree"]
+
+
+def check_bench_processes(r: Run) -> None:
+    d = _json(r.out / "result.json")
+    assert d["smoke"] is True and set(d["rows"]) == {"1x1", "2x1"}
+    assert d["reports_identical"] is True  # 2 gloo processes give the 1-process report.json, byte for byte
+    _positive_finite({k: row["ratio_wall_vs_1x1"] for k, row in d["rows"].items()}, "bench_processes")
 
 
 def check_bench_report(r: Run) -> None:
