@@ -172,3 +172,30 @@ def test_embedded_default_is_a_real_checkpoint():
     names = ds.label_names
     flipped = torch.tensor([names.index(opposite[names[int(y)]]) for y in labels])
     assert (backwards == flipped).float().mean() >= 0.9, (backwards == flipped).float().mean()
+
+
+def test_model_folder_training_json_sets_the_synth_classes(tmp_path):
+    """A local model folder with a training.json ``synth_config`` (the released checkpoints in model_cards/) is
+    probed on StaDyn-Synth clips of its own classes, as the embedded default is: a copy of the embedded default's
+    folder gets the embedded run's pairs (same pair fingerprint); without training.json it gets the default
+    scene settings (other clips, another fingerprint); an unknown key in synth_config is ignored.
+
+    Bugs caught: the training.json read only for the embedded default (released trap models probed on classes
+    they never saw), a bad training.json crashing the run."""
+    import shutil
+
+    def fingerprint(args: list[str], out: str) -> str:
+        assert stadyn(["probe", *args, "--num_pairs", "8", "--synth_clips", "16", "--no_reference", "--disable_tqdm",
+                       "--output_dir", str(tmp_path / out)]) == 0  # fmt: skip
+        return json.loads((tmp_path / out / "report.json").read_text())["pair_settings"]["fingerprint"]
+
+    folder = tmp_path / "copy"
+    shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    embedded = fingerprint([], "embedded")
+    assert fingerprint(["--model", str(folder)], "with") == embedded
+    training = json.loads((folder / "training.json").read_text())
+    training["synth_config"]["not_a_field"] = 1
+    (folder / "training.json").write_text(json.dumps(training))
+    assert fingerprint(["--model", str(folder)], "extra_key") == embedded
+    (folder / "training.json").unlink()
+    assert fingerprint(["--model", str(folder)], "without") != embedded
