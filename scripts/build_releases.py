@@ -92,7 +92,14 @@ def _source(rel: Release) -> tuple[Path, dict]:
 
 
 def _training(rel: Release, record: dict) -> dict:
-    """training.json: what rebuilds the weights, and what the study measured on the held-out clips."""
+    """training.json: what rebuilds the weights, what the study measured on the held-out clips, and the card's
+    description (kept when ``stadyn publish`` rebuilds the card for another repo id)."""
+    out = _record(rel, record)
+    out["description"] = f"{rel.summary[0].upper()}{rel.summary[1:]}. Trained with hf-stadyn: {rel.method}."
+    return out
+
+
+def _record(rel: Release, record: dict) -> dict:
     if rel.run is None:
         return {
             "command": "PYTHONPATH=. python scripts/train_default_model.py",
@@ -148,8 +155,7 @@ def _training(rel: Release, record: dict) -> dict:
 
 def card_kwargs(rel: Release, training: dict) -> dict:
     """What the card of ``rel`` is built with (tests/test_releases.py rebuilds it to check it is current)."""
-    description = f"{rel.summary[0].upper()}{rel.summary[1:]}. Trained with hf-stadyn: {rel.method}."
-    return {"repo_id": f"{ORG}/{rel.name}", "training": training, "description": description}
+    return {"repo_id": f"{ORG}/{rel.name}", "training": training}  # the description is in training.json
 
 
 def build(rel: Release, cards_only: bool = False) -> Path:

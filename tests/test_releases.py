@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from hub_server import hub_env, hub_server  # noqa: F401  (pytest fixture)
 from huggingface_hub import ModelCard
 
 from hf_stadyn import load_model
@@ -191,3 +192,47 @@ def test_side_by_side_readme_is_current():
     assert text == BUILD.readme(), "stale model_cards/README.md: rerun scripts/build_releases.py --readme-only"
     for name in RELEASES:
         assert f"[`{name}`]({name}/)" in text
+
+
+FROM_HUB = """
+import sys
+sys.modules["hf_stadyn"] = None
+import torch
+from transformers import AutoModelForVideoClassification
+model = AutoModelForVideoClassification.from_pretrained(sys.argv[1], revision="v1").eval()
+torch.manual_seed(0)
+x = torch.rand(2, model.config.num_frames, 3, model.config.image_size, model.config.image_size)
+with torch.no_grad():
+    print(repr(model(pixel_values=x).logits.tolist()))
+"""
+
+
+def test_a_release_publishes_and_loads_from_the_hub(hub_server, tmp_path):  # noqa: F811
+    """``stadyn publish model_cards/<name> --repo_id ... --revision v1`` against the local Hub server uploads
+    every file of the folder (weights through LFS), with the card rebuilt for that repo id and its description
+    kept; plain transformers then loads the repo at the tag from the Hub (HF_ENDPOINT) with the folder's logits.
+
+    Bugs caught: a release folder that does not publish as it is (a file left out, the card losing its
+    description or training record for another repo id), weights on the Hub that differ from the folder's."""
+    name = "stadyn-tiny-videomae-trap-stillmix"
+    repo = f"tester/{name}"
+    folder = CARDS / name
+    env = hub_env(hub_server)
+    proc = subprocess.run(["stadyn", "publish", str(folder), "--repo_id", repo, "--revision", "v1"], env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    files = hub_server.hub.files(repo)
+    assert set(files) == {p.name for p in folder.iterdir()}
+    assert files["model.safetensors"] == (folder / "model.safetensors").read_bytes()
+    readme = files["README.md"].decode()
+    assert _training(name)["description"] in readme and f'from_pretrained("{repo}")' in readme
+    assert _training(name)["command"] in readme
+    proc = subprocess.run([sys.executable, "-c", FROM_HUB, repo], env=env, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model = load_model(str(folder)).eval()
+    torch.manual_seed(0)
+    x = torch.rand(2, model.config.num_frames, 3, model.config.image_size, model.config.image_size)
+    with torch.no_grad():
+        want = model(pixel_values=x).logits
+    torch.testing.assert_close(torch.tensor(eval(proc.stdout.strip())), want, atol=1e-5, rtol=1e-5)

@@ -269,7 +269,8 @@ def bias_model_card(
         model_name: name in the model-index and the title (default: ``repo_id``, else ``report.model_id``
             when it is a Hub id, else the last part of its local path).
         layer: layer whose values go to the model-index (default: the last probed layer).
-        description: a paragraph about the model, placed under the title.
+        description: a paragraph about the model, placed under the title (default: ``training["description"]``,
+            so that ``stadyn publish`` rebuilding the card for another repo id keeps it).
         license: default :data:`DEFAULT_LICENSE`. language, tags, library_name, pipeline_tag: card metadata.
         command: the command that produced the report (default: ``report.extra["command"]``).
         figures: ``{caption: relative path}`` of images to show; default: the PNGs that
@@ -296,6 +297,7 @@ def bias_model_card(
     if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
         raise ValueError(f"tags must be a list of strings, got {tags!r}.")
     base_model = base_model or _str_or_none(training.get("base_model"))
+    description = description or _str_or_none(training.get("description"))
     if base_model is not None and not looks_like_hub_id(base_model):
         raise ValueError(f"base_model must be a Hub model id like 'namespace/name', got {base_model!r}.")
     accuracies = dict(accuracies or training.get("accuracy") or report.extra.get("accuracy") or {})
