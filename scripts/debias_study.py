@@ -78,6 +78,11 @@ SD_SETTINGS = {"p": 0.8, "top_k_fraction": 0.75, "layer": "pre_classifier"}
 LAMBDAS = (2.0, 8.0)  # a small grid: the machine is 2 shared cores
 STILLMIX_MAX = (0.5, 0.8)
 GOAL = {"conflicting_gain_points": 10.0, "aligned_loss_points": 2.0}
+#: (c)'s fine-tuning learning rate is calibrated with plain fine-tuning alone on the tuning seeds, before any method
+#: runs on (c): the smallest rate of this grid at which plain reaches C_TARGET mean validation motion accuracy (a
+#: task it learns, with headroom), else the grid's best. At the trap's 1e-4 plain stays at chance (25 %) on (c).
+C_LRS = (1e-4, 3e-4, 1e-3)
+C_TARGET = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,10 +315,11 @@ def fine_tune(out: str, skey: str, name: str, method: str, params: dict[str, Any
     monitor = sds.ClipTensorDataset(v.frames[:100], v.labels[:100], **{k: x[:100] for k, x in v.extra.items()})
     during = {"monitor": monitor} if s.task == "trap" else {"motion_test": d["motion_test"]}
     cfg = ClassificationTrainingConfig(
-        output_dir=str(run_dir), model=str(init), epochs=scale.ft_epochs, batch_size=32, learning_rate=scale.ft_lr,
+        output_dir=str(run_dir), model=str(init), epochs=scale.ft_epochs, batch_size=32,
+        learning_rate=params.get("ft_lr", scale.ft_lr),
         warmup_ratio=0.1, seed=seed, probe_pairs=scale.probe_pairs, progress=False, overwrite=True,
         save_every_epochs=scale.ft_epochs, save_total_limit=1, track_bias=False,  # StaticDropout tracks anyway
-        **method_kwargs(method, params, seed, scale),
+        **method_kwargs(method, {k: v for k, v in params.items() if k != "ft_lr"}, seed, scale),
     )  # fmt: skip
     t0 = time.perf_counter()
     load = os.getloadavg()[0]
@@ -430,17 +436,46 @@ def choose(rows: list[dict[str, Any]], smoke: bool) -> dict[str, Any]:
     return {"grid": grid, "chosen": chosen}
 
 
+def calibration_calls(out: str, smoke: bool) -> list[tuple]:
+    scale = sds.SMOKE if smoke else sds.Scale()
+    lrs = C_LRS[-1:] if smoke else C_LRS
+    return [(out, "c", f"calib_plain_lr{lr:g}_s{seed}", "plain", {"ft_lr": lr}, seed, smoke)
+            for lr in lrs for seed in scale.tune_seeds]  # fmt: skip
+
+
+def calibrate(out: Path, pool: Pool, smoke: bool) -> dict[str, Any]:
+    """(c)'s learning rate from plain fine-tuning on the tuning seeds (see C_LRS); cached in calibration.json."""
+    f = out / "calibration.json"
+    if f.is_file():
+        return json.loads(f.read_text())
+    pool.map(_pretrain_job, [(str(out), "c", smoke)])
+    rows = pool.map(fine_tune, calibration_calls(str(out), smoke))
+    grid = []
+    for lr in dict.fromkeys(r["params"]["ft_lr"] for r in rows):
+        rs = [r for r in rows if r["params"]["ft_lr"] == lr]
+        grid.append({"learning_rate": lr, "validation_accuracy": statistics.fmean(r["validation_accuracy"] for r in rs),
+                     "n": len(rs)})  # fmt: skip
+    ok = [g for g in grid if g["validation_accuracy"] >= C_TARGET]
+    chosen = min(ok, key=lambda g: g["learning_rate"]) if ok else max(grid, key=lambda g: g["validation_accuracy"])
+    cal = {"c": {"grid": grid, "learning_rate": chosen["learning_rate"], "target": C_TARGET,
+                 "rule": "smallest learning rate whose plain fine-tuning reaches the target mean validation motion "
+                         "accuracy on the tuning seeds, else the best"}}  # fmt: skip
+    atomic_write_json(f, cal)
+    return cal
+
+
 def evaluation_calls(out: str, smoke: bool, seeds: int, chosen: dict[str, Any], settings: list[str],
-                     ts_seeds: int) -> list[tuple]:  # fmt: skip
+                     ts_seeds: int, calibration: dict[str, Any] | None = None) -> list[tuple]:  # fmt: skip
     calls = []
     best = best_method(chosen)
     for skey in settings:
         methods = ("plain", "static_dropout", best) if skey == "ts" else METHODS
         if smoke and skey not in ("a", "ts"):  # the smoke covers each code path once
             methods = ("plain", best)
+        extra = {"ft_lr": calibration["c"]["learning_rate"]} if skey == "c" and calibration else {}
         for seed in range(ts_seeds if skey == "ts" else seeds):
             for m in methods:
-                calls.append((out, skey, f"{m}_s{seed}", m, chosen[m]["params"], seed, smoke))
+                calls.append((out, skey, f"{m}_s{seed}", m, {**chosen[m]["params"], **extra}, seed, smoke))
     for skey in settings:  # the references last: plain fine-tuning without the shortcut
         if SETTINGS[skey].task == "trap" and skey != "ts":
             calls += [(out, skey, f"no_shortcut_s{seed}", "plain", {}, seed, smoke, False) for seed in range(seeds)]
@@ -726,6 +761,16 @@ def write_summary(out: Path, args: argparse.Namespace, tuning: dict[str, Any], c
         summaries[skey] = summarize_setting(s, rs, planned, pre, best)
         lines += [*render(s, summaries[skey], rs), ""]
     lines += render_tuning(tuning)
+    cal_file = out / "calibration.json"
+    if "c" in args.settings and cal_file.is_file():
+        cal = json.loads(cal_file.read_text())["c"]
+        lines += ["", "### (c)'s learning rate, calibrated with plain fine-tuning on the tuning seeds (before any "
+                  "method ran on (c))", "", "| learning rate | plain validation motion acc. (%) | chosen |",
+                  "|---|---|---|"]  # fmt: skip
+        for g in cal["grid"]:
+            lines.append(f"| {g['learning_rate']:g} | {100 * g['validation_accuracy']:.1f} | "
+                         f"{'yes' if g['learning_rate'] == cal['learning_rate'] else ''} |")  # fmt: skip
+        lines += ["", f"Rule: {cal['rule']} (target {100 * cal['target']:.0f} %)."]
     all_rows = [r for rs in rows.values() for r in rs]
     compute = sum(r["wall_seconds"] for r in all_rows)
     lines += ["", f"Compute: {len(all_rows)} evaluation runs, {compute / 60:.1f} min of run time in all (training + "
@@ -793,7 +838,17 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     tuning = tune(out, pool, args.smoke) if not args.summary_only else json.loads((out / "tuning.json").read_text())
     logger.info("chosen: %s", {m: c["params"] for m, c in tuning["chosen"].items()})
-    calls = evaluation_calls(str(out), args.smoke, args.seeds, tuning["chosen"], args.settings, args.ts_seeds)
+    calibration = None
+    if "c" in args.settings:
+        cal_file = out / "calibration.json"
+        if args.summary_only:
+            calibration = json.loads(cal_file.read_text()) if cal_file.is_file() else None
+        else:
+            calibration = calibrate(out, pool, args.smoke)
+        if calibration:
+            logger.info("(c) learning rate: %s", calibration["c"]["learning_rate"])
+    calls = evaluation_calls(str(out), args.smoke, args.seeds, tuning["chosen"], args.settings, args.ts_seeds,
+                             calibration)  # fmt: skip
     if args.only is not None:
         only = [n.strip() for n in args.only.split(",") if n.strip()]
         unknown = sorted(set(only) - {c[2] for c in calls})
