@@ -594,9 +594,11 @@ def summarize_setting(s: Setting, rows: list[dict], planned: int, pre: dict[str,
                 dd["follows_cue"] = paired(metric(m, lambda r: r["conflicting_follows_cue"]),
                                            metric("plain", lambda r: r["conflicting_follows_cue"]), n_cmp)  # fmt: skip
             else:
-                for e in range(len(by["plain"][next(iter(by["plain"]))]["history"])):
+                for e in _shown_epochs(len(by["plain"][next(iter(by["plain"]))]["history"])):
                     dd[f"epoch{e + 1}"] = paired(metric(m, lambda r, e=e: _epoch_acc(r, e)),
                                                  metric("plain", lambda r, e=e: _epoch_acc(r, e)), n_cmp)  # fmt: skip
+                # "the same accuracy sooner": the mean over epochs (area under the learning curve)
+                dd["curve_mean"] = paired(metric(m, _curve_mean), metric("plain", _curve_mean), n_cmp)
             diffs[m] = dd
         ps = {m: diffs[m]["main"].get("p", 1.0) for m in others}
         for m, p in holm(ps).items():
@@ -624,6 +626,16 @@ def summarize_setting(s: Setting, rows: list[dict], planned: int, pre: dict[str,
 
 def _epoch_acc(r: dict[str, Any], e: int) -> float:
     return r["history"][e]["eval/motion_test/accuracy"]
+
+
+def _curve_mean(r: dict[str, Any]) -> float:
+    """Mean motion accuracy over the epochs (area under the learning curve / epochs)."""
+    return statistics.fmean(_epoch_acc(r, e) for e in range(len(r["history"])))
+
+
+def _shown_epochs(n_ep: int) -> list[int]:
+    """Epoch indices the (c) tables show: 1, 2, 3, 6 and the last (all of them for short runs)."""
+    return sorted({e for e in (0, 1, 2, 5, n_ep - 1) if 0 <= e < n_ep})
 
 
 def render(s: Setting, summ: dict[str, Any], rows: list[dict]) -> list[str]:
@@ -666,14 +678,15 @@ def render(s: Setting, summ: dict[str, Any], rows: list[dict]) -> list[str]:
                      f"| {_f([r['conflicting_follows_cue'] for r in ref])} | {_f([r['frozen_follows_cue'] for r in ref])} "
                      f"| {_f([r['shuffle_sensitivity'] for r in ref])} | {bias_cells(ref)} | |")  # fmt: skip
     else:
-        n_ep = len(ev[0]["history"]) if ev else 0
-        ep_hdr = " | ".join(f"motion acc. epoch {e + 1} (%)" for e in range(n_ep))
-        L += [f"| method | seeds | {ep_hdr} | shuffle sensitivity (%) | {bias_hdr} |", "|---" * (9 + n_ep) + "|"]
+        shown = _shown_epochs(len(ev[0]["history"]) if ev else 0)
+        ep_hdr = " | ".join(f"motion acc. epoch {e + 1} (%)" for e in shown)
+        L += [f"| method | seeds | {ep_hdr} | mean over epochs (%) | shuffle sensitivity (%) | {bias_hdr} |",
+              "|---" * (10 + len(shown)) + "|"]  # fmt: skip
         for m in methods:
             rs = grp(m)
-            eps = " | ".join(_f([_epoch_acc(r, e) for r in rs]) for e in range(n_ep))
-            L.append(f"| {NAMES[m]} | {len(rs)} | {eps} | {_f([r['shuffle_sensitivity'] for r in rs])} "
-                     f"| {bias_cells(rs)} | {cost(m, rs)} |")  # fmt: skip
+            eps = " | ".join(_f([_epoch_acc(r, e) for r in rs]) for e in shown)
+            L.append(f"| {NAMES[m]} | {len(rs)} | {eps} | {_f([_curve_mean(r) for r in rs])} "
+                     f"| {_f([r['shuffle_sensitivity'] for r in rs])} | {bias_cells(rs)} | {cost(m, rs)} |")  # fmt: skip
     pb = summ["pretrained"].get("bias")
     if pb:
         p, q = pb["pre_classifier"], pb["block_3"]
@@ -694,13 +707,14 @@ def render(s: Setting, summ: dict[str, Any], rows: list[dict]) -> list[str]:
                          f"| {_ci(d['aligned'], 'ci95')} | {_ci(d['follows_cue'], 'ci95')} "
                          f"| {_ci(d['static_share'], 'ci_bonferroni')} |")  # fmt: skip
         else:
-            eps = sorted(k for k in next(iter(diffs.values())) if k.startswith("epoch"))
-            L += ["| method minus plain | " + " | ".join(f"{e} (Bonferroni)" for e in eps) + " | Holm p (final) "
-                  "| seeds better (final) | static share at pre_classifier (Bonferroni) |", "|---" * (len(eps) + 4) + "|"]  # fmt: skip
+            eps = sorted((k for k in next(iter(diffs.values())) if k.startswith("epoch")), key=lambda k: int(k[5:]))
+            L += ["| method minus plain | " + " | ".join(f"{e} (Bonferroni)" for e in eps) + " | mean over epochs "
+                  "(Bonferroni) | Holm p (final) | seeds better (final) | static share at pre_classifier (Bonferroni) |",
+                  "|---" * (len(eps) + 5) + "|"]  # fmt: skip
             for m, d in diffs.items():
                 L.append(f"| {NAMES[m]} | " + " | ".join(_ci(d[e], "ci_bonferroni") for e in eps)
-                         + f" | {d['main'].get('p_holm', float('nan')):.3f} | {d['main']['wins']} of {d['main']['n']} "
-                         f"| {_ci(d['static_share'], 'ci_bonferroni')} |")  # fmt: skip
+                         + f" | {_ci(d['curve_mean'], 'ci_bonferroni')} | {d['main'].get('p_holm', float('nan')):.3f} "
+                         f"| {d['main']['wins']} of {d['main']['n']} | {_ci(d['static_share'], 'ci_bonferroni')} |")  # fmt: skip
     if summ["goal"]:
         L += ["", "Goal of issue 14 point 3 (stated in advance; checked per method): Bonferroni interval of the "
               "conflicting-accuracy gain over plain above +10 points, mean aligned accuracy within 2 points of plain, "
