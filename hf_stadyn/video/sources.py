@@ -539,7 +539,7 @@ def open_video_stream(
                 "drop --streaming to read a save_to_disk folder"
             )
         stream = datasets.load_dataset("parquet", data_files=files, split="train", streaming=True)
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
         rows: int | None = sum(pq.ParquetFile(f).metadata.num_rows for f in files)  # footers only
     else:
