@@ -386,8 +386,9 @@ def build_demo(model: Any = None, limits: DemoLimits = DEFAULT_LIMITS, examples:
 
     caps = (
         f"Limits per video: {limits.max_file_mb:g} MB, {limits.max_duration_s:g} s, {limits.max_width}x"
-        f"{limits.max_height} pixels; {MIN_VIDEOS}-{MAX_VIDEOS} videos, {limits.min_pairs}-{limits.max_pairs} pairs."
+        f"{limits.max_height} pixels."
     )
+    set_caps = f"{caps} {MIN_VIDEOS}-{MAX_VIDEOS} videos, {limits.min_pairs}-{limits.max_pairs} pairs."
     hub_note = "Hub model id (owner/name; safetensors only, no remote code)"
 
     with gr.Blocks(
@@ -443,7 +444,7 @@ def build_demo(model: Any = None, limits: DemoLimits = DEFAULT_LIMITS, examples:
                         )  # fmt: skip
                         seed2 = gr.Number(0, precision=0, minimum=0, label="Seed", info="same seed, same pairs")
                         button = gr.Button("Analyze the set", variant="primary", elem_id="analyze-button")
-                        gr.Markdown(caps)
+                        gr.Markdown(set_caps)
                         if rows:
                             gr.Examples([[list(rows)]], inputs=[files], label="Synthetic examples (3 clips)")
                     with gr.Column(scale=3):
