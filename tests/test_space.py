@@ -1,5 +1,7 @@
 """The demo: hf_stadyn.demo.analyze_video on real mp4 files, its caps, and the Gradio Space
-(spaces_app/app.py) through gradio_client and through a real browser (Playwright + Debian's chromium)."""
+(spaces_app/app.py) through gradio_client and through a real browser (Playwright + Debian's chromium).
+
+(A little over 500 lines: the Space's fixtures are shared by the API, cancellation and browser tests.)"""
 
 from __future__ import annotations
 
