@@ -447,6 +447,13 @@ def test_space_in_a_real_browser(tmp_path, space_default, videos, caplog):
                 "() => !document.querySelector('#compare-markdown table').innerText.includes('trap-decorrelation')",
                 timeout=60_000,
             )
+            # ... and picking another layer redraws the table for it
+            page.locator("#compare-layer input").first.click()
+            page.get_by_role("option", name="embeddings").click()
+            page.wait_for_function(
+                "() => document.querySelector('#compare-markdown').innerText.includes('Layer embeddings')",
+                timeout=60_000,
+            )
             # 2. one video
             page.get_by_role("tab", name="One video").click()
             page.locator("#tab-single input[type=file]").first.set_input_files(str(videos["clip"]), timeout=60_000)

@@ -131,7 +131,9 @@ def explain_video(
         pv = net.prepare_pixel_values(batch)
         with torch.no_grad():
             feats = net.pooled_features(pv)
-            logits = net(pixel_values=pv).logits.float() if hasattr(net, "config") else None
+            out = net(**{getattr(net, "main_input_name", "pixel_values"): pv})
+            logits = getattr(out, "logits", None)  # a bare encoder has no prediction to compare
+            logits = logits.float() if isinstance(logits, torch.Tensor) else None
         if layers is None:
             layers = list(feats)
         for name, f in feats.items():
