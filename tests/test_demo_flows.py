@@ -268,14 +268,23 @@ def test_comparison_is_paired_on_one_synth_set(examples):
 
 def test_precomputed_readings_are_current():
     """spaces_app/readings.json is what its recorded command gives today: init (seeded, no weights to drift) is
-    recomputed on the full pair set and must match to the bit; every offered model is in it."""
+    recomputed on the full pair set (same pair fingerprint, same numbers to float rounding); every offered model
+    is in it. A change to the pairs, the styles or the estimator without rebuilding the file fails here."""
     r = load_readings(SPACE / "readings.json")
     assert r["command"] == "PYTHONPATH=. python scripts/space_readings.py"
     assert list(r["models"]) == ["default", "init", *RELEASED_MODELS]
     ps = r["pair_set"]
     again = compare_models(["init"], num_clips=ps["num_clips"], num_pairs=ps["num_pairs"], seed=ps["seed"])
     assert again["pair_set"]["fingerprint"] == ps["fingerprint"]
-    assert again["models"]["init"]["layers"] == r["models"]["init"]["layers"]
+    # to float32 rounding (another CPU may differ in the last bits); a stale file differs by far more
+    for name, got in again["models"]["init"]["layers"].items():
+        want = r["models"]["init"]["layers"][name]
+        assert got["num_pairs"] == want["num_pairs"], name
+        for key in ("s_dynamic", "s_static"):
+            assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), (name, key)
+        assert got["share"] == pytest.approx(want["share"], rel=1e-4, abs=1e-6), name
+        for k, iv in want["intervals"].items():
+            assert got["intervals"][k] == pytest.approx(iv, rel=1e-3, abs=1e-5), (name, k)
     # the embedded default's reading moves away from init at block_3 (the honest headline of the first screen)
     md = comparison_markdown(r, None, "block_3")
     dflt = LayerBias.from_dict(r["models"]["default"]["layers"]["block_3"])
