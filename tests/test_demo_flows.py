@@ -217,11 +217,19 @@ def test_hub_model_size_cap_and_safetensors_only(tmp_path, hub_server):  # noqa:
         api = HfApi()
         api.create_repo("tester/tiny", exist_ok=True)
         api.upload_folder(folder_path=str(root / "m"), repo_id="tester/tiny")
+        os.environ["STADYN_SPACE_MAX_MODEL_MB"] = "0.001"  # the Space variable
         try:
-            resolve_model("hub:tester/tiny", max_hub_mb=0.001)
+            resolve_model("hub:tester/tiny")
             raise SystemExit("no size cap")
         except ValueError as e:
             assert "this Space takes models up to 0.001 MB" in str(e), e
+        os.environ["STADYN_SPACE_MAX_MODEL_MB"] = "lots"
+        try:
+            resolve_model("hub:tester/tiny")
+            raise SystemExit("a bad cap was accepted")
+        except ValueError as e:
+            assert "is not a positive number of MB" in str(e), e
+        del os.environ["STADYN_SPACE_MAX_MODEL_MB"]
         assert not list((Path(os.environ["HF_HOME"])).rglob("model.safetensors")), "downloaded before the check"
         net, label = resolve_model("hub:tester/tiny", max_hub_mb=50)
         assert label == "tester/tiny (Hub)", label

@@ -16,6 +16,7 @@ Every choice resolves to ``(model, label)``; the label is what every output of t
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import threading
@@ -27,6 +28,7 @@ __all__ = [
     "DEFAULT_CHOICE",
     "INIT_CHOICE",
     "MAX_HUB_MODEL_MB",
+    "MAX_MODEL_MB_ENV",
     "RELEASED_MODELS",
     "hub_allowed",
     "init_model",
@@ -38,8 +40,10 @@ logger = logging.getLogger(__name__)
 
 #: Set to ``1`` (a Space variable) to let visitors give a Hub model id.
 ALLOW_HUB_ENV = "STADYN_SPACE_ALLOW_HUB"
-#: Largest safetensors weights a visitor's Hub id may have, in MB.
-MAX_HUB_MODEL_MB = float(os.environ.get("STADYN_SPACE_MAX_MODEL_MB", "400"))
+#: Environment variable (a Space variable) with the largest weights a visitor's Hub id may have, in MB.
+MAX_MODEL_MB_ENV = "STADYN_SPACE_MAX_MODEL_MB"
+#: The default of :data:`MAX_MODEL_MB_ENV`.
+MAX_HUB_MODEL_MB = 400.0
 DEFAULT_CHOICE = "default"
 INIT_CHOICE = "init"
 #: The released checkpoints (model_cards/README.md), in the order the Space lists them, with what each is.
@@ -102,6 +106,19 @@ def _embedded() -> tuple[Any, str]:
     return load_demo_model(str(DEFAULT_MODEL_DIR))
 
 
+def _max_hub_mb() -> float:
+    raw = os.environ.get(MAX_MODEL_MB_ENV, "").strip()
+    if not raw:
+        return MAX_HUB_MODEL_MB
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{MAX_MODEL_MB_ENV}={raw!r} is not a positive number of MB; fix the Space variable.")
+    return value
+
+
 def _check_hub_size(repo_id: str, max_mb: float) -> None:
     """ValueError unless the Hub repo has ``model.safetensors`` files totalling at most ``max_mb`` MB."""
     from huggingface_hub import HfApi
@@ -157,7 +174,7 @@ def resolve_model(
             )
         if not _HUB_ID.match(repo_id) or ".." in repo_id:
             raise ValueError(f"{repo_id!r} is not a Hub model id; give owner/name, e.g. MCG-NJU/videomae-base.")
-        _check_hub_size(repo_id, MAX_HUB_MODEL_MB if max_hub_mb is None else max_hub_mb)
+        _check_hub_size(repo_id, _max_hub_mb() if max_hub_mb is None else max_hub_mb)
         net, _ = load_demo_model(repo_id)
         return net, f"{repo_id} (Hub)"
     raise ValueError(f"unknown model {choice!r}; pick one of: {', '.join(model_choices(models_dir))}.")
