@@ -1,9 +1,12 @@
 """The demo: hf_stadyn.demo.analyze_video on real mp4 files, its caps, and the Gradio Space
-(spaces_app/app.py) through gradio_client and through a real browser (Playwright + Debian's chromium)."""
+(spaces_app/app.py) through gradio_client and through a real browser (Playwright + Debian's chromium).
+
+(A little over 500 lines: the Space's fixtures are shared by the API, cancellation and browser tests.)"""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -18,9 +21,14 @@ import torch
 
 from hf_stadyn import demo as demo_mod
 from hf_stadyn.demo import AnalysisCancelled, DemoLimits, analyze_video, check_video, load_demo_model, video_pairs
+from hf_stadyn.demo.compare import load_readings
+from hf_stadyn.demo.single import explain_video
+from hf_stadyn.demo.videoset import analyze_videos
+from hf_stadyn.metric import LayerBias
 from hf_stadyn.pairs import PairDataset
 from hf_stadyn.probing.engine import probe
 from hf_stadyn.report import FIGURE_SIZE, BiasReport
+from hf_stadyn.report.headline import share_text
 from hf_stadyn.video import read_video, write_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,6 +79,8 @@ def videos(tmp_path_factory) -> dict[str, Path]:
     return {
         # 40 frames, 64x48, 10 fps (4 s)
         "clip": write_video(d / "clip.mp4", _moving_frames(40, 48, 64, 0), fps=10),
+        # another texture and background, 3 s
+        "clip2": write_video(d / "clip2.mp4", _moving_frames(30, 48, 64, 4), fps=10),
         # portrait 48x64, 2 s
         "portrait": write_video(d / "portrait.mp4", _moving_frames(20, 64, 48, 1), fps=10),
         # 40 frames at 4 fps: 10 s
@@ -284,35 +294,70 @@ def space(tmp_path_factory, tiny_model):
                 os.environ[k] = v
 
 
+def _set(videos) -> list:
+    from gradio_client import handle_file
+
+    return [handle_file(str(videos[k])) for k in ("clip", "clip2", "portrait")]
+
+
 def test_space_through_gradio_client(tmp_path, space, tiny_model, videos):
+    """The three flows through the HTTP API: each answer equals the library call and names the model."""
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
     demo, folder, app = space
     assert (demo._queue.max_size, app.CONCURRENCY) == (app.QUEUE_MAX_SIZE, 1)
     client = Client(demo.local_url, verbose=False)
-    md, fig, js = client.predict(handle_file(str(videos["clip"])), 16, 1, api_name="/analyze")
-    assert f"**Model** `{folder}`" in md and "| layer | C | pairs D / S |" in md
+    # a set of videos: the layer estimate, with the videos and pairs its interval rests on
+    md, fig, js = client.predict(_set(videos), 16, 1, "default", "", api_name="/analyze")
+    assert f"**Model**: {folder}" in md and "| layer | C | pairs D / S |" in md
+    assert "**The intervals rest on 3 videos and 16 pairs**" in md
     assert Path(fig).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     got = BiasReport.load(js)
-    _, _, expected = analyze_video(videos["clip"], 16, 1, model=tiny_model, out_dir=tmp_path / "direct")
+    paths = [videos[k] for k in ("clip", "clip2", "portrait")]
+    _, _, expected = analyze_videos(paths, 16, 1, model=tiny_model, out_dir=tmp_path / "direct")
     for name, lb in BiasReport.load(expected).layers.items():
         assert got.layers[name].to_dict() == lb.to_dict(), name
-    assert got.model_id == str(folder)
+    assert got.model_id == str(folder) and got.pair_settings["num_videos"] == 3
     # the request's own output folder is gone once it answered; the files came from Gradio's cache
     assert list(app.OUTPUT_ROOT.glob("run-*")) == []
     assert not Path(js).is_relative_to(app.OUTPUT_ROOT) and Path(js).is_file()
-    # a video over the Space's caps gives a clear error, not a traceback
+    # too few videos, a video over the caps: one clear line, not a traceback
+    with pytest.raises(AppError, match="needs at least 3 videos"):
+        client.predict(_set(videos)[:2], 16, 0, "default", "", api_name="/analyze")
     with pytest.raises(AppError, match="lasts 10.0 s; the demo takes at most 5 s"):
-        client.predict(handle_file(str(videos["long"])), 16, 0, api_name="/analyze")
+        client.predict([*_set(videos)[:2], handle_file(str(videos["long"]))], 16, 0, "default", "", api_name="/analyze")
     with pytest.raises(AppError, match="greater than maximum"):
-        client.predict(handle_file(str(videos["clip"])), 1000, 0, api_name="/analyze")
+        client.predict(_set(videos), 1000, 0, "default", "", api_name="/analyze")
+    with pytest.raises(AppError, match="does not load Hub models"):
+        client.predict(_set(videos), 16, 0, "default", "someone/model", api_name="/analyze")
+
+    # one video: movement under shuffling vs restyling, the prediction, no layer estimate
+    md1, js1 = client.predict(handle_file(str(videos["clip"])), "stadyn-tiny-videomae-trap-plain", "", 0,
+                              api_name="/explain")  # fmt: skip
+    assert "**Model**: stadyn-tiny-videomae-trap-plain" in md1 and "**One video gives no layer estimate.**" in md1
+    _, direct1 = explain_video(videos["clip"], "stadyn-tiny-videomae-trap-plain", 0, models_dir=app.MODELS_DIR,
+                               out_dir=tmp_path / "one")  # fmt: skip
+    assert json.loads(Path(js1).read_text())["layers"] == json.loads(Path(direct1).read_text())["layers"]
+    with pytest.raises(AppError, match="lasts 10.0 s"):
+        client.predict(handle_file(str(videos["long"])), "default", "", 0, api_name="/explain")
+
+    # the first screen: precomputed readings (the given model replaces "default", so that row is not shown)
+    md2, _ = client.predict(["init", "stadyn-tiny-videomae-trap-stillmix"], "block_1", api_name="/show")
+    readings = load_readings(app.READINGS_PATH)
+    lb = LayerBias.from_dict(readings["models"]["stadyn-tiny-videomae-trap-stillmix"]["layers"]["block_1"])
+    assert f"| stadyn-tiny-videomae-trap-stillmix | {share_text(lb, 'dynamic')} | {share_text(lb, 'static')} |" in md2
+    assert "**Layer** `block_1`" in md2 and "1500 StaDyn-Synth pairs" in md2
+    md3, _ = client.predict(["init", "stadyn-tiny-videomae-trap-plain"], "block_3", api_name="/recompute")
+    assert f"{app.RECOMPUTE_PAIRS} StaDyn-Synth pairs" in md3 and "| stadyn-tiny-videomae-trap-plain |" in md3
+    assert "recomputed on demand" in md3
+    assert list(app.OUTPUT_ROOT.glob("run-*")) == []
 
 
 def test_space_cancel_stops_the_analysis_and_frees_its_folder(space, videos, caplog):
     """gradio_client's job.cancel() (the /cancel route) on a running 256-pair request: the app stops the analysis
     between pairs (a cancelled request whose thread runs on logs "finished" instead) and removes its folder."""
-    from gradio_client import Client, handle_file
+    from gradio_client import Client
 
     demo, _, app = space
     client = Client(demo.local_url, verbose=False)
@@ -321,9 +366,9 @@ def test_space_cancel_stops_the_analysis_and_frees_its_folder(space, videos, cap
         return [r.getMessage() for r in caplog.records if r.name == "stadyn.space"]
 
     with caplog.at_level(logging.INFO, logger="stadyn.space"):
-        job = client.submit(handle_file(str(videos["clip"])), 256, 0, api_name="/analyze")
+        job = client.submit(_set(videos), 256, 0, "default", "", api_name="/analyze")
         for _ in range(1200):  # bounded: 120 s
-            if any("started (256 pairs)" in m for m in messages()):
+            if any("started (256 pairs" in m for m in messages()):
                 break
             time.sleep(0.1)
         assert job.cancel()
@@ -342,30 +387,112 @@ def test_space_cancel_stops_the_analysis_and_frees_its_folder(space, videos, cap
     assert list(app.OUTPUT_ROOT.glob("run-*")) == []
 
 
-def test_space_in_a_real_browser(tmp_path, space, videos):
+@pytest.fixture(scope="module")
+def space_default(tmp_path_factory):
+    """The Space as published: the embedded default and the released checkpoints, no STADYN_MODEL."""
+    if not (REPO / "hf_stadyn" / "assets" / "default_model" / "config.json").is_file():
+        pytest.skip("the embedded default model is not in this checkout")
+    outputs = tmp_path_factory.mktemp("space-default-outputs")
+    old = {k: os.environ.get(k) for k in (demo_mod.MODEL_ENV, "STADYN_SPACE_OUTPUT_DIR")}
+    os.environ.pop(demo_mod.MODEL_ENV, None)
+    os.environ["STADYN_SPACE_OUTPUT_DIR"] = str(outputs)
+    app = _load_app()
+    demo = app.build_demo()
+    demo.launch(
+        server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True, max_file_size="50mb"
+    )
+    try:
+        yield demo, app
+    finally:
+        demo.close()
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _shot(page, tmp_path: Path, name: str) -> None:
+    """A full-page screenshot; kept in STADYN_SPACE_SCREENSHOT_DIR (docs/ for the shipped ones) when set."""
+    shot = tmp_path / name
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("STADYN_SPACE_SCREENSHOT_DIR"):
+        shutil.copy(shot, Path(os.environ["STADYN_SPACE_SCREENSHOT_DIR"]) / name)
+
+
+def test_space_in_a_real_browser(tmp_path, space_default, videos, caplog):
+    """The three flows in Debian's chromium: the first screen's comparison (unticking a model removes its row),
+    one video (the explanation, no layer estimate), a set of videos (the estimate and what it rests on); then a
+    long set analysis whose page is closed is cancelled on the server."""
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium); Playwright never downloads one")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    demo, _, _ = space
+    demo, app = space_default
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(demo.local_url, wait_until="domcontentloaded", timeout=60_000)
-            page.locator("input[type=file]").first.set_input_files(str(videos["clip"]), timeout=60_000)
-            page.locator("video").first.wait_for(state="attached", timeout=60_000)  # the upload is shown
-            page.locator("#analyze-button").click()
-            table = page.locator("#report-markdown table").first
-            table.wait_for(state="visible", timeout=120_000)
+            # 1. the first screen: the precomputed comparison, default vs init vs the releases
+            table = page.locator("#compare-markdown table").first
+            table.wait_for(state="visible", timeout=60_000)
             text = table.inner_text()
-            assert "pre_classifier" in text and "block_0" in text
+            assert "embedded default" in text and "init:" in text and "trap-decorrelation" in text
+            page.locator("#compare-figure img").first.wait_for(state="visible", timeout=60_000)
+            _shot(page, tmp_path, "space_screenshot.png")
+            page.locator("#compare-models label", has_text="trap-decorrelation").first.click()
+            page.wait_for_function(
+                "() => !document.querySelector('#compare-markdown table').innerText.includes('trap-decorrelation')",
+                timeout=60_000,
+            )
+            # ... and picking another layer redraws the table for it
+            page.locator("#compare-layer input").first.click()
+            page.get_by_role("option", name="embeddings").click()
+            page.wait_for_function(
+                "() => document.querySelector('#compare-markdown').innerText.includes('Layer embeddings')",
+                timeout=60_000,
+            )
+            # 2. one video
+            page.get_by_role("tab", name="One video").click()
+            page.locator("#tab-single input[type=file]").first.set_input_files(str(videos["clip"]), timeout=60_000)
+            page.locator("#tab-single video").first.wait_for(state="attached", timeout=60_000)
+            page.locator("#explain-button").click()
+            single = page.locator("#single-markdown table").first
+            single.wait_for(state="visible", timeout=120_000)
+            assert "block_3" in single.inner_text()
+            assert "One video gives no layer estimate" in page.locator("#single-markdown").inner_text()
+            _shot(page, tmp_path, "space_single.png")
+            # 3. a set of videos
+            page.get_by_role("tab", name="A set of videos").click()
+            paths = [str(videos[k]) for k in ("clip", "clip2", "portrait")]
+            page.locator("#set-files input[type=file]").first.set_input_files(paths, timeout=60_000)
+            page.locator("#set-files", has_text="portrait").first.wait_for(state="visible", timeout=60_000)
+            page.locator("#analyze-button").click()
+            report = page.locator("#report-markdown table").first
+            report.wait_for(state="visible", timeout=120_000)
+            assert "pre_classifier" in report.inner_text()
+            assert "The intervals rest on 3 videos" in page.locator("#report-markdown").inner_text()
             page.locator("#layer-figure img").first.wait_for(state="visible", timeout=60_000)
-            shot = tmp_path / "space.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
-            if os.environ.get("STADYN_SPACE_SCREENSHOT"):  # keep a copy to look at
-                shutil.copy(shot, os.environ["STADYN_SPACE_SCREENSHOT"])
+            _shot(page, tmp_path, "space_set.png")
+            # 4. a long analysis whose page is closed stops on the server
+            with caplog.at_level(logging.INFO, logger="stadyn.space"):
+                slider = page.locator("#tab-set input[type=number]").first
+                slider.fill("256")
+                slider.press("Enter")
+                page.locator("#analyze-button").click()
+                for _ in range(1200):  # bounded: 120 s
+                    if any("started (256 pairs" in r.getMessage() for r in caplog.records):
+                        break
+                    time.sleep(0.1)
+                page.close()
+                for _ in range(1200):
+                    if any(re.search(r"cancelled after \d+ of 256 pairs", r.getMessage()) for r in caplog.records):
+                        break
+                    time.sleep(0.1)
+            msgs = [r.getMessage() for r in caplog.records if r.name == "stadyn.space"]
+            assert any(re.search(r"cancelled after \d+ of 256 pairs", m) for m in msgs), msgs
         finally:
             browser.close()
 

@@ -90,5 +90,11 @@ def test_space_builds_from_its_requirements_in_a_fresh_venv(tmp_path, hub_server
             "md, out = app.compute(app.example_json(), None, 0.5, 10); assert '20 dynamic and 20 static' in md, md; "
         )
     else:
-        check += "from hf_stadyn.demo import load_demo_model; load_demo_model(None); "
+        # the first screen's readings and the released checkpoints travel with the Space folder
+        assert "readings.json" in files and "models/stadyn-tiny-videomae-trap-plain/model.safetensors" in files
+        check += (
+            "from hf_stadyn.demo import load_demo_model; load_demo_model(None); "
+            "from hf_stadyn.demo.models import resolve_model; assert app._readings() is not None; "
+            "assert resolve_model('stadyn-tiny-videomae-trap-stillmix', app.MODELS_DIR)[1].endswith('stillmix'); "
+        )
     _run([py, "-c", check + "print('ok')"], env | {"HF_HUB_OFFLINE": "1"}, cwd=app)

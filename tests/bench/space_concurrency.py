@@ -5,7 +5,7 @@ Run (figures in docs/space.md)::
     OMP_NUM_THREADS=1 python tests/bench/space_concurrency.py             # 16 clients x 3 requests
     OMP_NUM_THREADS=1 python tests/bench/space_concurrency.py --smoke     # the CI size (4 x 3)
 
-What it does, on 127.0.0.1, with a tiny VideoMAE given through STADYN_MODEL and a 16-frame 64x64 clip:
+What it does, on 127.0.0.1, with a tiny VideoMAE given through STADYN_MODEL and a set of three 16-frame 64x64 clips:
 
 1. baseline: one request alone; the server's peak RSS during it is the reference.
 2. clients: ``--clients`` threads, each sending ``--requests`` requests one after the other, through
@@ -60,8 +60,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_inputs(folder: Path) -> tuple[Path, Path]:
-    """A tiny VideoMAE (2 blocks, 8 frames of 32x32) saved as a folder, and a 16-frame 64x64 mp4 clip."""
+def make_inputs(folder: Path) -> tuple[Path, list[Path]]:
+    """A tiny VideoMAE (2 blocks, 8 frames of 32x32) saved as a folder, and three 16-frame 64x64 mp4 clips (the
+    Space's layer estimate takes a set of at least 3 videos)."""
     import torch
 
     from hf_stadyn.models import StadynVideoMAEForVideoClassification, tiny_videomae_config
@@ -70,12 +71,15 @@ def make_inputs(folder: Path) -> tuple[Path, Path]:
     torch.manual_seed(0)
     model = StadynVideoMAEForVideoClassification(tiny_videomae_config(num_labels=4, num_hidden_layers=2)).eval()
     model.save_pretrained(folder / "model")
-    rng = np.random.default_rng(0)
-    frames = np.repeat(rng.integers(0, 120, size=(1, 64, 64, 3), dtype=np.uint8), 16, axis=0)
-    tex = rng.integers(120, 256, size=(20, 20, 3), dtype=np.uint8)
-    for i in range(16):
-        frames[i, 22:42, 2 * i : 2 * i + 20] = tex
-    return folder / "model", write_video(folder / "clip.mp4", frames, fps=8)
+    clips = []
+    for k in range(3):
+        rng = np.random.default_rng(k)
+        frames = np.repeat(rng.integers(0, 120, size=(1, 64, 64, 3), dtype=np.uint8), 16, axis=0)
+        tex = rng.integers(120, 256, size=(20, 20, 3), dtype=np.uint8)
+        for i in range(16):
+            frames[i, 22:42, 2 * i : 2 * i + 20] = tex
+        clips.append(write_video(folder / f"clip{k}.mp4", frames, fps=8))
+    return folder / "model", clips
 
 
 class Server:
@@ -175,19 +179,23 @@ class Server:
 # -- one request, through Gradio's HTTP queue protocol -----------------------------------------------
 
 
-def upload(server: Server, clip: Path) -> dict[str, Any]:
-    with open(clip, "rb") as f:
-        r = httpx.post(
-            f"{server.url}{server.api_prefix}/upload", files=[("files", (clip.name, f, "video/mp4"))], timeout=60
-        )
-    r.raise_for_status()
-    return {"path": r.json()[0], "orig_name": clip.name, "meta": {"_type": "gradio.FileData"}}
+def upload(server: Server, clips: Path | list[Path]) -> list[dict[str, Any]]:
+    """Upload the clips of one set; returns their FileData dicts (the /analyze request's first input)."""
+    out = []
+    for clip in [clips] if isinstance(clips, Path) else clips:
+        with open(clip, "rb") as f:
+            r = httpx.post(
+                f"{server.url}{server.api_prefix}/upload", files=[("files", (clip.name, f, "video/mp4"))], timeout=60
+            )
+        r.raise_for_status()
+        out.append({"path": r.json()[0], "orig_name": clip.name, "meta": {"_type": "gradio.FileData"}})
+    return out
 
 
-def join(server: Server, video: dict[str, Any], num_pairs: int, seed: int, session: str) -> tuple[int, str]:
+def join(server: Server, video: list[dict[str, Any]], num_pairs: int, seed: int, session: str) -> tuple[int, str]:
     """POST queue/join; returns ``(status_code, event_id or the error detail)``."""
     body = {
-        "data": [video, num_pairs, seed],
+        "data": [video, num_pairs, seed, "default", ""],  # the videos, pairs, seed, model choice, Hub id
         "fn_index": server.fn_index,
         "session_hash": session,
         "event_data": None,
@@ -242,7 +250,7 @@ def listen(server: Server, session: str, drop: str | None, timeout_s: float) -> 
 
 
 def request(
-    server: Server, video: dict[str, Any], num_pairs: int, seed: int, drop: str | None, timeout_s: float
+    server: Server, video: list[dict[str, Any]], num_pairs: int, seed: int, drop: str | None, timeout_s: float
 ) -> dict[str, Any]:
     session = uuid.uuid4().hex[:12]
     t0 = time.monotonic()

@@ -1,7 +1,17 @@
-"""The demo's logic: the static/dynamic reading of a video model on one video of your own.
+"""The demo's logic (the Gradio Space, ``spaces_app/app.py``, is a thin layer over it; docs/space.md).
 
-The Gradio Space (``spaces_app/app.py``) is a thin layer over :func:`analyze_video`; call it directly
-to get the same numbers without a browser::
+The Space's three flows live in submodules:
+
+- :mod:`hf_stadyn.demo.compare`: several models read on one StaDyn-Synth pair set, side by side (the first screen);
+- :mod:`hf_stadyn.demo.single`: what ONE video can say (feature movement under shuffling vs restyling, the
+  prediction under shuffling); one video gives no layer estimate;
+- :mod:`hf_stadyn.demo.videoset`: the layer estimate on a set of uploaded videos;
+- :mod:`hf_stadyn.demo.models`: the models a visitor may choose.
+
+This module keeps the caps (:class:`DemoLimits`, :func:`check_video`), the model loader (:func:`load_demo_model`),
+the cancellation hook and :func:`analyze_video`: the static/dynamic reading on pairs cut from one video. That
+reading is rough (windows of one clip share one motion, so it reads close to an untrained network whatever the
+model learned); the Space no longer shows it, and it stays as a library call::
 
     >>> from hf_stadyn.demo import analyze_video                                   # doctest: +SKIP
     >>> markdown, figure_png, report_json = analyze_video("clip.mp4", num_pairs=64, seed=0)
@@ -25,8 +35,8 @@ folder. Loaded models are cached per name, so a Space loads its model once.
 :func:`analyze_video` takes a ``cancel`` callback, asked between pairs: the Space stops the work of a
 client that disconnected or cancelled (docs/space.md).
 
-(This file is a little over 500 lines: it is the whole public surface of ``hf_stadyn.demo``: caps,
-pairs, the analysis and its cancellation, and the example videos.)
+(This file is a little over 500 lines: the caps, the model loader, the one-video pairs, the analysis and its
+cancellation and the example videos that the submodules share.)
 """
 
 from __future__ import annotations
