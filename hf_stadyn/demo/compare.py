@@ -48,7 +48,7 @@ def synth_pair_set(num_clips: int, num_pairs: int, seed: int, num_frames: int, s
     from hf_stadyn.pairs import PairDataset
     from hf_stadyn.synth import SynthConfig, SynthDataset
 
-    extra = {k: tuple(v) if isinstance(v, list) else v for k, v in _default_synth_config().items()}
+    extra: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in _default_synth_config().items()}
     cfg = SynthConfig(num_frames=num_frames, size=size, **extra)
     synth = SynthDataset(split="motion", num_clips=num_clips, config=cfg, seed=seed, train=False)
     clips = synth.to_tensors()["frames"].numpy()
