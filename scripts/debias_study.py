@@ -84,6 +84,10 @@ GOAL = {"conflicting_gain_points": 10.0, "aligned_loss_points": 2.0}
 #: at chance (25 %) on (c) at every rate; 12 epochs at 1e-3 is the budget that trains the motion model from scratch.
 C_BUDGETS = ((1e-4, 3), (3e-4, 3), (1e-3, 3), (1e-3, 12))
 C_TARGET = 0.5
+#: an EXPLORATORY check of (c), run after its evaluation (``--c-explore``), on the tuning seeds only: are (a)'s
+#: tuned penalty weights (8 for decorrelation, 2 for shuffle-uniform) what keeps the penalised methods at chance
+#: on (c)? The same budget, smaller weights; plain fine-tuning's calibration runs are the paired reference.
+C_EXPLORE = (("decor_cross_cov", 0.5), ("decor_cross_cov", 2.0), ("decor_cross_cov", 8.0), ("shuffle_uniform", 0.5))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -470,6 +474,47 @@ def calibrate(out: Path, pool: Pool, smoke: bool) -> dict[str, Any]:
     return cal
 
 
+def explore_calls(out: str, calibration: dict[str, Any], smoke: bool) -> tuple[list[tuple], list[tuple]]:
+    """(c)'s exploratory weight check (C_EXPLORE; the smoke: its first entry) and the plain calibration runs
+    with the same budget."""
+    scale, budget = sds.SMOKE if smoke else sds.Scale(), dict(calibration["c"]["params"])
+    plain = [c for c in calibration_calls(out, smoke) if c[4] == budget]
+    calls = [(out, "c", f"explore_{m}_w{w:g}_s{seed}", m, {"weight": w, **budget}, seed, smoke)
+             for m, w in (C_EXPLORE[:1] if smoke else C_EXPLORE) for seed in scale.tune_seeds]  # fmt: skip
+    return calls, plain
+
+
+def explore_c(out: Path, pool: Pool, calibration: dict[str, Any], smoke: bool) -> str:
+    """Run (c)'s exploratory weight check; write and return c_explore.md (per tuning seed, not a result)."""
+    calls, plain = explore_calls(str(out), calibration, smoke)
+    rows = pool.map(fine_tune, plain + calls)
+    by = {}
+    for c, r in zip(plain + calls, rows, strict=True):
+        key = "plain fine-tuning" if c[3] == "plain" else f"{NAMES[c[3]]}, weight {c[4]['weight']:g}"
+        by.setdefault(key, []).append((c[5], r))
+    budget = calibration["c"]["params"]
+    lines = [
+        "### (c) exploratory: smaller penalty weights (tuning seeds only; not part of the evaluation)",
+        "",
+        f"Budget as calibrated ({budget.get('ft_epochs', 'the default')} epochs at {budget['ft_lr']:g}); seeds "
+        f"{', '.join(str(c[5]) for c in plain)} (the tuning seeds); plain = the calibration runs. "
+        "Motion test accuracy (%) per seed at epochs 3 / 6 / 12, validation accuracy at the end, and the "
+        "pre_classifier static share.",
+        "",
+        "| method | seed | epoch 3 | epoch 6 | epoch 12 | validation | pre_classifier static share % |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, rs in by.items():
+        for seed, r in sorted(rs, key=lambda x: x[0]):
+            h = [e.get("eval/motion_test/accuracy") for e in r["history"] if "eval/motion_test/accuracy" in e]
+            at = [f"{100 * h[i - 1]:.1f}" if len(h) >= i else "-" for i in (3, 6, 12)]
+            lines.append(f"| {key} | {seed} | {' | '.join(at)} | {100 * r['validation_accuracy']:.1f} | "
+                         f"{r['bias']['pre_classifier']['static_share_pct']:.1f} |")  # fmt: skip
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(out / "c_explore.md", text)
+    return text
+
+
 def evaluation_calls(out: str, smoke: bool, seeds: int, chosen: dict[str, Any], settings: list[str],
                      ts_seeds: int, calibration: dict[str, Any] | None = None) -> list[tuple]:  # fmt: skip
     calls = []
@@ -831,6 +876,8 @@ def main(argv: list[str] | None = None) -> int:
                     "methods needed)")  # fmt: skip
     ap.add_argument("--summary-only", action="store_true", help="write table.md / results.json from the cache")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one seed: seconds (numbers meaningless)")
+    ap.add_argument("--c-explore", action="store_true", help="after the evaluation: (c)'s exploratory check of "
+                    "smaller penalty weights on the tuning seeds (C_EXPLORE), written to c_explore.md")  # fmt: skip
     ap.add_argument("--only", default=None, metavar="NAME[,NAME]", help="only these evaluation runs (e.g. "
                     "stillmix_s0; names as in <setting>/runs/), after the pre-training and tuning they depend on; "
                     "rebuilds a released checkpoint (model_cards/*/training.json); no summary is written")  # fmt: skip
@@ -900,6 +947,8 @@ def main(argv: list[str] | None = None) -> int:
             f.result()
     table = write_summary(out, args, tuning, calls, t0)
     sys.stdout.write(table + "\n")
+    if args.c_explore and calibration:
+        sys.stdout.write("\n" + explore_c(out, pool, calibration, args.smoke))
     logger.info("done in %.0f s; results in %s", time.perf_counter() - t0, out)
     return 0
 

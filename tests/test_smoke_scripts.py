@@ -62,7 +62,7 @@ COMMANDS: dict[str, list[str]] = {
     # no --out: the smoke run must pick a temporary folder itself and leave docs/ground_truth.json alone
     "ground_truth_validation": ["scripts/ground_truth_validation.py", "--smoke"],
     "staticdropout_study": ["scripts/staticdropout_study.py", "--smoke", "--out", "{out}"],
-    "debias_study": ["scripts/debias_study.py", "--smoke", "--out", "{out}"],
+    "debias_study": ["scripts/debias_study.py", "--smoke", "--c-explore", "--out", "{out}"],
     "vis_ground_truth": ["scripts/vis_ground_truth.py", "--smoke", "--out", "{out}"],
 }
 # the slowest first, so that two workers finish together
@@ -354,6 +354,12 @@ def check_debias_study(r: Run) -> None:
               "Loophole measures", "### (c) appearance-pre-trained"):  # fmt: skip
         assert s in table, s
     assert (r.out / "a" / "runs" / "decor_cross_cov_s0" / "run.json").is_file()
+    # --c-explore: (c)'s smaller-weight check, each row next to plain's calibration run on the same seed
+    explore = (r.out / "c_explore.md").read_text()
+    rows = [line for line in explore.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [line.split(" | ")[0] for line in rows] == ["| plain fine-tuning", "| decorrelation (cross_cov), weight 0.5"]
+    assert (r.out / "c" / "runs" / "explore_decor_cross_cov_w0.5_s100" / "run.json").is_file()
+    assert explore in r.stdout
 
 
 CHECKS: dict[str, Callable[[Run], None]] = {name: globals()[f"check_{name}"] for name in COMMANDS}
