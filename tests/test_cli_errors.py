@@ -101,44 +101,43 @@ CASES = [
     ("synth-output-is-a-file", ["synth", "--output_dir", "{bad}/a_file", "--num_clips", "2"], {}, "not a folder"),
     ("compare-missing", ["compare", "{bad}/none.json", "{bad}/none2.json"], {}, "does not exist"),
     ("compare-binary", ["compare", "{bad}/binary.json", "{bad}/binary.json"], {}, "binary.json"),
-    # last, and started in the background when the module starts (the ``background`` fixture): huggingface_hub
-    # retries a refused connection with backoff (1 + 2 + 4 + 8 + 8 s) before the one line comes
+    # huggingface_hub retries a refused connection with backoff (1 + 2 + 4 + 8 + 8 s) before the one line comes
     ("hub-unreachable", ["probe", "--model", "nobody/no-such-model"],
      {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}, "cannot be reached"),
 ]  # fmt: skip
-#: cases whose process mostly sleeps: run while the others run, their results read by their own row
-BACKGROUND = ("hub-unreachable",)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def background(tmp_path_factory):
-    """Start the BACKGROUND cases' processes (each in its own empty working folder) when the module starts."""
-    pool = ThreadPoolExecutor(max_workers=len(BACKGROUND))
+@pytest.fixture(scope="module")
+def results(bad, tmp_path_factory):
+    """Every case's process, each in its own empty working folder, three at a time from the module's start (each
+    process is single-threaded, and hub-unreachable mostly sleeps): {id: (working folder, future)}, with the
+    listing of ``bad`` taken before any of them ran."""
+    before = sorted(p.name for p in bad.iterdir())
+    pool = ThreadPoolExecutor(max_workers=3)
     started = {}
-    for name, args, env, _ in (c for c in CASES if c[0] in BACKGROUND):
+    for name, args, env, _ in sorted(CASES, key=lambda c: c[0] != "hub-unreachable"):  # the sleeper first
+        if _READ_ONLY in args and not _read_only_place():
+            continue
         cwd = tmp_path_factory.mktemp(f"cwd-{name}")
-        started[name] = (cwd, pool.submit(_stadyn, args, cwd, **env))
-    yield started
+        started[name] = (cwd, pool.submit(_stadyn, [a.replace("{bad}", str(bad)) for a in args], cwd, **env))
+    yield started, before
     pool.shutdown(wait=True)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_one_line_exit_2_nothing_written(case, bad, tmp_path, background):
+def test_one_line_exit_2_nothing_written(case, bad, results):
     name, args, env, phrase = case
     if _READ_ONLY in args and not _read_only_place():
         pytest.skip("no read-only place on this machine (/sys accepts files)")
-    args = [a.replace("{bad}", str(bad)) for a in args]
-    before = sorted(p.name for p in bad.iterdir())
-    if name in BACKGROUND:
-        tmp_path, future = background[name]
-        res = future.result()
-    else:
-        res = _stadyn(args, tmp_path, **env)
+    started, before = results
+    cwd, future = started[name]
+    res = future.result()
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert res.returncode == 2, (name, res.returncode, res.stderr[-2000:])
     assert "Traceback" not in res.stderr, res.stderr[-3000:]
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"stadyn {args[0]}"), lines[0]
     assert phrase in lines[0], lines[0]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [], "something was written in the working folder"
-    assert sorted(p.name for p in bad.iterdir()) == before
+    assert sorted(p.name for p in cwd.iterdir()) == [], "something was written in the working folder"
+    # the cases run side by side: a file left in ``bad`` fails every row that finishes after it appears
+    assert sorted(p.name for p in bad.iterdir()) == before, "something was written next to the bad inputs"
