@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -48,16 +49,53 @@ def test_readme_lists_every_script() -> None:
         assert f"python examples/{name}" in readme
 
 
+#: every run the tests below read: {key: (script, arguments)}, ``{cwd}`` = the run's own empty working folder;
+#: the slowest first
+RUNS: dict[str, tuple[str, list[str]]] = {
+    "probe": ("probe_model_folder.py", ["--num-clips", "4", "--num-pairs", "32", "--out", "{cwd}/probe"]),
+    "trainer_static_dropout": ("trainer_static_dropout.py", [
+        "--output_dir", "{cwd}/run", "--num_train", "24", "--per_device_train_batch_size", "8",
+        "--num_train_epochs", "1", "--logging_steps", "1", "--eval_strategy", "epoch", "--save_strategy", "epoch",
+        "--use_cpu", "--report_to", "none", "--disable_tqdm", "True"]),
+    "avos": ("avos_two_stream.py", ["--train-clips", "4", "--test-clips", "2", "--probe-videos", "2", "--num-pairs",
+                                    "16", "--out", "{cwd}/avos"]),
+    "finetune": ("finetune_with_bias_tracking.py", ["--num-train", "24", "--num-eval", "8", "--batch-size", "8",
+                                                    "--track-every", "2", "--probe-pairs", "8", "--out", "{cwd}/run"]),
+    # every random choice comes from --seed: a second run (fresh clips, fresh pairs) must read the same
+    "probe_again": ("probe_model_folder.py", ["--num-clips", "4", "--num-pairs", "32", "--no-figures", "--out",
+                                              "{cwd}/again"]),
+    **{f"help-{Path(s).stem}": (s, ["--help"]) for s in SCRIPTS},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory) -> dict[str, tuple[Path, object]]:
+    """All RUNS, two at a time from the first test that needs one (each script is single-threaded):
+    {key: (working folder, future of the finished process)}."""
+    pool = ThreadPoolExecutor(max_workers=2)
+    started = {}
+    for key, (script, args) in RUNS.items():
+        cwd = tmp_path_factory.mktemp(key)
+        started[key] = (cwd, pool.submit(_run, script, *[a.replace("{cwd}", str(cwd)) for a in args], cwd=cwd))
+    yield started
+    pool.shutdown(wait=True)
+
+
+def _result(ran, key: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    cwd, future = ran[key]
+    return future.result(), cwd
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_help(script: str, tmp_path: Path) -> None:
-    proc = _run(script, "--help", cwd=tmp_path)
+def test_help(script: str, ran) -> None:
+    proc, cwd = _result(ran, f"help-{Path(script).stem}")
     assert "--out" in proc.stdout and "--seed" in proc.stdout
-    assert not any(tmp_path.iterdir()), "--help must not write anything"
+    assert not any(cwd.iterdir()), "--help must not write anything"
 
 
-def test_probe_model_folder(tmp_path: Path) -> None:
+def test_probe_model_folder(ran) -> None:
+    proc, tmp_path = _result(ran, "probe")
     out = tmp_path / "probe"
-    proc = _run("probe_model_folder.py", "--num-clips", "4", "--num-pairs", "32", "--out", str(out), cwd=tmp_path)
     doc = json.loads((out / "report.json").read_text(encoding="utf-8"))
     expected = list(hf_stadyn.load_model(DEFAULT_MODEL_DIR).probe_layers())
     assert [lb["layer"] for lb in doc["layers"]] == expected
@@ -70,18 +108,13 @@ def test_probe_model_folder(tmp_path: Path) -> None:
     for lb in doc["layers"]:
         assert float(rows[lb["layer"]][1]) == pytest.approx(lb["percent"]["dynamic"])
     # every random choice comes from --seed: a second run (fresh clips, fresh pairs) reads the same
-    again = tmp_path / "again"
-    _run("probe_model_folder.py", "--num-clips", "4", "--num-pairs", "32", "--no-figures", "--out", str(again),
-         cwd=tmp_path)  # fmt: skip
-    assert json.loads((again / "report.json").read_text(encoding="utf-8"))["layers"] == doc["layers"]
+    _, again = _result(ran, "probe_again")
+    assert json.loads((again / "again" / "report.json").read_text(encoding="utf-8"))["layers"] == doc["layers"]
 
 
-def test_finetune_with_bias_tracking(tmp_path: Path) -> None:
+def test_finetune_with_bias_tracking(ran) -> None:
+    proc, tmp_path = _result(ran, "finetune")
     out = tmp_path / "run"
-    proc = _run(
-        "finetune_with_bias_tracking.py", "--num-train", "24", "--num-eval", "8", "--batch-size", "8",
-        "--track-every", "2", "--probe-pairs", "8", "--out", str(out), cwd=tmp_path,
-    )  # fmt: skip
     lines = (out / "bias_history.jsonl").read_text(encoding="utf-8").splitlines()
     records = [json.loads(line) for line in lines if line.strip()]
     assert len(records) >= 2
@@ -97,15 +130,11 @@ def test_finetune_with_bias_tracking(tmp_path: Path) -> None:
     assert (out / "model" / "config.json").is_file()
 
 
-def test_trainer_static_dropout(tmp_path: Path) -> None:
+def test_trainer_static_dropout(ran) -> None:
     """TrainingArguments on the command line; the StaticDropout / bias callbacks attach themselves (no
     manual attach) and keep Trainer's loss at every step, the measurements included (steps 0 and 2)."""
+    proc, tmp_path = _result(ran, "trainer_static_dropout")
     out = tmp_path / "run"
-    proc = _run(
-        "trainer_static_dropout.py", "--output_dir", str(out), "--num_train", "24", "--per_device_train_batch_size",
-        "8", "--num_train_epochs", "1", "--logging_steps", "1", "--eval_strategy", "epoch", "--save_strategy",
-        "epoch", "--use_cpu", "--report_to", "none", "--disable_tqdm", "True", cwd=tmp_path,
-    )  # fmt: skip
     assert "bias measured at steps [0, 2]" in proc.stdout and "eval_conflicting_accuracy" in proc.stdout
     records = [json.loads(line) for line in (out / "bias_history.jsonl").read_text().splitlines() if line]
     assert [r["step"] for r in records] == [0, 2] and all(r["layers"] for r in records)
@@ -118,12 +147,9 @@ def test_trainer_static_dropout(tmp_path: Path) -> None:
     assert sd["p"] == 0.5 and sd["static_channels"] == records[-1]["static_dropout"]["static_channels"]
 
 
-def test_avos_two_stream(tmp_path: Path) -> None:
+def test_avos_two_stream(ran) -> None:
+    proc, tmp_path = _result(ran, "avos")
     out = tmp_path / "avos"
-    proc = _run(
-        "avos_two_stream.py", "--train-clips", "4", "--test-clips", "2", "--probe-videos", "2", "--num-pairs", "16",
-        "--out", str(out), cwd=tmp_path,
-    )  # fmt: skip
     metrics = json.loads((out / "model" / "metrics.json").read_text(encoding="utf-8"))
     assert set(metrics["eval"]) == {"normal", "camouflage"}
     assert metrics["train"]["num_steps"] >= 1
