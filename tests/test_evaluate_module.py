@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -53,6 +54,16 @@ def _expected():
     return compute_from_arrays(za, zb, ["static", "dynamic"] * 30, threshold=0.4).to_dict()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def package_run(tmp_path_factory):
+    """``hf_stadyn.load_metric`` in a fresh process (its own HF_HOME), started with the module so that it runs
+    beside the registration test's three processes (each single-threaded)."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(_run, tmp_path_factory.mktemp("package"), "package")
+    yield future
+    pool.shutdown(wait=True)
+
+
 def test_bare_name_fails_before_registration_and_works_after(tmp_path):
     before = _run(tmp_path, "bare")
     assert before.returncode != 0
@@ -74,8 +85,8 @@ def test_bare_name_fails_before_registration_and_works_after(tmp_path):
     assert out["categories"] == exp["categories"]
 
 
-def test_load_metric_needs_no_registration(tmp_path):
-    res = _run(tmp_path, "package")
+def test_load_metric_needs_no_registration(package_run):
+    res = package_run.result()
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["s_dynamic"] == pytest.approx(_expected()["s_dynamic"], rel=1e-9)
