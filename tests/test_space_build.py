@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,6 @@ SPACES = {
     "demo": (REPO_ROOT / "spaces_app", "tester/stadyn-demo"),
     "metric": (metric_path(), "tester/static_dynamic_bias"),
 }
-_BUILT: dict[str, Path] = {}  # the wheel the first publish built, reused by the second (same sources)
 
 
 def _run(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -43,31 +43,22 @@ def _venv_env() -> dict[str, str]:
     return env | {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
 
 
-@pytest.mark.parametrize("space", list(SPACES))
-def test_space_builds_from_its_requirements_in_a_fresh_venv(tmp_path, hub_server, space):  # noqa: F811
+def _publish(space: str, hub_server, wheel: Path | None) -> dict[str, bytes]:  # noqa: F811
+    """``stadyn publish`` of the Space folder (with an already built ``wheel``, else it builds one): the repo's files."""
     folder, repo = SPACES[space]
-    hub = hub_server.hub
-    args = ["stadyn", "publish", str(folder), "--repo_id", repo]
-    if _BUILT:
-        args += ["--wheel", str(next(iter(_BUILT.values())))]
+    args = ["stadyn", "publish", str(folder), "--repo_id", repo] + (["--wheel", str(wheel)] if wheel else [])
     out = _run(args, hub_env(hub_server)).stdout
     assert f"to Space repo {repo}" in out
-    files = hub.files(repo, "space")
-    wheels = [p for p in files if p.startswith("wheels/hf_stadyn-") and p.endswith(".whl")]
-    assert len(wheels) == 1 and set(wheels) <= hub.lfs_files(repo, "space")
-    if not _BUILT:
-        _BUILT[space] = tmp_path / Path(wheels[0]).name
-        _BUILT[space].write_bytes(files[wheels[0]])
-    requirements = files["requirements.txt"].decode()
-    url = f"{hub_server}/spaces/{repo}/resolve/main/{wheels[0]}"
-    assert f"hf-stadyn @ {url}\n" in requirements
-    assert "sdk: gradio" in files["README.md"].decode() and "app.py" in files
+    return hub_server.hub.files(repo, "space")
 
-    # the builder: requirements.txt alone, pip from local files (and the Space repo) only
-    build = tmp_path / "build"
+
+def _build_and_import(space: str, files: dict[str, bytes], tmp: Path) -> None:
+    """The builder (requirements.txt alone, pip from local files and the Space repo only), then the running
+    Space: the repo's files, app.py imported by the venv's Python."""
+    build = tmp / "build"
     build.mkdir()
     (build / "requirements.txt").write_bytes(files["requirements.txt"])
-    venv = tmp_path / "venv"
+    venv = tmp / "venv"
     env = _venv_env()
     _run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], env)
     py = str(venv / "bin" / "python")
@@ -75,8 +66,7 @@ def test_space_builds_from_its_requirements_in_a_fresh_venv(tmp_path, hub_server
     _run([*pip, "install", "--no-index", "--no-cache-dir", "-q", "-r", "requirements.txt"], env, cwd=build)
     _run([*pip, "check"], env)
 
-    # the running Space: the repo's files, app.py imported by the venv's Python
-    app = tmp_path / "app"
+    app = tmp / "app"
     for path, data in files.items():
         (app / path).parent.mkdir(parents=True, exist_ok=True)
         (app / path).write_bytes(data)
@@ -90,11 +80,40 @@ def test_space_builds_from_its_requirements_in_a_fresh_venv(tmp_path, hub_server
             "md, out = app.compute(app.example_json(), None, 0.5, 10); assert '20 dynamic and 20 static' in md, md; "
         )
     else:
-        # the first screen's readings and the released checkpoints travel with the Space folder
-        assert "readings.json" in files and "models/stadyn-tiny-videomae-trap-plain/model.safetensors" in files
         check += (
             "from hf_stadyn.demo import load_demo_model; load_demo_model(None); "
             "from hf_stadyn.demo.models import resolve_model; assert app._readings() is not None; "
             "assert resolve_model('stadyn-tiny-videomae-trap-stillmix', app.MODELS_DIR)[1].endswith('stillmix'); "
         )
     _run([py, "-c", check + "print('ok')"], env | {"HF_HUB_OFFLINE": "1"}, cwd=app)
+
+
+@pytest.fixture(scope="module")
+def spaces(tmp_path_factory, hub_server):  # noqa: F811
+    """Both Spaces published (the demo's publish builds the wheel, the metric's reuses it: same sources), then
+    both built and imported side by side (pip and the imports are single-threaded): {space: (files, future)}."""
+    files = {"demo": _publish("demo", hub_server, None)}
+    wheel_path = next(p for p in files["demo"] if p.startswith("wheels/hf_stadyn-") and p.endswith(".whl"))
+    wheel = tmp_path_factory.mktemp("wheel") / Path(wheel_path).name
+    wheel.write_bytes(files["demo"][wheel_path])
+    files["metric"] = _publish("metric", hub_server, wheel)
+    pool = ThreadPoolExecutor(max_workers=2)
+    started = {k: (f, pool.submit(_build_and_import, k, f, tmp_path_factory.mktemp(k))) for k, f in files.items()}
+    yield started
+    pool.shutdown(wait=True)
+
+
+@pytest.mark.parametrize("space", list(SPACES))
+def test_space_builds_from_its_requirements_in_a_fresh_venv(hub_server, spaces, space):  # noqa: F811
+    _, repo = SPACES[space]
+    files, built = spaces[space]
+    wheels = [p for p in files if p.startswith("wheels/hf_stadyn-") and p.endswith(".whl")]
+    assert len(wheels) == 1 and set(wheels) <= hub_server.hub.lfs_files(repo, "space")
+    requirements = files["requirements.txt"].decode()
+    url = f"{hub_server}/spaces/{repo}/resolve/main/{wheels[0]}"
+    assert f"hf-stadyn @ {url}\n" in requirements
+    assert "sdk: gradio" in files["README.md"].decode() and "app.py" in files
+    if space == "demo":
+        # the first screen's readings and the released checkpoints travel with the Space folder
+        assert "readings.json" in files and "models/stadyn-tiny-videomae-trap-plain/model.safetensors" in files
+    built.result()  # the builder's install, pip check and app import (their assertion, if one failed)
