@@ -506,8 +506,7 @@ def explore_c(out: Path, pool: Pool, calibration: dict[str, Any], smoke: bool) -
     ]
     for key, rs in by.items():
         for seed, r in sorted(rs, key=lambda x: x[0]):
-            h = [e.get("eval/motion_test/accuracy") for e in r["history"] if "eval/motion_test/accuracy" in e]
-            at = [f"{100 * h[i - 1]:.1f}" if len(h) >= i else "-" for i in (3, 6, 12)]
+            at = [f"{100 * _epoch_acc(r, i - 1):.1f}" if len(r["history"]) >= i else "-" for i in (3, 6, 12)]
             lines.append(f"| {key} | {seed} | {' | '.join(at)} | {100 * r['validation_accuracy']:.1f} | "
                          f"{r['bias']['pre_classifier']['static_share_pct']:.1f} |")  # fmt: skip
     text = "\n".join(lines) + "\n"
@@ -886,6 +885,9 @@ def main(argv: list[str] | None = None) -> int:
     bad = [k for k in args.settings if k not in SETTINGS]
     if bad:
         ap.error(f"unknown setting(s) {', '.join(bad)}; choose from {', '.join(SETTINGS)}")
+    if args.c_explore and ("c" not in args.settings or args.only is not None or args.summary_only):
+        ap.error("--c-explore runs (c)'s exploratory fine-tuning after (c)'s evaluation: give it with setting c in "
+                 "--settings and without --only or --summary-only")  # fmt: skip
     if args.smoke:
         args.seeds, args.ts_seeds, args.jobs, args.threads = 1, 1, 1, 1
         if "--settings" not in " ".join(argv if argv is not None else sys.argv):

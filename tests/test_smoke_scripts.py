@@ -372,3 +372,17 @@ def test_smoke_run(name: str, smoke_runs: dict[str, Future[Run]]) -> None:
     assert r.returncode == 0, f"{name} exited {r.returncode}:\n{r.stderr[-4000:]}"
     assert "SMOKE RUN" in r.stdout and "meaningless" in r.stdout, r.stdout[:1000]
     CHECKS[name](r)
+
+
+@pytest.mark.parametrize("extra", [["--settings", "a,b"], ["--summary-only"], ["--only", "plain_s0"]],
+                         ids=["without-c", "summary-only", "only"])  # fmt: skip
+def test_debias_study_refuses_c_explore_where_it_cannot_run(extra: list[str], tmp_path: Path) -> None:
+    """--c-explore needs (c)'s evaluation in the same invocation: refused before any work (exit 2, nothing
+    written), not silently skipped."""
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "debias_study.py"), "--c-explore", *extra, "--out",
+                           str(out)], env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "--c-explore" in proc.stderr.splitlines()[-1] and "Traceback" not in proc.stderr
+    assert not out.exists()
